@@ -1,0 +1,79 @@
+"""One resolver for ``num_threads``, shared by the Cython and Numba kernels.
+
+``None`` or ``0`` mean every usable core (honouring ``OMP_NUM_THREADS`` and the CPU
+affinity mask), a positive count is taken as given, ``-1`` is all cores and other
+negative counts are counted back from it (``-2`` = all but one).
+"""
+import contextlib
+import numbers
+import os
+import warnings
+
+from fastrec.exceptions import FastrecWarning
+
+_warned_no_openmp = False
+
+
+def usable_cores():
+    """Cores this process may run on (affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _default_threads():
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return usable_cores()
+
+
+def effective_num_threads(num_threads=None):
+    """Resolve a user's ``num_threads`` to a positive thread count for our kernels."""
+    if num_threads is not None and (
+        isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral)
+    ):
+        raise TypeError(f"num_threads must be an int or None, got {num_threads!r}")
+    n = 0 if num_threads is None else int(num_threads)
+    if n == 0:
+        n = _default_threads()
+    elif n < 0:
+        n = max(1, usable_cores() + 1 + n)
+    from fastrec._kernels._openmp_info import openmp_enabled
+
+    if not openmp_enabled():
+        global _warned_no_openmp
+        if n > 1 and num_threads not in (None, 0) and not _warned_no_openmp:
+            warnings.warn(
+                "fastrec was built without OpenMP: kernels run on one thread "
+                f"(num_threads={num_threads} ignored); rebuild with an OpenMP-capable compiler",
+                FastrecWarning,
+                stacklevel=3,
+            )
+            _warned_no_openmp = True
+        return 1
+    return n
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n=1):
+    """Keep BLAS to ``n`` threads while our own threads run (avoids oversubscription)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
+
+
+@contextlib.contextmanager
+def numba_threads(n):
+    """Run Numba parallel regions with ``n`` threads, restoring the previous count."""
+    import numba
+
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
