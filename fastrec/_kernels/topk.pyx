@@ -71,7 +71,15 @@ cdef inline void _row_topk(const value_t* row, Py_ssize_t n_cols,
     cdef index_t tmp_j
     if k == 0:
         return
+    cdef value_t threshold = -INFINITY  # the root's score once the heap is full
     for j in range(n_cols):
+        s = row[j]
+        # once full, only a strictly higher score can enter (equal scores have lower ids
+        # already inside); this one comparison rejects almost every column
+        if size == k and not (s > threshold):
+            continue
+        if not (s > -INFINITY):  # NaN and -inf are never candidates
+            continue
         if dense_mask != NULL and dense_mask[j]:
             continue
         if n_excluded:
@@ -79,18 +87,17 @@ cdef inline void _row_topk(const value_t* row, Py_ssize_t n_cols,
                 p += 1
             if p < n_excluded and excluded[p] == j:
                 continue
-        s = row[j]
-        if not (s > -INFINITY):  # NaN and -inf are never candidates
-            continue
         if size < k:
             out_scores[size] = s
             out_ids[size] = <index_t>j
             _sift_up(out_scores, out_ids, size)
             size += 1
-        elif _worse(out_scores[0], out_ids[0], s, j):
+        else:
             out_scores[0] = s
             out_ids[0] = <index_t>j
             _sift_down(out_scores, out_ids, size, 0)
+        if size == k:
+            threshold = out_scores[0]
     # heap sort: the worst goes to the back, leaving the row in descending order
     last = size - 1
     while last > 0:

@@ -1,0 +1,287 @@
+"""The verbs every fastrec model shares: fit, predict, recommend, save / load.
+
+A model implements three hooks on dense indices — ``_fit(data)``,
+``_predict_indices(u, i)`` and ``_score_users(u)`` — and lists its learned arrays in
+``_learned``; this base class turns raw ids into indices, reports cold users and
+items, batches recommendation through the shared top-k kernel and stores models as
+``.npz`` files without pickle.
+"""
+import dataclasses
+import inspect
+import json
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastrec._checks import as_1d, check_positive_int
+from fastrec._idmap import IdMap
+from fastrec._threads import effective_num_threads
+from fastrec.data import Interactions, as_interactions
+from fastrec.exceptions import NotFittedError
+from fastrec.topk import run_topk
+
+_MODELS = {}
+FORMAT_VERSION = 1
+SCORE_BLOCK_BYTES = 64 * 2**20  # dense score block per recommend batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Details:
+    """What a prediction or recommendation knew about its users and items.
+
+    ``known_user`` / ``known_item``: boolean arrays, True where the id had training
+    interactions; elsewhere the model used ``fallback``.
+    """
+
+    known_user: np.ndarray
+    known_item: np.ndarray
+    fallback: str
+
+
+class Recommender:
+    """Base class: hyper-parameters in ``__init__``, learned state in attributes ending in ``_``."""
+
+    _learned = ()             # names of learned array attributes, saved by save()
+    predicts_ratings = True   # False where predict() returns a ranking score, not a rating
+    fallback = "global mean"  # what unknown users/items get
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _MODELS[cls.__name__] = cls
+
+    # --------------------------------------------------------------- params
+    @classmethod
+    def _param_names(cls):
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values() if p.name != "self"]
+
+    def get_params(self):
+        """Hyper-parameters as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if not _same_value(v, defaults[k].default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data):
+        """Learn from an ``Interactions`` (or a scipy sparse users x items matrix); returns self."""
+        data = as_interactions(data)
+        self._check_params()
+        self._fit(data)
+        self.interactions_ = data
+        return self
+
+    def _check_params(self):
+        """Validate hyper-parameters (subclasses extend); runs before any work."""
+
+    def _check_fitted(self):
+        if not hasattr(self, "interactions_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(data) first")
+
+    # ------------------------------------------------------- id resolution
+    def _known_users(self, raw):
+        data = self.interactions_
+        u = data.user_index(raw, unknown="ignore")
+        known = u >= 0
+        known[known] = data.user_counts[u[known]] > 0
+        return np.where(known, u, -1), known
+
+    def _known_items(self, raw):
+        data = self.interactions_
+        i = data.item_index(raw, unknown="ignore")
+        known = i >= 0
+        known[known] = self._item_has_data()[i[known]]
+        return np.where(known, i, -1), known
+
+    def _item_has_data(self):
+        if getattr(self, "_items_with_data", None) is None:
+            self._items_with_data = self.interactions_.item_counts > 0
+        return self._items_with_data
+
+    # -------------------------------------------------------------- predict
+    def predict(self, users, items, *, return_details=False):
+        """Predicted scores (ratings, for rating models) for pairs of raw ids.
+
+        Unknown users or items (no training interactions) get the model's fallback
+        (``self.fallback``) and never raise; ``return_details=True`` also returns a
+        :class:`Details` saying which pairs fell back.
+        """
+        self._check_fitted()
+        scalar = np.ndim(users) == 0 and np.ndim(items) == 0
+        users = as_1d(np.atleast_1d(np.asarray(users)), "users")
+        items = as_1d(np.atleast_1d(np.asarray(items)), "items")
+        if users.size != items.size:
+            raise ValueError(f"users has {users.size} entries but items has {items.size}")
+        u, known_user = self._known_users(users)
+        i, known_item = self._known_items(items)
+        estimates = self._predict_indices(u, i)
+        if scalar:
+            estimates = float(estimates[0])
+        if return_details:
+            return estimates, Details(known_user, known_item, self.fallback)
+        return estimates
+
+    # ------------------------------------------------------------ recommend
+    def recommend(self, users, n=10, *, exclude_seen=True, items=None, num_threads=None,
+                  return_details=False):
+        """Top-``n`` items for many users at once.
+
+        Parameters
+        ----------
+        users : array-like of raw user ids
+            Unknown users (no training interactions) get the fallback ranking.
+        n : int
+        exclude_seen : bool
+            Leave out items each user interacted with in training.
+        items : array-like of raw item ids, optional
+            Only recommend among these candidates.
+        num_threads : int, optional
+
+        Returns
+        -------
+        item_ids : array (len(users), n) of raw item ids
+            Padded where fewer than n candidates remain: -1 for integer ids, "" for
+            string ids, None for other ids (their score is -inf).
+        scores : float array (len(users), n)
+        details : Details, only with ``return_details=True``
+        """
+        self._check_fitted()
+        n = check_positive_int(n, "n", minimum=0)
+        users = as_1d(np.atleast_1d(np.asarray(users)), "users")
+        threads = effective_num_threads(num_threads)
+        data = self.interactions_
+        u, known_user = self._known_users(users)
+        candidates = None
+        if items is not None:
+            wanted = data.item_index(as_1d(np.atleast_1d(np.asarray(items)), "items"))
+            candidates = np.ones((1, data.n_items), dtype=np.uint8)
+            candidates[0, wanted] = 0  # the kernel's mask marks exclusions
+        block = max(1, min(max(u.size, 1), SCORE_BLOCK_BYTES // (8 * max(data.n_items, 1))))
+        out_ids = np.empty((u.size, n), dtype=np.int64)
+        out_scores = None
+        for start in range(0, u.size, block):
+            rows = u[start:start + block]
+            scores = np.ascontiguousarray(self._score_users(rows))
+            indptr = indices = None
+            if exclude_seen:
+                indptr, indices = _rows_pattern(data.csr, rows)
+            ids, top = run_topk(scores, n, candidates, indptr, indices, threads)
+            if out_scores is None:
+                out_scores = np.empty((u.size, n), dtype=top.dtype)
+            out_ids[start:start + block] = ids
+            out_scores[start:start + block] = top
+        if out_scores is None:
+            out_scores = np.empty((0, n))
+        raw = _raw_ids(data.item_ids, out_ids)
+        if return_details:
+            all_items = np.ones(data.n_items, dtype=bool)
+            return raw, out_scores, Details(known_user, all_items, self.fallback)
+        return raw, out_scores
+
+    # ------------------------------------------------------------ save/load
+    def save(self, path):
+        """Write the fitted model to ``path`` (``.npz``, no pickle); read it with ``fastrec.load``."""
+        self._check_fitted()
+        data = self.interactions_
+        state = {
+            "format/version": np.array(FORMAT_VERSION),
+            "format/class": np.array(type(self).__name__),
+            "format/params": np.array(json.dumps(self.get_params(), default=_json_default)),
+            "train/indptr": data.csr.indptr,
+            "train/indices": data.csr.indices,
+            "train/data": data.csr.data,
+            "train/user_ids": _savable_ids(data.user_ids, "user"),
+            "train/item_ids": _savable_ids(data.item_ids, "item"),
+            "train/implicit": np.array(data.is_implicit),
+            "train/rating_scale": np.array(data.rating_scale if data.rating_scale else (np.nan, np.nan)),
+        }
+        for name in self._learned:
+            state[f"learned/{name}"] = np.asarray(getattr(self, name))
+        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+            np.savez(f, **state)
+
+    def _restore(self, arrays):
+        for name in self._learned:
+            setattr(self, name, arrays[f"learned/{name}"])
+
+
+def load(path):
+    """Read a model written by ``Recommender.save``."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {key: f[key] for key in f.files}
+    try:
+        name = str(arrays["format/class"])
+        params = json.loads(str(arrays["format/params"]))
+    except KeyError:
+        raise ValueError(f"{path} is not a fastrec model file") from None
+    if name not in _MODELS:
+        raise ValueError(f"{path} holds an unknown model class {name!r}")
+    model = _MODELS[name](**params)
+    user_ids, item_ids = arrays["train/user_ids"], arrays["train/item_ids"]
+    csr = sp.csr_array((arrays["train/data"], arrays["train/indices"], arrays["train/indptr"]),
+                       shape=(user_ids.size, item_ids.size))
+    csr.has_sorted_indices = True
+    scale = tuple(float(x) for x in arrays["train/rating_scale"])
+    model.interactions_ = Interactions(
+        csr, IdMap(user_ids, "user"), IdMap(item_ids, "item"),
+        implicit=bool(arrays["train/implicit"]), rating_scale=None if np.isnan(scale[0]) else scale,
+    )
+    model._restore(arrays)
+    return model
+
+
+# ------------------------------------------------------------------ helpers
+def _rows_pattern(csr, rows):
+    """CSR ``(indptr, indices)`` of the chosen rows; row -1 is empty."""
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    starts = csr.indptr[safe]
+    lengths = np.where(valid, csr.indptr[safe + 1] - starts, 0)
+    indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+    indices = csr.indices[gather].astype(np.int64, copy=False)
+    return indptr, indices
+
+
+def _raw_ids(ids, codes):
+    """Raw ids for dense codes, with a padding value where the code is -1."""
+    raw = ids[np.maximum(codes, 0)] if ids.size else np.empty(codes.shape, dtype=ids.dtype)
+    pad = codes < 0
+    if pad.any():
+        if ids.dtype.kind in "iu":
+            if ids.dtype.kind == "u":
+                raw = raw.astype(np.int64)
+            raw[pad] = -1
+        elif ids.dtype.kind in "US":
+            raw[pad] = ""
+        else:
+            raw = raw.astype(object)
+            raw[pad] = None
+    return raw
+
+
+def _savable_ids(ids, what):
+    if ids.dtype.kind != "O":
+        return ids
+    if all(isinstance(v, str) for v in ids.tolist()):
+        return ids.astype(str)
+    raise TypeError(f"{what} ids of Python object type cannot be saved without pickle; use ints or strings")
+
+
+def _json_default(value):
+    if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
+        return np.dtype(value).name
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"hyper-parameter value {value!r} cannot be saved")
+
+
+def _same_value(a, b):
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
