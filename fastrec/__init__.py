@@ -28,6 +28,7 @@ _LAZY = {
     "Popularity": "fastrec.models.popularity",
     "Baseline": "fastrec.models.baseline",
     "load": "fastrec.models.base",
+    "evaluate": "fastrec.evaluation",
     "show_config": "fastrec._config",
     "FastrecWarning": "fastrec.exceptions",
     "NotFittedError": "fastrec.exceptions",

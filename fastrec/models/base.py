@@ -43,6 +43,7 @@ class Recommender:
 
     _learned = ()             # names of learned array attributes, saved by save()
     predicts_ratings = True   # False where predict() returns a ranking score, not a rating
+    requires_ratings = False  # True where fit() needs explicit ratings
     fallback = "global mean"  # what unknown users/items get
 
     def __init_subclass__(cls, **kwargs):
@@ -148,6 +149,15 @@ class Recommender:
         scores : float array (len(users), n)
         details : Details, only with ``return_details=True``
         """
+        codes, scores, known_user = self._recommend_codes(users, n, exclude_seen, items, num_threads)
+        raw = _raw_ids(self.interactions_.item_ids, codes)
+        if return_details:
+            all_items = np.ones(self.interactions_.n_items, dtype=bool)
+            return raw, scores, Details(known_user, all_items, self.fallback)
+        return raw, scores
+
+    def _recommend_codes(self, users, n, exclude_seen=True, items=None, num_threads=None):
+        """``recommend`` on dense item indices: ``(codes, scores, known_user)``, -1 padded."""
         self._check_fitted()
         n = check_positive_int(n, "n", minimum=0)
         users = as_1d(np.atleast_1d(np.asarray(users)), "users")
@@ -175,11 +185,7 @@ class Recommender:
             out_scores[start:start + block] = top
         if out_scores is None:
             out_scores = np.empty((0, n))
-        raw = _raw_ids(data.item_ids, out_ids)
-        if return_details:
-            all_items = np.ones(data.n_items, dtype=bool)
-            return raw, out_scores, Details(known_user, all_items, self.fallback)
-        return raw, out_scores
+        return out_ids, out_scores, known_user
 
     # ------------------------------------------------------------ save/load
     def save(self, path):

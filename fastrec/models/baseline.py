@@ -43,6 +43,7 @@ class Baseline(Recommender):
     """
 
     _learned = ("global_mean_", "user_bias_", "item_bias_")
+    requires_ratings = True
 
     def __init__(self, method="als", n_epochs=None, reg_u=15.0, reg_i=10.0, reg=0.02,
                  learning_rate=0.005, clip=True):

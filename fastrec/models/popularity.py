@@ -36,6 +36,10 @@ class Popularity(Recommender):
         return self.mode == "mean"
 
     @property
+    def requires_ratings(self):
+        return self.mode == "mean"
+
+    @property
     def fallback(self):
         return "global mean" if self.mode == "mean" else "score 0"
 
