@@ -1,0 +1,62 @@
+"""Rating and ranking metrics against hand-computed cases and a plain loop."""
+import numpy as np
+import pytest
+
+from fastrec import Interactions, metrics
+from fastrec.testing import make_interactions
+
+
+def test_rating_errors_hand_computed():
+    assert metrics.mse([1, 2, 3], [1, 2, 5]) == pytest.approx(4 / 3)
+    assert metrics.rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(np.sqrt(4 / 3))
+    assert metrics.mae([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.rmse([1, 2], [1])
+    with pytest.raises(ValueError, match="no predictions"):
+        metrics.mae([], [])
+
+
+def test_ranking_hand_computed():
+    # user 0 has test items {1, 3}; user 1 has none (skipped); user 2 has {0}
+    test = Interactions.from_arrays([0, 0, 2], [1, 3, 0], user_ids=[0, 1, 2], item_ids=[0, 1, 2, 3])
+    top = np.array([[3, 2, 1], [0, 1, 2], [2, 1, -1]])
+    got = metrics.ranking_metrics(top, np.array([0, 1, 2]), test, ks=(1, 3))
+    assert got["n_users"] == 2 and got["n_skipped_users"] == 1
+    assert got["precision@1"] == pytest.approx((1 + 0) / 2)
+    assert got["precision@3"] == pytest.approx((2 / 3 + 0) / 2)
+    assert got["recall@3"] == pytest.approx((1.0 + 0.0) / 2)
+    ndcg0 = (1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    assert got["ndcg@3"] == pytest.approx(ndcg0 / 2)
+    assert got["hit_rate@3"] == pytest.approx(0.5)
+
+
+def plain_ndcg(top, users, test, k):
+    values = []
+    for row, u in zip(top, users):
+        relevant = set(test.csr[[u]].indices.tolist())
+        if not relevant:
+            continue
+        dcg = sum(1 / np.log2(r + 2) for r, item in enumerate(row[:k]) if item in relevant)
+        idcg = sum(1 / np.log2(r + 2) for r in range(min(k, len(relevant))))
+        values.append(dcg / idcg)
+    return np.mean(values)
+
+
+def test_ranking_matches_plain_loop(seed):
+    test = make_interactions(60, 30, 0.1, implicit=True, seed=seed)
+    rng = np.random.default_rng(seed)
+    top = np.array([rng.permutation(30)[:10] for _ in range(60)])
+    users = np.arange(60)
+    got = metrics.ranking_metrics(top, users, test, ks=(5, 10))
+    assert got["ndcg@5"] == pytest.approx(plain_ndcg(top, users, test, 5))
+    assert got["ndcg@10"] == pytest.approx(plain_ndcg(top, users, test, 10))
+
+
+def test_ranking_validates_cutoffs():
+    test = make_interactions(5, 5, 0.5)
+    with pytest.raises(ValueError, match="cut-offs"):
+        metrics.ranking_metrics(np.zeros((5, 3), int), np.arange(5), test, ks=(4,))
+
+
+def test_coverage():
+    assert metrics.coverage(np.array([[0, 1], [1, -1]]), 4) == 0.5
