@@ -61,13 +61,26 @@ class BuildExtWithOpenMP(build_ext):
                 return False
         return True
 
+    def _force_if_mode_changed(self, mode):
+        """setuptools only tracks source times: rebuild when the OpenMP/debug mode changes."""
+        os.makedirs(self.build_temp, exist_ok=True)
+        marker = os.path.join(self.build_temp, "fastrec-build-mode")
+        previous = open(marker).read() if os.path.exists(marker) else None
+        if previous != mode:
+            self.force = True
+        with open(marker, "w") as f:
+            f.write(mode)
+
     def build_extensions(self):
-        if self._openmp_works():
+        openmp = self._openmp_works()
+        if openmp:
             for ext in self.extensions:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")
         else:
             print("fastrec: OpenMP DISABLED (serial kernels)", file=sys.stderr)
+        debug = _env_flag("FASTREC_CYTHON_DEBUG")
+        self._force_if_mode_changed(f"openmp={openmp} debug={debug}")
         super().build_extensions()
 
 
@@ -85,6 +98,7 @@ def _extensions():
     ]
     return cythonize(
         extensions,
+        build_dir=os.path.join("build", "cython-debug" if debug else "cython"),  # C per mode
         compiler_directives={
             "language_level": 3,
             "boundscheck": debug,

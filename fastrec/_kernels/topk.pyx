@@ -150,6 +150,10 @@ def dense_topk(const value_t[:, ::1] scores,
         raise ValueError("dense_topk: mask_indptr must have n_rows + 1 entries")
     if n_rows == 0 or k == 0:
         return
+    if n_cols == 0:  # nothing to select; also keeps &scores[i, 0] in bounds below
+        out_ids[:, :] = -1
+        out_scores[:, :] = -INFINITY
+        return
     for i in prange(n_rows, nogil=True, schedule="guided", num_threads=num_threads):
         mask_row = NULL
         if has_dense:
