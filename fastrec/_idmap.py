@@ -45,13 +45,28 @@ class IdMap:
     Lookups are vectorised (binary search), so they cost O(m log n) for m queries.
     """
 
-    __slots__ = ("ids", "what")
+    __slots__ = ("ids", "what", "_table")
 
     def __init__(self, unique_sorted_ids, what):
         ids = np.asarray(unique_sorted_ids)
         ids.flags.writeable = False
         self.ids = ids
         self.what = what
+        self._table = None
+
+    def _dense_table(self):
+        """``(low, table)`` with ``table[raw - low]`` = index or -1, for dense integer ids."""
+        if self._table is None:
+            table = False
+            if self.ids.dtype.kind in "iu" and self.ids.size:
+                low = int(self.ids[0])
+                span = int(self.ids[-1]) - low + 1
+                if span <= 4 * self.ids.size + 1_000_000:
+                    lookup = np.full(span, UNKNOWN, dtype=np.int64)
+                    lookup[(self.ids - self.ids[0]).astype(np.intp)] = np.arange(self.ids.size)
+                    table = (low, lookup)
+            self._table = table
+        return self._table
 
     @classmethod
     def from_universe(cls, raw, what):
@@ -87,7 +102,16 @@ class IdMap:
         if query.ndim != 1:
             raise ValueError(f"{self.what} ids must be a scalar or one-dimensional, got shape {query.shape}")
         codes = np.full(query.size, UNKNOWN, dtype=np.int64)
-        if self.ids.size and query.size:
+        table = self._dense_table() if query.dtype.kind in "iu" else False
+        if table and query.size:
+            low, lookup = table
+            offsets = query.astype(np.int64, copy=False) - low if query.dtype != np.uint64 else None
+            if offsets is not None:
+                inside = (offsets >= 0) & (offsets < lookup.size)
+                codes[inside] = lookup[offsets[inside]]
+            else:
+                table = False
+        if not table and self.ids.size and query.size:
             try:
                 pos = np.searchsorted(self.ids, query)
             except TypeError:  # ids that cannot be compared with ours are simply unknown

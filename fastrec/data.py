@@ -252,11 +252,13 @@ class Interactions:
         """Sort (user, item) codes into CSR order and settle duplicate pairs."""
         n_users, n_items = len(user_map), len(item_map)
         key = u * np.int64(n_items) + i
-        order = np.argsort(key, kind="stable")
-        key = key[order]
+        if np.all(key[1:] >= key[:-1]):  # already in CSR order (generators, saved data)
+            order = np.arange(key.size)
+        else:
+            order = np.argsort(key, kind="stable")
+            key, values = key[order], values[order]
+            ts = None if ts is None else ts[order]
         repeat = key[1:] == key[:-1]
-        values = values[order]
-        ts = None if ts is None else ts[order]
         if repeat.any():
             if duplicates == "error":
                 positions = np.flatnonzero(repeat) + 1

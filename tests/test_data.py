@@ -37,6 +37,9 @@ def test_id_lookup_round_trip_and_unknown_ids():
         data.user_index(["a", "x", "y"])
     with pytest.raises(KeyError, match="unknown"):
         data.item_index(["10"])  # a string is not the integer id 10
+    with pytest.raises(KeyError, match=r"2 item id\(s\) unknown: \[11, -3\]"):
+        data.item_index([11, 20, -3])  # the dense-range lookup table path
+    np.testing.assert_array_equal(data.item_index(np.array([30, 10], dtype=np.uint8)), [2, 0])
 
 
 def test_to_arrays_round_trip():
