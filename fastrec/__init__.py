@@ -34,7 +34,7 @@ _LAZY = {
     "NotFittedError": "fastrec.exceptions",
 }
 _SUBMODULES = {"datasets", "model_selection", "metrics", "reference", "testing", "models",
-               "data", "topk", "evaluation", "io"}
+               "data", "topk", "evaluation", "io", "similarity"}
 
 __all__ = sorted([*_LAZY, *_SUBMODULES, "openmp_enabled", "__version__"])
 

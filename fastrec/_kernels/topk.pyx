@@ -8,67 +8,20 @@ from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.math cimport INFINITY
 
-ctypedef fused value_t:
-    float
-    double
-
-ctypedef fused index_t:
-    int32_t
-    int64_t
+from fastrec._kernels._heap cimport (heap_sift_down, heap_sift_up, heap_sort, index_t,
+                                     value_t)
 
 ctypedef fused mask_index_t:
     int32_t
     int64_t
 
 
-cdef inline bint _worse(double sa, int64_t ia, double sb, int64_t ib) noexcept nogil:
-    """True when (sa, ia) ranks below (sb, ib)."""
-    return sa < sb or (sa == sb and ia > ib)
-
-
-cdef inline void _sift_down(value_t* hs, index_t* hi, Py_ssize_t size,
-                            Py_ssize_t pos) noexcept nogil:
-    """Restore the min-heap (root = worst) below pos."""
-    cdef Py_ssize_t child
-    cdef value_t s = hs[pos]
-    cdef index_t j = hi[pos]
-    while True:
-        child = 2 * pos + 1
-        if child >= size:
-            break
-        if child + 1 < size and _worse(hs[child + 1], hi[child + 1], hs[child], hi[child]):
-            child += 1
-        if not _worse(hs[child], hi[child], s, j):
-            break
-        hs[pos] = hs[child]
-        hi[pos] = hi[child]
-        pos = child
-    hs[pos] = s
-    hi[pos] = j
-
-
-cdef inline void _sift_up(value_t* hs, index_t* hi, Py_ssize_t pos) noexcept nogil:
-    cdef Py_ssize_t parent
-    cdef value_t s = hs[pos]
-    cdef index_t j = hi[pos]
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _worse(s, j, hs[parent], hi[parent]):
-            break
-        hs[pos] = hs[parent]
-        hi[pos] = hi[parent]
-        pos = parent
-    hs[pos] = s
-    hi[pos] = j
-
-
 cdef inline void _row_topk(const value_t* row, Py_ssize_t n_cols,
                            const uint8_t* dense_mask,
                            const mask_index_t* excluded, Py_ssize_t n_excluded,
                            Py_ssize_t k, index_t* out_ids, value_t* out_scores) noexcept nogil:
-    cdef Py_ssize_t j, p = 0, size = 0, last
-    cdef value_t s, tmp_s
-    cdef index_t tmp_j
+    cdef Py_ssize_t j, p = 0, size = 0
+    cdef value_t s
     if k == 0:
         return
     cdef value_t threshold = -INFINITY  # the root's score once the heap is full
@@ -90,25 +43,15 @@ cdef inline void _row_topk(const value_t* row, Py_ssize_t n_cols,
         if size < k:
             out_scores[size] = s
             out_ids[size] = <index_t>j
-            _sift_up(out_scores, out_ids, size)
+            heap_sift_up(out_scores, out_ids, size)
             size += 1
         else:
             out_scores[0] = s
             out_ids[0] = <index_t>j
-            _sift_down(out_scores, out_ids, size, 0)
+            heap_sift_down(out_scores, out_ids, size, 0)
         if size == k:
             threshold = out_scores[0]
-    # heap sort: the worst goes to the back, leaving the row in descending order
-    last = size - 1
-    while last > 0:
-        tmp_s = out_scores[0]
-        tmp_j = out_ids[0]
-        out_scores[0] = out_scores[last]
-        out_ids[0] = out_ids[last]
-        out_scores[last] = tmp_s
-        out_ids[last] = tmp_j
-        _sift_down(out_scores, out_ids, last, 0)
-        last -= 1
+    heap_sort(out_scores, out_ids, size)
     for j in range(size, k):
         out_scores[j] = -INFINITY
         out_ids[j] = -1

@@ -1,0 +1,208 @@
+"""Sparse all-pairs similarity with top-k neighbours (Gustavson row accumulation).
+
+Row ``a`` of X (n x m, CSR) is compared with every row sharing a column with it by
+walking X[a] and, for each of its columns c, the column c (row c of X^T, CSR): the
+co-rated statistics of every touched pair (a, b) gather in per-thread scratch of
+length n, the scores of the touched rows go through a bounded heap, and the scratch
+is reset for the next row.  Memory: O(nnz + n*k + threads*n); no n x n matrix.
+"""
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc
+
+from fastrec._kernels._heap cimport heap_offer, heap_sort, index_t, rank_sort, value_t
+
+cdef enum:  # measure codes, exported by name in MEASURES
+    DOT_NORMED = 0       # sum x_a x_b / (norm_a norm_b), whole-vector norms given
+    JACCARD = 1          # n_ab / (n_a + n_b - n_ab)
+    MSD = 2              # 1 / (sum (x_a - x_b)^2 / n_ab + 1)
+    CORATED_COSINE = 3   # sum x_a x_b / sqrt(sum_co x_a^2 sum_co x_b^2)
+    PEARSON = 4          # Surprise's co-rated Pearson
+
+cdef enum:  # shrinkage modes
+    SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
+    SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
+
+MEASURES = {"dot_normed": DOT_NORMED, "jaccard": JACCARD, "msd": MSD,
+            "corated_cosine": CORATED_COSINE, "pearson": PEARSON}
+SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
+
+
+cdef inline double _score(int measure, int64_t n_ab, double s_ab, double s_aa, double s_bb,
+                          double s_a, double s_b, double s_dd, double norm_a, double norm_b,
+                          int64_t len_a, int64_t len_b) noexcept nogil:
+    cdef double den
+    if measure == DOT_NORMED:
+        den = norm_a * norm_b
+        return s_ab / den if den != 0 else 0.0
+    if measure == JACCARD:
+        return <double>n_ab / <double>(len_a + len_b - n_ab)
+    if measure == MSD:
+        return 1.0 / (s_dd / n_ab + 1.0)
+    if measure == CORATED_COSINE:
+        den = sqrt(s_aa * s_bb)
+        return s_ab / den if den != 0 else 0.0
+    # PEARSON, in Surprise's form
+    den = sqrt((n_ab * s_aa - s_a * s_a) * (n_ab * s_bb - s_b * s_b))
+    return (n_ab * s_ab - s_a * s_b) / den if den != 0 else 0.0
+
+
+def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
+                    const index_t[::1] x_indptr,
+                    const value_t[::1] t_data, const index_t[::1] t_indices,
+                    const index_t[::1] t_indptr,
+                    const double[::1] norms,
+                    int measure, double shrinkage, int shrink_mode, int64_t min_support,
+                    const int64_t[::1] out_indptr,
+                    index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
+                    bint count_only, int num_threads):
+    """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
+
+    Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
+    with one index dtype and one value dtype, indices sorted; ``norms`` (len n) used by
+    the dot_normed measure; row a writes at most ``out_indptr[a+1] - out_indptr[a]``
+    neighbours into ``out_ids`` / ``out_scores`` from ``out_indptr[a]`` on, sorted by
+    score descending (ties: lower id), and their number into ``out_counts[a]``.
+    Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
+    itself are left out.  ``count_only`` only counts the non-zero neighbours.
+    Accumulates in double; the result does not depend on ``num_threads``.
+    """
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, kept
+    cdef int64_t start
+    cdef double xa, xb, s, factor
+    cdef bint need_products = measure == DOT_NORMED or measure == CORATED_COSINE or measure == PEARSON
+    cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
+    cdef bint need_sums = measure == PEARSON
+    cdef bint need_diffs = measure == MSD
+    cdef int64_t* count
+    cdef Py_ssize_t* touched
+    cdef double* s_ab
+    cdef double* s_aa
+    cdef double* s_bb
+    cdef double* s_a
+    cdef double* s_b
+    cdef double* s_dd
+    cdef value_t* cand_scores
+    cdef index_t* cand_ids
+    if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n or norms.shape[0] != n:
+        raise ValueError("similarity_topk: out_indptr, out_counts and norms must match X's rows")
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=num_threads):
+        count = <int64_t*>calloc(n, sizeof(int64_t))
+        touched = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
+        s_aa = <double*>calloc(n, sizeof(double)) if need_squares else NULL
+        s_bb = <double*>calloc(n, sizeof(double)) if need_squares else NULL
+        s_a = <double*>calloc(n, sizeof(double)) if need_sums else NULL
+        s_b = <double*>calloc(n, sizeof(double)) if need_sums else NULL
+        s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
+        cand_scores = <value_t*>malloc(n * sizeof(value_t))
+        cand_ids = <index_t*>malloc(n * sizeof(index_t))
+        try:
+            if (count == NULL or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
+                    or (need_squares and (s_aa == NULL or s_bb == NULL))
+                    or (need_sums and (s_a == NULL or s_b == NULL))
+                    or (need_diffs and s_dd == NULL)):
+                with gil:
+                    raise MemoryError("similarity_topk: cannot allocate per-thread scratch")
+            for a in prange(n, schedule="dynamic", chunksize=16):
+                # accumulate the co-rated statistics of every row b sharing a column with a
+                # (the row itself is gathered too, and skipped when scoring)
+                n_touched = 0
+                if measure == DOT_NORMED:  # the hot case, without the per-entry branches
+                    for p in range(x_indptr[a], x_indptr[a + 1]):
+                        c = x_indices[p]
+                        xa = x_data[p]
+                        for q in range(t_indptr[c], t_indptr[c + 1]):
+                            b = t_indices[q]
+                            if count[b] == 0:
+                                touched[n_touched] = b
+                                n_touched = n_touched + 1
+                            count[b] += 1
+                            s_ab[b] += xa * t_data[q]
+                else:  # the general loop: every statistic the measure needs
+                    for p in range(x_indptr[a], x_indptr[a + 1]):
+                        c = x_indices[p]
+                        xa = x_data[p]
+                        for q in range(t_indptr[c], t_indptr[c + 1]):
+                            b = t_indices[q]
+                            if count[b] == 0:
+                                touched[n_touched] = b
+                                n_touched = n_touched + 1
+                            count[b] += 1
+                            xb = t_data[q]
+                            if need_products:
+                                s_ab[b] += xa * xb
+                            if need_squares:
+                                s_aa[b] += xa * xa
+                                s_bb[b] += xb * xb
+                            if need_sums:
+                                s_a[b] += xa
+                                s_b[b] += xb
+                            if need_diffs:
+                                s_dd[b] += (xa - xb) * (xa - xb)
+                # score them, keep the best, reset the scratch
+                start = out_indptr[a]
+                cap = out_indptr[a + 1] - start
+                size = 0
+                for t in range(n_touched):
+                    b = touched[t]
+                    if count[b] >= min_support and b != a:
+                        s = _score(measure, count[b],
+                                   s_ab[b] if need_products else 0.0,
+                                   s_aa[b] if need_squares else 0.0,
+                                   s_bb[b] if need_squares else 0.0,
+                                   s_a[b] if need_sums else 0.0,
+                                   s_b[b] if need_sums else 0.0,
+                                   s_dd[b] if need_diffs else 0.0,
+                                   norms[a], norms[b],
+                                   x_indptr[a + 1] - x_indptr[a], x_indptr[b + 1] - x_indptr[b])
+                        if shrinkage != 0:
+                            if shrink_mode == SHRINK_BASELINE:
+                                factor = (count[b] - 1) / (count[b] - 1 + shrinkage)
+                            else:
+                                factor = count[b] / (count[b] + shrinkage)
+                            s = s * factor
+                        if <value_t>s != 0:
+                            cand_scores[size] = <value_t>s
+                            cand_ids[size] = <index_t>b
+                            size = size + 1
+                    count[b] = 0
+                    if need_products:
+                        s_ab[b] = 0
+                    if need_squares:
+                        s_aa[b] = 0
+                        s_bb[b] = 0
+                    if need_sums:
+                        s_a[b] = 0
+                        s_b[b] = 0
+                    if need_diffs:
+                        s_dd[b] = 0
+                if not count_only and size > cap:
+                    # more candidates than room: a bounded heap keeps the best, in place
+                    kept = 0
+                    for t in range(size):
+                        heap_offer(&out_scores[start], &out_ids[start], &kept, cap,
+                                   cand_scores[t], cand_ids[t])
+                    heap_sort(&out_scores[start], &out_ids[start], kept)
+                    size = kept
+                elif not count_only and size > 0:
+                    rank_sort(cand_scores, cand_ids, size)
+                    for t in range(size):
+                        out_scores[start + t] = cand_scores[t]
+                        out_ids[start + t] = cand_ids[t]
+                out_counts[a] = size
+        finally:
+            free(count)
+            free(touched)
+            free(s_ab)
+            free(s_aa)
+            free(s_bb)
+            free(s_a)
+            free(s_b)
+            free(s_dd)
+            free(cand_scores)
+            free(cand_ids)

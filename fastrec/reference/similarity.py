@@ -1,0 +1,106 @@
+"""SciPy reference for the similarity kernel (twin of ``fastrec._kernels.similarity``).
+
+Every co-rated statistic of a pair of rows (a, b) of X is a sparse product:
+with P the 0/1 pattern of X and Q = X o X,
+
+.. math::
+
+    n_{ab} = (P P^T)_{ab}, \\quad \\sum_{co} x_a x_b = (X X^T)_{ab}, \\quad
+    \\sum_{co} x_a^2 = (Q P^T)_{ab}, \\quad \\sum_{co} x_a = (X P^T)_{ab}
+
+(and the mirrored products for b).  Rows are processed in blocks, so memory stays
+bounded by the block's products.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+MEASURES = ("dot_normed", "jaccard", "msd", "corated_cosine", "pearson")
+SHRINK_MODES = ("support", "baseline")
+
+
+def similarity_topk(x, norms, measure, *, shrinkage=0.0, shrink_mode="support", min_support=1,
+                    k=None, dtype=np.float64, block_rows=2048):
+    """Top-k neighbours of every row of ``x`` as an (n, n) CSR, rows sorted by score.
+
+    Same contract as the kernel: scores are computed in float64 from ``x``'s values,
+    cast to ``dtype``; the row itself, pairs with fewer than ``min_support`` co-rated
+    columns and zero scores are left out; ties go to the lower id; ``k=None`` keeps all.
+    """
+    x = sp.csr_array(x, dtype=np.float64)
+    x.sum_duplicates()
+    n = x.shape[0]
+    pattern = sp.csr_array((np.ones_like(x.data), x.indices, x.indptr), shape=x.shape)
+    squares = sp.csr_array((x.data ** 2, x.indices, x.indptr), shape=x.shape)
+    lengths = np.diff(x.indptr)
+    rows_out, cols_out, vals_out = [], [], []
+    for start in range(0, n, block_rows):
+        stop = min(n, start + block_rows)
+        block = slice(start, stop)
+        counts = (pattern[block] @ pattern.T).tocoo()
+        rows, cols, n_ab = counts.row, counts.col, counts.data
+        a, b = rows + start, cols
+
+        def on_pattern(product):
+            return _values_at(product, rows, cols)
+
+        if measure == "dot_normed":
+            den = norms[a] * norms[b]
+            s_ab = on_pattern(x[block] @ x.T)
+            score = np.divide(s_ab, den, out=np.zeros_like(s_ab), where=den != 0)
+        elif measure == "jaccard":
+            score = n_ab / (lengths[a] + lengths[b] - n_ab)
+        elif measure == "msd":
+            s_dd = (on_pattern(squares[block] @ pattern.T) + on_pattern(pattern[block] @ squares.T)
+                    - 2 * on_pattern(x[block] @ x.T))
+            score = 1.0 / (s_dd / n_ab + 1.0)
+        elif measure == "corated_cosine":
+            den = np.sqrt(on_pattern(squares[block] @ pattern.T) * on_pattern(pattern[block] @ squares.T))
+            s_ab = on_pattern(x[block] @ x.T)
+            score = np.divide(s_ab, den, out=np.zeros_like(s_ab), where=den != 0)
+        elif measure == "pearson":
+            s_a, s_b = on_pattern(x[block] @ pattern.T), on_pattern(pattern[block] @ x.T)
+            s_aa = on_pattern(squares[block] @ pattern.T)
+            s_bb = on_pattern(pattern[block] @ squares.T)
+            num = n_ab * on_pattern(x[block] @ x.T) - s_a * s_b
+            den = np.sqrt((n_ab * s_aa - s_a * s_a) * (n_ab * s_bb - s_b * s_b))
+            score = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
+        else:
+            raise ValueError(f"unknown measure {measure!r}")
+        if shrinkage:
+            support = n_ab - 1 if shrink_mode == "baseline" else n_ab
+            score = score * (support / (support + shrinkage))
+        score = score.astype(dtype)
+        keep = (n_ab >= min_support) & (a != b) & (score != 0)
+        rows_out.append(a[keep])
+        cols_out.append(b[keep])
+        vals_out.append(score[keep])
+    rows, cols, vals = (np.concatenate(v) for v in (rows_out, cols_out, vals_out))
+    return rows_to_csr(rows, cols, vals, n, k)
+
+
+def rows_to_csr(rows, cols, scores, n, k):
+    """CSR holding, per row, the k best (score desc, then lower col) entries in that order."""
+    order = np.lexsort((cols, -scores, rows))
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    rank = np.arange(rows.size) - np.searchsorted(rows, rows)
+    if k is not None:
+        keep = rank < k
+        rows, cols, scores = rows[keep], cols[keep], scores[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return sp.csr_array((scores, cols, indptr), shape=(n, n))
+
+
+def _values_at(product, rows, cols):
+    """``product[rows, cols]`` for sorted (row, col) pairs of its rows, 0 where absent."""
+    product = product.tocsr()
+    product.sum_duplicates()
+    coo = product.tocoo()
+    width = max(product.shape[1], 1)
+    keys = coo.row.astype(np.int64) * width + coo.col
+    wanted = rows.astype(np.int64) * width + cols
+    order = np.argsort(keys)
+    keys, values = keys[order], coo.data[order]
+    pos = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
+    found = (keys[pos] == wanted) if keys.size else np.zeros(wanted.size, bool)
+    return np.where(found, values[pos] if keys.size else 0.0, 0.0)

@@ -1,0 +1,273 @@
+"""Item-item and user-user similarity with top-k neighbours, on sparse data only.
+
+One name, one meaning everywhere in fastrec.  With :math:`x_a` the vector of row a
+(an item's ratings by user for item similarity, a user's ratings by item for user
+similarity), :math:`C_{ab}` the columns both rows have, :math:`n_{ab} = |C_{ab}|`:
+
+Whole-vector measures (what implicit and scikit-learn compute):
+
+- ``"cosine"``: :math:`x_a \\cdot x_b / (\\lVert x_a \\rVert \\lVert x_b \\rVert)`;
+- ``"adjusted_cosine"``: cosine of ratings centred by their user's mean rating;
+- ``"jaccard"``: :math:`n_{ab} / (|x_a| + |x_b| - n_{ab})` on the binary pattern;
+- ``"tfidf"``: cosine of :math:`\\sqrt{x} \\cdot \\mathrm{idf}`, with
+  :math:`\\mathrm{idf}_c = \\log N - \\log(1 + \\mathrm{df}_c)` (implicit's TFIDFRecommender);
+- ``"bm25"``: dot product of BM25-weighted vectors,
+  :math:`x (K_1 + 1) / (K_1 ((1 - B) + B\\, |x_a|_1 / \\mathrm{avg}) + x) \\cdot \\mathrm{idf}`
+  (implicit's BM25Recommender; ``bm25_k1``, ``bm25_b``).
+
+scikit-surprise's measures, with its exact definitions (sums over :math:`C_{ab}` only):
+
+- ``"corated_cosine"``: :math:`\\sum x_a x_b / \\sqrt{\\sum x_a^2 \\sum x_b^2}`
+  (Surprise's ``cosine``);
+- ``"msd"``: :math:`1 / (\\frac{1}{n_{ab}} \\sum (x_a - x_b)^2 + 1)`;
+- ``"pearson"``: the Pearson correlation over :math:`C_{ab}` (co-rated means);
+- ``"pearson_baseline"``: co-rated cosine of :math:`r - (\\mu + b_u + b_i)`, with the
+  biases of a :class:`fastrec.Baseline`, shrunk by
+  :math:`(n_{ab} - 1) / (n_{ab} - 1 + \\lambda)` (default :math:`\\lambda = 100`, and
+  ``min_support`` at least 2), as Surprise does.
+
+Every other measure is shrunk by :math:`n_{ab} / (n_{ab} + \\lambda)` when
+``shrinkage`` = :math:`\\lambda > 0`; pairs with :math:`n_{ab}` < ``min_support`` score 0.
+"""
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastrec._checks import check_choice, check_non_negative_float, check_positive_int
+from fastrec._threads import effective_num_threads
+from fastrec.data import Interactions, as_interactions
+
+BACKENDS = ("auto", "compiled", "numpy")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Metric:
+    measure: str                  # kernel measure
+    needs_ratings: bool = False
+    shrink_mode: str = "support"
+    default_shrinkage: float = 0.0
+    min_support_floor: int = 1
+
+
+METRICS = {
+    "cosine": _Metric("dot_normed"),
+    "adjusted_cosine": _Metric("dot_normed", needs_ratings=True),
+    "jaccard": _Metric("jaccard"),
+    "tfidf": _Metric("dot_normed"),
+    "bm25": _Metric("dot_normed"),
+    "corated_cosine": _Metric("corated_cosine", needs_ratings=True),
+    "msd": _Metric("msd", needs_ratings=True),
+    "pearson": _Metric("pearson", needs_ratings=True),
+    "pearson_baseline": _Metric("corated_cosine", needs_ratings=True, shrink_mode="baseline",
+                                default_shrinkage=100.0, min_support_floor=2),
+}
+CONTENT_METRICS = ("cosine", "jaccard", "tfidf", "bm25")
+
+
+def item_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
+                    num_threads=None, dtype=np.float32, backend="auto", baseline=None,
+                    bm25_k1=1.2, bm25_b=0.75):
+    """Top-k most similar items of every item.
+
+    Parameters
+    ----------
+    data : Interactions or scipy sparse (n_users, n_items)
+        Converted once, never densified.
+    metric : str
+        One of the measures in this module's docstring.
+    k : int >= 1 or None
+        Neighbours kept per item; None keeps every non-zero score.
+    shrinkage : float >= 0, optional
+        Default 0, or 100 for ``"pearson_baseline"``.
+    min_support : int >= 1
+        Pairs with fewer co-rated users score 0.
+    num_threads : int, optional
+        None or 0 for every core; the result does not depend on it.
+    dtype : float32 or float64
+        Of the scores (accumulation is always in float64).
+    backend : {"auto", "compiled", "numpy"}
+        "numpy" runs the SciPy reference.
+    baseline : fitted fastrec.Baseline, optional
+        Biases for ``"pearson_baseline"`` (default: ``Baseline()`` fitted on ``data``).
+    bm25_k1, bm25_b : float
+        BM25 parameters.
+
+    Returns
+    -------
+    scipy.sparse.csr_array (n_items, n_items)
+        At most k entries per row, the item itself excluded, each row stored in
+        descending score order (ties: lower id); ids are the data's item indices.
+        :func:`topk_arrays` turns it into padded ``(ids, scores)`` arrays.
+    """
+    return _similarity(data, "items", metric, k, shrinkage, min_support, num_threads, dtype,
+                       backend, baseline, bm25_k1, bm25_b)
+
+
+def user_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
+                    num_threads=None, dtype=np.float32, backend="auto", baseline=None,
+                    bm25_k1=1.2, bm25_b=0.75):
+    """Top-k most similar users of every user; parameters as :func:`item_similarity`."""
+    return _similarity(data, "users", metric, k, shrinkage, min_support, num_threads, dtype,
+                       backend, baseline, bm25_k1, bm25_b)
+
+
+def content_similarity(features, metric="cosine", k=50, *, shrinkage=None, min_support=1,
+                       num_threads=None, dtype=np.float32, backend="auto", bm25_k1=1.2,
+                       bm25_b=0.75):
+    """Item-item similarity from side information (genres, tags) for cold-start items.
+
+    ``features`` is an Interactions with ``item_features`` or a sparse
+    (n_items, n_features) matrix; ``metric`` is one of cosine, jaccard, tfidf, bm25.
+    """
+    if isinstance(features, Interactions):
+        if features.item_features is None:
+            raise ValueError("this Interactions has no item_features; attach them with with_item_features")
+        features = features.item_features
+    if not sp.issparse(features):
+        raise TypeError(f"features must be a scipy sparse matrix, got {type(features).__name__}")
+    check_choice(metric, "metric", CONTENT_METRICS)
+    # items are compared as "users" of a features x items matrix: rows of features
+    matrix = Interactions.from_sparse(sp.csr_array(features).T, implicit=True)
+    return _similarity(matrix, "items", metric, k, shrinkage, min_support, num_threads, dtype,
+                       backend, None, bm25_k1, bm25_b)
+
+
+def topk_arrays(similarity, k=None):
+    """``(ids, scores)`` of shape (n, k) from a neighbour matrix, padded with -1 / -inf.
+
+    Rows are ordered by score descending, ties by the lower id; ``k`` defaults to the
+    longest row.
+    """
+    sim = sp.csr_array(similarity)
+    n = sim.shape[0]
+    lengths = np.diff(sim.indptr)
+    width = int(lengths.max(initial=0)) if k is None else check_positive_int(k, "k", minimum=0)
+    rows = np.repeat(np.arange(n), lengths)
+    order = np.lexsort((sim.indices, -sim.data, rows))
+    rank = np.arange(rows.size) - sim.indptr[rows]
+    keep = rank < width
+    ids = np.full((n, width), -1, dtype=sim.indices.dtype)
+    scores = np.full((n, width), -np.inf, dtype=sim.dtype)
+    ids[rows[keep], rank[keep]] = sim.indices[order][keep]
+    scores[rows[keep], rank[keep]] = sim.data[order][keep]
+    return ids, scores
+
+
+# ---------------------------------------------------------------------------------
+def _similarity(data, orientation, metric, k, shrinkage, min_support, num_threads, dtype,
+                backend, baseline, bm25_k1, bm25_b):
+    check_choice(metric, "metric", tuple(METRICS))
+    spec = METRICS[metric]
+    k = check_positive_int(k, "k", allow_none=True)
+    shrinkage = spec.default_shrinkage if shrinkage is None else check_non_negative_float(shrinkage, "shrinkage")
+    min_support = max(check_positive_int(min_support, "min_support"), spec.min_support_floor)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    check_choice(backend, "backend", BACKENDS)
+    threads = effective_num_threads(num_threads)
+    data = as_interactions(data)
+    if spec.needs_ratings and data.is_implicit:
+        raise ValueError(f"metric {metric!r} needs explicit ratings; this data is implicit "
+                         "(use cosine, jaccard, tfidf or bm25)")
+    if metric == "bm25":
+        check_non_negative_float(bm25_k1, "bm25_k1")
+        check_non_negative_float(bm25_b, "bm25_b")
+    if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
+        raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
+
+    values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
+    by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
+    by_item = by_user.tocsc()  # its arrays are the CSR of R^T
+    x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
+    n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
+    norms = np.ones(n)
+    if spec.measure == "dot_normed" and metric != "bm25":
+        norms = np.sqrt(np.bincount(_row_ids(x.indptr), weights=x.data.astype(np.float64) ** 2,
+                                    minlength=n))
+    index_dtype = data.csr.indices.dtype
+    if backend == "numpy":
+        from fastrec.reference.similarity import similarity_topk as reference
+
+        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), norms,
+                           spec.measure, shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
+                           min_support=min_support, k=k, dtype=dtype)
+        result.indices = result.indices.astype(index_dtype)
+        return result
+    parts = [(part.data, part.indices.astype(index_dtype, copy=False),
+              part.indptr.astype(index_dtype, copy=False)) for part in (x, t)]
+    return _run_kernel(parts, n, norms, spec, shrinkage, min_support, k, dtype, threads, index_dtype)
+
+
+def _run_kernel(parts, n, norms, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
+    """Call the kernel (twice when k is None: count, then fill) and compress to CSR."""
+    from fastrec._kernels import similarity as kernels
+
+    arrays = [np.ascontiguousarray(arr) for part in parts for arr in part]
+    measure = kernels.MEASURES[spec.measure]
+    shrink_mode = kernels.SHRINK_MODES[spec.shrink_mode]
+    counts = np.zeros(n, dtype=np.int64)
+
+    def run(out_indptr, count_only):
+        size = int(out_indptr[-1])
+        ids = np.empty(size, dtype=index_dtype)
+        scores = np.empty(size, dtype=dtype)
+        kernels.similarity_topk(*arrays, norms, measure, float(shrinkage), shrink_mode,
+                                min_support, out_indptr, ids, scores, counts, count_only, threads)
+        return ids, scores
+
+    if k is None:  # one pass to count every row's neighbours, one to fill them
+        run(np.zeros(n + 1, dtype=np.int64), True)
+        slots = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=slots[1:])
+    else:
+        slots = np.arange(n + 1, dtype=np.int64) * min(k, max(n - 1, 0))
+    ids, scores = run(slots, False)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    widths = np.diff(slots)
+    rank = np.arange(slots[-1]) - np.repeat(slots[:-1], widths)
+    keep = rank < np.repeat(counts, widths)
+    if indptr[-1] < np.iinfo(index_dtype).max:
+        indptr = indptr.astype(index_dtype)
+    return sp.csr_array((scores[keep], ids[keep], indptr), shape=(n, n))
+
+
+def _row_ids(indptr):
+    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+
+
+def _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
+    """The values the measure compares, aligned with ``data.csr`` entries (float64)."""
+    values = data.values.astype(np.float64)
+    users, items = data.entry_users, data.csr.indices
+    if metric == "adjusted_cosine":
+        means = np.bincount(users, weights=values, minlength=data.n_users) / np.maximum(data.user_counts, 1)
+        return values - means[users]
+    if metric == "pearson_baseline":
+        model = _fitted_baseline(data, baseline)
+        return values - (model.global_mean_ + model.user_bias_[users] + model.item_bias_[items])
+    if metric in ("tfidf", "bm25"):
+        # rows compared ("documents") and the columns they are made of ("terms")
+        rows, terms = (items, users) if orientation == "items" else (users, items)
+        n_rows, n_terms = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
+        idf = np.log(n_rows) - np.log1p(np.bincount(terms, minlength=n_terms))
+        if metric == "tfidf":
+            return np.sqrt(values) * idf[terms]
+        row_sums = np.bincount(rows, weights=values, minlength=n_rows)
+        length_norm = (1.0 - bm25_b) + bm25_b * row_sums / row_sums.mean()
+        return values * (bm25_k1 + 1.0) / (bm25_k1 * length_norm[rows] + values) * idf[terms]
+    return values
+
+
+def _fitted_baseline(data, baseline):
+    from fastrec.models.baseline import Baseline
+
+    if baseline is None:
+        return Baseline().fit(data)
+    if not isinstance(baseline, Baseline) or not hasattr(baseline, "user_bias_"):
+        raise TypeError("baseline must be a fitted fastrec.Baseline")
+    if not baseline.interactions_.same_ids(data):
+        raise ValueError("baseline was fitted on data with other user/item ids")
+    return baseline

@@ -1,0 +1,193 @@
+"""Sparse similarity: the kernel against the SciPy reference, peers, properties and validation."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastrec
+from fastrec import Interactions
+from fastrec.similarity import (METRICS, content_similarity, item_similarity, topk_arrays,
+                                user_similarity)
+from fastrec.testing import assert_topk_equal, make_interactions
+
+ALL = sorted(METRICS)
+
+
+def both(fn, data, metric, k, **kwargs):
+    got = fn(data, metric, k, backend="compiled", **kwargs)
+    expected = fn(data, metric, k, backend="numpy", **kwargs)
+    return got, expected
+
+
+@pytest.mark.parametrize("metric", ALL)
+@pytest.mark.parametrize("k", [3, None])
+@pytest.mark.parametrize("fn", [item_similarity, user_similarity], ids=["item", "user"])
+def test_similarity_matches_reference(fn, metric, k, dtype, seed):
+    data = make_interactions(50, 40, 0.15, empty_users=3, empty_items=4, seed=seed)
+    got, expected = both(fn, data, metric, k, dtype=dtype, num_threads=2)
+    assert got.dtype == dtype and got.shape == expected.shape
+    assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "pearson", "jaccard", "msd"])
+def test_int64_indices_give_the_int32_result(metric, index_dtype, dtype):
+    """Interactions picks int32 when it fits; the int64 kernel (huge data) must agree."""
+    from fastrec import similarity as module
+
+    data = make_interactions(30, 20, 0.3)
+    spec = module.METRICS[metric]
+    by_user = sp.csr_array(data.csr, dtype=dtype)
+    by_item = by_user.tocsc()
+    parts = [(m.data, m.indices.astype(index_dtype), m.indptr.astype(index_dtype)) for m in (by_item, by_user)]
+    norms = np.sqrt(np.bincount(np.repeat(np.arange(20), np.diff(by_item.indptr)),
+                                weights=by_item.data.astype(np.float64) ** 2, minlength=20))
+    got = module._run_kernel(parts, 20, norms, spec, 0.0, 1, 4, np.dtype(dtype), 2, np.dtype(index_dtype))
+    assert got.indices.dtype == index_dtype and got.data.dtype == dtype
+    expected = item_similarity(data, metric, 4, dtype=dtype, backend="numpy")
+    assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "msd", "pearson_baseline"])
+def test_shrinkage_and_min_support_match_reference(metric):
+    data = make_interactions(40, 30, 0.3, seed=3)
+    got, expected = both(item_similarity, data, metric, 6, shrinkage=7.5, min_support=3,
+                         dtype=np.float64)
+    assert_topk_equal(topk_arrays(got), topk_arrays(expected))
+
+
+def test_num_threads_agnostic():
+    data = make_interactions(300, 120, 0.05, seed=1)
+    for metric in ("cosine", "pearson"):
+        one = item_similarity(data, metric, 10, num_threads=1)
+        two = item_similarity(data, metric, 10, num_threads=2)
+        np.testing.assert_array_equal(one.indices, two.indices)
+        np.testing.assert_array_equal(one.data, two.data)
+
+
+def test_rows_are_sorted_self_excluded_and_bounded():
+    data = make_interactions(80, 50, 0.2, implicit=True, seed=2)
+    sim = item_similarity(data, "cosine", 7)
+    ids, scores = topk_arrays(sim)
+    assert np.diff(sim.indptr).max() <= 7
+    assert not (ids == np.arange(50)[:, None]).any()
+    assert (np.diff(np.where(np.isinf(scores), -2.0, scores), axis=1) <= 0).all()
+    assert sim.data.min() > 0 and sim.data.max() <= 1 + 1e-6  # cosine of non-negative data
+
+
+def test_symmetric_before_top_k_and_invariant_to_row_order():
+    data = make_interactions(60, 30, 0.2, seed=4)
+    full = item_similarity(data, "pearson", None, dtype=np.float64)
+    np.testing.assert_allclose(full.toarray(), full.toarray().T, atol=1e-12)
+    users, items, ratings, _ = data.to_arrays()
+    order = np.random.default_rng(0).permutation(users.size)
+    shuffled = Interactions.from_arrays(users[order] + 1000, items[order], ratings[order])
+    again = item_similarity(shuffled, "pearson", None, dtype=np.float64)
+    np.testing.assert_allclose(again.toarray(), full.toarray(), atol=1e-12)
+
+
+def test_ties_go_to_the_lower_id():
+    # items 1, 2 and 3 are identical, so each is equally similar to the others
+    data = Interactions.from_arrays([0, 0, 0, 1, 1, 1], [1, 2, 3, 1, 2, 3])
+    ids, _ = topk_arrays(item_similarity(data, "cosine", 1))
+    assert ids.ravel().tolist() == [1, 0, 0]  # indices of items 2, 1, 1
+
+
+def test_edge_cases():
+    one_user = Interactions.from_arrays([7, 7, 7], [1, 2, 3], [1.0, 2.0, 3.0])
+    sim = item_similarity(one_user, "cosine", 10)
+    assert sim.shape == (3, 3) and np.diff(sim.indptr).tolist() == [2, 2, 2]
+    assert user_similarity(one_user, "cosine", 10).nnz == 0      # no other user
+    data = make_interactions(10, 8, 0.5)
+    assert item_similarity(data, "cosine", 100).nnz == item_similarity(data, "cosine", None).nnz
+    assert item_similarity(data, "corated_cosine", 5, min_support=1000).nnz == 0
+
+
+def test_scipy_input_any_format_and_not_modified():
+    dense = (np.random.default_rng(0).random((30, 12)) < 0.3) * 2.0
+    expected = item_similarity(sp.csr_array(dense), "cosine", 4)
+    for fmt in ("coo", "csc", "lil"):
+        matrix = sp.csr_array(dense).asformat(fmt)
+        before = matrix.copy()
+        got = item_similarity(matrix, "cosine", 4)
+        np.testing.assert_array_equal(got.indices, expected.indices)
+        assert (abs(matrix - before)).sum() == 0
+
+
+def test_content_similarity_from_item_features():
+    data = fastrec.datasets.synthetic(200, 60, 2000, seed=0)
+    sim = content_similarity(data, "jaccard", 5)
+    features = data.item_features.toarray() > 0
+    ids, scores = topk_arrays(sim)
+    a, b = 0, ids[0, 0]
+    inter, union = (features[a] & features[b]).sum(), (features[a] | features[b]).sum()
+    assert scores[0, 0] == pytest.approx(inter / union)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        content_similarity(data, "pearson")
+
+
+@pytest.mark.filterwarnings("ignore:Method expects CSR input")
+def test_matches_implicit_cosine_tfidf_bm25():
+    nn = pytest.importorskip("implicit.nearest_neighbours")
+    data = make_interactions(200, 60, 0.1, seed=5)
+    counts = sp.csr_matrix(data.csr)
+    for metric, model in (("cosine", nn.CosineRecommender(K=61)), ("tfidf", nn.TFIDFRecommender(K=61)),
+                          ("bm25", nn.BM25Recommender(K=61))):
+        model.fit(counts, show_progress=False)
+        theirs = sp.csr_matrix(model.similarity).toarray()
+        np.fill_diagonal(theirs, 0)
+        ours = item_similarity(data, metric, None, dtype=np.float64).toarray()
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6, err_msg=metric)
+
+
+SURPRISE = [("cosine", "corated_cosine"), ("msd", "msd"), ("pearson", "pearson"),
+            ("pearson_baseline", "pearson_baseline")]
+
+
+@pytest.mark.parametrize("user_based", [False, True], ids=["item", "user"])
+@pytest.mark.parametrize("name, ours", SURPRISE, ids=[s for s, _ in SURPRISE])
+def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based):
+    surprise = pytest.importorskip("surprise")
+    pd = pytest.importorskip("pandas")
+    data = fastrec.datasets.load_movielens(ml100k_path / "u1.base")
+    users, items, ratings, _ = data.to_arrays()
+    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    algo = surprise.KNNBasic(sim_options={"name": name, "user_based": user_based}, verbose=False)
+    algo.trainset, algo.bu, algo.bi = trainset, None, None
+    theirs = algo.compute_similarities()
+    fn = user_similarity if user_based else item_similarity
+    mine = fn(data, ours, None, dtype=np.float64).toarray()
+    raw = ([trainset.to_raw_uid(x) for x in range(trainset.n_users)] if user_based
+           else [trainset.to_raw_iid(x) for x in range(trainset.n_items)])
+    index = (data.user_index if user_based else data.item_index)(np.array(raw))
+    mine = mine[np.ix_(index, index)]
+    np.fill_diagonal(mine, 1.0)  # Surprise puts 1 on the diagonal; we leave self out
+    np.testing.assert_allclose(mine, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(metric="euclid"), ValueError, "metric must be one of"),
+    (dict(k=0), ValueError, "k must be >= 1"),
+    (dict(k=2.5), TypeError, "k must be an int"),
+    (dict(shrinkage=-1.0), ValueError, "shrinkage must be a finite number >= 0"),
+    (dict(min_support=0), ValueError, "min_support must be >= 1"),
+    (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(backend="cuda"), ValueError, "backend must be one of"),
+])
+def test_rejects_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        item_similarity(make_interactions(), **kwargs)
+
+
+@pytest.mark.parametrize("metric", ["pearson", "msd", "adjusted_cosine", "pearson_baseline", "corated_cosine"])
+def test_rating_metrics_reject_implicit_data(metric):
+    with pytest.raises(ValueError, match="needs explicit ratings"):
+        item_similarity(make_interactions(implicit=True), metric)
+
+
+def test_rejects_nan_and_negative_weights():
+    bad = sp.csr_array(np.array([[np.nan, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="NaN"):
+        item_similarity(bad)
+    negative = sp.csr_array(np.array([[-1.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        item_similarity(negative, "bm25")
