@@ -51,11 +51,11 @@ class _Metric:
 
 
 METRICS = {
-    "cosine": _Metric("dot_normed"),
-    "adjusted_cosine": _Metric("dot_normed", needs_ratings=True),
+    "cosine": _Metric("dot"),                 # the kernel sees unit-length rows
+    "adjusted_cosine": _Metric("dot", needs_ratings=True),
     "jaccard": _Metric("jaccard"),
-    "tfidf": _Metric("dot_normed"),
-    "bm25": _Metric("dot_normed"),
+    "tfidf": _Metric("dot"),
+    "bm25": _Metric("dot"),                   # implicit's BM25: no normalisation
     "corated_cosine": _Metric("corated_cosine", needs_ratings=True),
     "msd": _Metric("msd", needs_ratings=True),
     "pearson": _Metric("pearson", needs_ratings=True),
@@ -174,33 +174,34 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     if metric == "bm25":
         check_non_negative_float(bm25_k1, "bm25_k1")
         check_non_negative_float(bm25_b, "bm25_b")
+    if max(data.user_counts.max(initial=0), data.item_counts.max(initial=0)) >= 2**31 - 1:
+        raise ValueError("a user or item has 2**31 or more interactions; not supported")
     if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
         raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
 
     values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
+    n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
+    if metric in ("cosine", "adjusted_cosine", "tfidf"):  # unit rows: the dot is the cosine
+        entity = data.csr.indices if orientation == "items" else data.entry_users
+        norms = np.sqrt(np.bincount(entity, weights=values ** 2, minlength=n))
+        values = values * np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]
     by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
     by_item = by_user.tocsc()  # its arrays are the CSR of R^T
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
-    n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
-    norms = np.ones(n)
-    if spec.measure == "dot_normed" and metric != "bm25":
-        norms = np.sqrt(np.bincount(_row_ids(x.indptr), weights=x.data.astype(np.float64) ** 2,
-                                    minlength=n))
     index_dtype = data.csr.indices.dtype
     if backend == "numpy":
         from fastrec.reference.similarity import similarity_topk as reference
 
-        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), norms,
-                           spec.measure, shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
+        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), spec.measure, shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
                            min_support=min_support, k=k, dtype=dtype)
         result.indices = result.indices.astype(index_dtype)
         return result
     parts = [(part.data, part.indices.astype(index_dtype, copy=False),
               part.indptr.astype(index_dtype, copy=False)) for part in (x, t)]
-    return _run_kernel(parts, n, norms, spec, shrinkage, min_support, k, dtype, threads, index_dtype)
+    return _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype)
 
 
-def _run_kernel(parts, n, norms, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
+def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
     """Call the kernel (twice when k is None: count, then fill) and compress to CSR."""
     from fastrec._kernels import similarity as kernels
 
@@ -213,7 +214,7 @@ def _run_kernel(parts, n, norms, spec, shrinkage, min_support, k, dtype, threads
         size = int(out_indptr[-1])
         ids = np.empty(size, dtype=index_dtype)
         scores = np.empty(size, dtype=dtype)
-        kernels.similarity_topk(*arrays, norms, measure, float(shrinkage), shrink_mode,
+        kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode,
                                 min_support, out_indptr, ids, scores, counts, count_only, threads)
         return ids, scores
 

@@ -29,21 +29,23 @@ def test_similarity_matches_reference(fn, metric, k, dtype, seed):
 
 
 @pytest.mark.parametrize("metric", ["cosine", "pearson", "jaccard", "msd"])
-def test_int64_indices_give_the_int32_result(metric, index_dtype, dtype):
+def test_int64_indices_give_the_int32_result(metric, dtype):
     """Interactions picks int32 when it fits; the int64 kernel (huge data) must agree."""
     from fastrec import similarity as module
 
     data = make_interactions(30, 20, 0.3)
-    spec = module.METRICS[metric]
     by_user = sp.csr_array(data.csr, dtype=dtype)
     by_item = by_user.tocsc()
-    parts = [(m.data, m.indices.astype(index_dtype), m.indptr.astype(index_dtype)) for m in (by_item, by_user)]
-    norms = np.sqrt(np.bincount(np.repeat(np.arange(20), np.diff(by_item.indptr)),
-                                weights=by_item.data.astype(np.float64) ** 2, minlength=20))
-    got = module._run_kernel(parts, 20, norms, spec, 0.0, 1, 4, np.dtype(dtype), 2, np.dtype(index_dtype))
-    assert got.indices.dtype == index_dtype and got.data.dtype == dtype
-    expected = item_similarity(data, metric, 4, dtype=dtype, backend="numpy")
-    assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+    results = {}
+    for index_dtype in (np.int32, np.int64):
+        parts = [(m.data, m.indices.astype(index_dtype), m.indptr.astype(index_dtype))
+                 for m in (by_item, by_user)]
+        results[index_dtype] = module._run_kernel(parts, 20, module.METRICS[metric], 0.0, 1, 4,
+                                                  np.dtype(dtype), 2, np.dtype(index_dtype))
+    assert results[np.int64].indices.dtype == np.int64 and results[np.int64].data.dtype == dtype
+    np.testing.assert_array_equal(results[np.int64].indices, results[np.int32].indices)
+    np.testing.assert_array_equal(results[np.int64].data, results[np.int32].data)
+    assert results[np.int32].nnz > 0
 
 
 @pytest.mark.parametrize("metric", ["cosine", "msd", "pearson_baseline"])
@@ -52,6 +54,18 @@ def test_shrinkage_and_min_support_match_reference(metric):
     got, expected = both(item_similarity, data, metric, 6, shrinkage=7.5, min_support=3,
                          dtype=np.float64)
     assert_topk_equal(topk_arrays(got), topk_arrays(expected))
+
+
+@pytest.mark.parametrize("metric", ["cosine", "jaccard", "pearson"])
+def test_many_candidates_and_ties_match_reference(metric):
+    """Rows with far more candidates than k (the pre-filtered selection path), many of
+    them tied, and a fully dense block where every row touches every other row."""
+    sparse = make_interactions(400, 300, 0.05, implicit=metric != "pearson", seed=7)
+    dense = make_interactions(6, 5, 1.0, seed=8)
+    for data, k in ((sparse, 10), (sparse, 40), (dense, 2)):
+        for fn in (item_similarity, user_similarity):
+            got, expected = both(fn, data, metric, k, dtype=np.float64)
+            assert_topk_equal(topk_arrays(got), topk_arrays(expected))
 
 
 def test_num_threads_agnostic():

@@ -149,3 +149,58 @@ cdef inline void rank_sort(value_t* s, index_t* ids, Py_ssize_t n) noexcept nogi
             hi = p - 1
     if hi > lo:
         _insertion_sort(s, ids, lo, hi)
+
+
+cdef extern from *:
+    """
+    #include <string.h>
+    /* an unsigned key whose order is the order of the doubles (no NaN here) */
+    static inline unsigned long long fastrec_order_key(double v) {
+        unsigned long long bits;
+        memcpy(&bits, &v, sizeof bits);
+        return (bits >> 63) ? ~bits : (bits | 0x8000000000000000ULL);
+    }
+    """
+    unsigned long long fastrec_order_key(double v) noexcept nogil
+
+
+cdef inline Py_ssize_t prefilter_top(value_t* s, index_t* ids, Py_ssize_t n,
+                                     Py_ssize_t k) noexcept nogil:
+    """Drop, in place, pairs that cannot be among the k best; returns how many remain.
+
+    A radix select on an order-preserving integer key of the score, a byte at a time
+    from the top, narrows down the key of the k-th best; every pair below that key's
+    prefix ranks below k others, ties included.  O(n) per byte, usually 2-3 bytes.
+    """
+    cdef Py_ssize_t i, kept = 0, need = k, above
+    cdef int d, shift = 56, passes = 0
+    cdef Py_ssize_t counts[256]
+    cdef unsigned long long key, prefix = 0, mask = 0
+    if n <= k or k <= 0:
+        return n
+    while shift >= 0:
+        for d in range(256):
+            counts[d] = 0
+        for i in range(n):
+            key = fastrec_order_key(s[i])
+            if (key & mask) == prefix:
+                counts[(key >> shift) & 255] += 1
+        above = 0
+        d = 255
+        while d > 0 and above + counts[d] < need:
+            above += counts[d]
+            d -= 1
+        need -= above
+        prefix |= (<unsigned long long>d) << shift
+        mask |= (<unsigned long long>255) << shift
+        passes += 1
+        # few enough left undecided, or ties that no further byte will split: keep them
+        if counts[d] <= 2 * k + 64 or passes == 3:
+            break
+        shift -= 8
+    for i in range(n):
+        if fastrec_order_key(s[i]) >= prefix:
+            s[kept] = s[i]
+            ids[kept] = ids[i]
+            kept += 1
+    return kept

@@ -8,13 +8,14 @@ is reset for the next row.  Memory: O(nnz + n*k + threads*n); no n x n matrix.
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastrec._kernels._heap cimport heap_offer, heap_sort, index_t, rank_sort, value_t
+from fastrec._kernels._heap cimport (heap_offer, heap_sort, index_t, prefilter_top, rank_sort,
+                                     value_t)
 
 cdef enum:  # measure codes, exported by name in MEASURES
-    DOT_NORMED = 0       # sum x_a x_b / (norm_a norm_b), whole-vector norms given
+    DOT = 0              # sum x_a x_b (rows pre-scaled by the wrapper for cosine)
     JACCARD = 1          # n_ab / (n_a + n_b - n_ab)
     MSD = 2              # 1 / (sum (x_a - x_b)^2 / n_ab + 1)
     CORATED_COSINE = 3   # sum x_a x_b / sqrt(sum_co x_a^2 sum_co x_b^2)
@@ -24,20 +25,20 @@ cdef enum:  # shrinkage modes
     SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
     SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
 
-MEASURES = {"dot_normed": DOT_NORMED, "jaccard": JACCARD, "msd": MSD,
+MEASURES = {"dot": DOT, "jaccard": JACCARD, "msd": MSD,
             "corated_cosine": CORATED_COSINE, "pearson": PEARSON}
 SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
 
 
-cdef inline double _score(int measure, int64_t n_ab, double s_ab, double s_aa, double s_bb,
-                          double s_a, double s_b, double s_dd, double norm_a, double norm_b,
-                          int64_t len_a, int64_t len_b) noexcept nogil:
+cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
+                          double s_a, double s_b, double s_dd, Py_ssize_t len_a,
+                          Py_ssize_t len_b) noexcept nogil:
     cdef double den
-    if measure == DOT_NORMED:
-        den = norm_a * norm_b
-        return s_ab / den if den != 0 else 0.0
+    if measure == DOT:
+        return s_ab
     if measure == JACCARD:
         return <double>n_ab / <double>(len_a + len_b - n_ab)
+
     if measure == MSD:
         return 1.0 / (s_dd / n_ab + 1.0)
     if measure == CORATED_COSINE:
@@ -52,7 +53,6 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     const index_t[::1] x_indptr,
                     const value_t[::1] t_data, const index_t[::1] t_indices,
                     const index_t[::1] t_indptr,
-                    const double[::1] norms,
                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
                     const int64_t[::1] out_indptr,
                     index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
@@ -60,8 +60,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
 
     Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
-    with one index dtype and one value dtype, indices sorted; ``norms`` (len n) used by
-    the dot_normed measure; row a writes at most ``out_indptr[a+1] - out_indptr[a]``
+    with one index dtype and one value dtype, indices sorted, rows shorter than 2**31;
+    row a writes at most ``out_indptr[a+1] - out_indptr[a]``
     neighbours into ``out_ids`` / ``out_scores`` from ``out_indptr[a]`` on, sorted by
     score descending (ties: lower id), and their number into ``out_counts[a]``.
     Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
@@ -72,11 +72,12 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, kept
     cdef int64_t start
     cdef double xa, xb, s, factor
-    cdef bint need_products = measure == DOT_NORMED or measure == CORATED_COSINE or measure == PEARSON
+    cdef bint need_products = measure == DOT or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_sums = measure == PEARSON
     cdef bint need_diffs = measure == MSD
-    cdef int64_t* count
+    cdef bint needs_lengths = measure == JACCARD
+    cdef int32_t* count
     cdef Py_ssize_t* touched
     cdef double* s_ab
     cdef double* s_aa
@@ -86,13 +87,14 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
-    if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n or norms.shape[0] != n:
-        raise ValueError("similarity_topk: out_indptr, out_counts and norms must match X's rows")
+    if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n:
+        raise ValueError("similarity_topk: out_indptr and out_counts must match X's rows")
     if n == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        count = <int64_t*>calloc(n, sizeof(int64_t))
-        touched = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+        count = <int32_t*>calloc(n, sizeof(int32_t))
+        # n + 1: the branch-free insertion writes one slot past the last touched row
+        touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
         s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
         s_aa = <double*>calloc(n, sizeof(double)) if need_squares else NULL
         s_bb = <double*>calloc(n, sizeof(double)) if need_squares else NULL
@@ -112,15 +114,14 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 # accumulate the co-rated statistics of every row b sharing a column with a
                 # (the row itself is gathered too, and skipped when scoring)
                 n_touched = 0
-                if measure == DOT_NORMED:  # the hot case, without the per-entry branches
+                if measure == DOT:  # the hot case, without the per-entry branches
                     for p in range(x_indptr[a], x_indptr[a + 1]):
                         c = x_indices[p]
                         xa = x_data[p]
                         for q in range(t_indptr[c], t_indptr[c + 1]):
                             b = t_indices[q]
-                            if count[b] == 0:
-                                touched[n_touched] = b
-                                n_touched = n_touched + 1
+                            touched[n_touched] = b  # kept only when b is new: no branch
+                            n_touched = n_touched + (count[b] == 0)
                             count[b] += 1
                             s_ab[b] += xa * t_data[q]
                 else:  # the general loop: every statistic the measure needs
@@ -129,9 +130,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         xa = x_data[p]
                         for q in range(t_indptr[c], t_indptr[c + 1]):
                             b = t_indices[q]
-                            if count[b] == 0:
-                                touched[n_touched] = b
-                                n_touched = n_touched + 1
+                            touched[n_touched] = b  # kept only when b is new: no branch
+                            n_touched = n_touched + (count[b] == 0)
                             count[b] += 1
                             xb = t_data[q]
                             if need_products:
@@ -158,8 +158,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                    s_a[b] if need_sums else 0.0,
                                    s_b[b] if need_sums else 0.0,
                                    s_dd[b] if need_diffs else 0.0,
-                                   norms[a], norms[b],
-                                   x_indptr[a + 1] - x_indptr[a], x_indptr[b + 1] - x_indptr[b])
+                                   x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
+                                   x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
                         if shrinkage != 0:
                             if shrink_mode == SHRINK_BASELINE:
                                 factor = (count[b] - 1) / (count[b] - 1 + shrinkage)
@@ -183,6 +183,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         s_dd[b] = 0
                 if not count_only and size > cap:
                     # more candidates than room: a bounded heap keeps the best, in place
+                    if cap >= 8 and size > 4 * cap:
+                        size = prefilter_top(cand_scores, cand_ids, size, cap)
                     kept = 0
                     for t in range(size):
                         heap_offer(&out_scores[start], &out_ids[start], &kept, cap,

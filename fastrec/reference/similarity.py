@@ -14,11 +14,11 @@ bounded by the block's products.
 import numpy as np
 import scipy.sparse as sp
 
-MEASURES = ("dot_normed", "jaccard", "msd", "corated_cosine", "pearson")
+MEASURES = ("dot", "jaccard", "msd", "corated_cosine", "pearson")
 SHRINK_MODES = ("support", "baseline")
 
 
-def similarity_topk(x, norms, measure, *, shrinkage=0.0, shrink_mode="support", min_support=1,
+def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_support=1,
                     k=None, dtype=np.float64, block_rows=2048):
     """Top-k neighbours of every row of ``x`` as an (n, n) CSR, rows sorted by score.
 
@@ -43,10 +43,8 @@ def similarity_topk(x, norms, measure, *, shrinkage=0.0, shrink_mode="support", 
         def on_pattern(product):
             return _values_at(product, rows, cols)
 
-        if measure == "dot_normed":
-            den = norms[a] * norms[b]
-            s_ab = on_pattern(x[block] @ x.T)
-            score = np.divide(s_ab, den, out=np.zeros_like(s_ab), where=den != 0)
+        if measure == "dot":
+            score = on_pattern(x[block] @ x.T)
         elif measure == "jaccard":
             score = n_ab / (lengths[a] + lengths[b] - n_ab)
         elif measure == "msd":
