@@ -39,6 +39,7 @@ from fastrec._threads import effective_num_threads
 from fastrec.data import Interactions, as_interactions
 
 BACKENDS = ("auto", "compiled", "numpy")
+FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
 
 
 def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
-    """Call the kernel (twice when k is None: count, then fill) and compress to CSR."""
+    """Run the kernel into per-row slots, then compress the slots to a CSR matrix."""
     from fastrec._kernels import similarity as kernels
 
     arrays = [np.ascontiguousarray(arr) for part in parts for arr in part]
@@ -218,10 +219,17 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
                                 min_support, out_indptr, ids, scores, counts, count_only, threads)
         return ids, scores
 
-    if k is None:  # one pass to count every row's neighbours, one to fill them
-        run(np.zeros(n + 1, dtype=np.int64), True)
+    if k is None:
+        # room for every row b that shares a column with a: one pass when that fits the
+        # budget, else a first pass that only counts each row's neighbours
+        x_indptr, x_indices, t_indptr = parts[0][2], parts[0][1], parts[1][2]
+        reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
+        bound = np.minimum(reach.astype(np.int64), max(n - 1, 0))
+        if bound.sum() * (np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize) > FULL_PASS_BYTES:
+            run(np.zeros(n + 1, dtype=np.int64), True)
+            bound = counts.copy()
         slots = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=slots[1:])
+        np.cumsum(bound, out=slots[1:])
     else:
         slots = np.arange(n + 1, dtype=np.int64) * min(k, max(n - 1, 0))
     ids, scores = run(slots, False)

@@ -68,6 +68,19 @@ def test_many_candidates_and_ties_match_reference(metric):
             assert_topk_equal(topk_arrays(got), topk_arrays(expected))
 
 
+def test_k_none_with_a_counting_pass(monkeypatch):
+    """k=None counts first when the output room would exceed the budget: same result."""
+    from fastrec import similarity as module
+
+    data = make_interactions(60, 40, 0.2, seed=9)
+    one_pass = item_similarity(data, "pearson", None)
+    monkeypatch.setattr(module, "FULL_PASS_BYTES", 0)
+    two_passes = item_similarity(data, "pearson", None)
+    np.testing.assert_array_equal(one_pass.indptr, two_passes.indptr)
+    np.testing.assert_array_equal(one_pass.indices, two_passes.indices)
+    np.testing.assert_array_equal(one_pass.data, two_passes.data)
+
+
 def test_num_threads_agnostic():
     data = make_interactions(300, 120, 0.05, seed=1)
     for metric in ("cosine", "pearson"):
