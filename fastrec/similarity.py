@@ -184,9 +184,11 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
     if metric in ("cosine", "adjusted_cosine", "tfidf"):  # unit rows: the dot is the cosine
         entity = data.csr.indices if orientation == "items" else data.entry_users
-        norms = np.sqrt(np.bincount(entity, weights=values ** 2, minlength=n))
-        values = values * np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]
+        norms = np.sqrt(_grouped_sum_of_squares(entity, values, n))
+        values *= np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]  # our copy
+        del entity
     by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
+    del values  # keep the peak memory at a few copies of the values
     by_item = by_user.tocsc()  # its arrays are the CSR of R^T
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
@@ -241,6 +243,15 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     if indptr[-1] < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores[keep], ids[keep], indptr), shape=(n, n))
+
+
+def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):
+    """``bincount(groups, values**2)`` without a full-size temporary."""
+    total = np.zeros(n)
+    for start in range(0, values.size, chunk):
+        part = values[start:start + chunk]
+        total += np.bincount(groups[start:start + chunk], weights=part * part, minlength=n)
+    return total
 
 
 def _row_ids(indptr):
