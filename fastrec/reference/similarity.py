@@ -36,6 +36,13 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
         block = slice(start, stop)
+        if measure == "dot" and min_support <= 1 and not shrinkage:
+            # the plain product suffices: its pattern is every pair with a non-zero sum
+            product = (x[block] @ x.T).tocoo()
+            a, b, score = product.row + start, product.col, product.data.astype(dtype)
+            keep = (a != b) & (score != 0)
+            _append_best(rows_out, cols_out, vals_out, a[keep], b[keep], score[keep], k)
+            continue
         counts = (pattern[block] @ pattern.T).tocoo()
         rows, cols, n_ab = counts.row, counts.col, counts.data
         a, b = rows + start, cols
@@ -69,11 +76,21 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
             score = score * (support / (support + shrinkage))
         score = score.astype(dtype)
         keep = (n_ab >= min_support) & (a != b) & (score != 0)
-        rows_out.append(a[keep])
-        cols_out.append(b[keep])
-        vals_out.append(score[keep])
+        _append_best(rows_out, cols_out, vals_out, a[keep], b[keep], score[keep], k)
     rows, cols, vals = (np.concatenate(v) for v in (rows_out, cols_out, vals_out))
     return rows_to_csr(rows, cols, vals, n, k)
+
+
+def _append_best(rows_out, cols_out, vals_out, rows, cols, scores, k):
+    """Keep each row's k best of a block (every row lies in one block)."""
+    order = np.lexsort((cols, -scores, rows))
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    if k is not None:
+        keep = np.arange(rows.size) - np.searchsorted(rows, rows) < k
+        rows, cols, scores = rows[keep], cols[keep], scores[keep]
+    rows_out.append(rows)
+    cols_out.append(cols)
+    vals_out.append(scores)
 
 
 def rows_to_csr(rows, cols, scores, n, k):
