@@ -189,6 +189,8 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
         del entity
     by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
     del values  # keep the peak memory at a few copies of the values
+    if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
+        spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
     by_item = by_user.tocsc()  # its arrays are the CSR of R^T
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype

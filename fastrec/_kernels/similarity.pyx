@@ -20,13 +20,15 @@ cdef enum:  # measure codes, exported by name in MEASURES
     MSD = 2              # 1 / (sum (x_a - x_b)^2 / n_ab + 1)
     CORATED_COSINE = 3   # sum x_a x_b / sqrt(sum_co x_a^2 sum_co x_b^2)
     PEARSON = 4          # Surprise's co-rated Pearson
+    DOT_POSITIVE = 5     # DOT when every value is > 0, min_support <= 1 and no shrinkage:
+                         # a non-zero sum marks a touched row, no support count is kept
 
 cdef enum:  # shrinkage modes
     SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
     SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
 
 MEASURES = {"dot": DOT, "jaccard": JACCARD, "msd": MSD,
-            "corated_cosine": CORATED_COSINE, "pearson": PEARSON}
+            "corated_cosine": CORATED_COSINE, "pearson": PEARSON, "dot_positive": DOT_POSITIVE}
 SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
 
 
@@ -72,7 +74,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, kept
     cdef int64_t start
     cdef double xa, xb, s, factor
-    cdef bint need_products = measure == DOT or measure == CORATED_COSINE or measure == PEARSON
+    cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_sums = measure == PEARSON
     cdef bint need_diffs = measure == MSD
@@ -92,7 +94,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     if n == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        count = <int32_t*>calloc(n, sizeof(int32_t))
+        count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE else NULL
         # n + 1: the branch-free insertion writes one slot past the last touched row
         touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
         s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
@@ -104,7 +106,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         cand_scores = <value_t*>malloc(n * sizeof(value_t))
         cand_ids = <index_t*>malloc(n * sizeof(index_t))
         try:
-            if (count == NULL or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
+            if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
                     or (need_squares and (s_aa == NULL or s_bb == NULL))
                     or (need_sums and (s_a == NULL or s_b == NULL))
                     or (need_diffs and s_dd == NULL)):
@@ -114,7 +116,26 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 # accumulate the co-rated statistics of every row b sharing a column with a
                 # (the row itself is gathered too, and skipped when scoring)
                 n_touched = 0
-                if measure == DOT:  # the hot case, without the per-entry branches
+                start = out_indptr[a]
+                cap = out_indptr[a + 1] - start
+                size = 0
+                if measure == DOT_POSITIVE:  # the default cosine: one scratch array
+                    for p in range(x_indptr[a], x_indptr[a + 1]):
+                        c = x_indices[p]
+                        xa = x_data[p]
+                        for q in range(t_indptr[c], t_indptr[c + 1]):
+                            b = t_indices[q]
+                            touched[n_touched] = b
+                            n_touched = n_touched + (s_ab[b] == 0)
+                            s_ab[b] += xa * t_data[q]
+                    for t in range(n_touched):
+                        b = touched[t]
+                        if b != a:
+                            cand_scores[size] = <value_t>s_ab[b]
+                            cand_ids[size] = <index_t>b
+                            size = size + (cand_scores[size] != 0)
+                        s_ab[b] = 0
+                elif measure == DOT:  # the hot case, without the per-entry branches
                     for p in range(x_indptr[a], x_indptr[a + 1]):
                         c = x_indices[p]
                         xa = x_data[p]
@@ -145,10 +166,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                             if need_diffs:
                                 s_dd[b] += (xa - xb) * (xa - xb)
                 # score them, keep the best, reset the scratch
-                start = out_indptr[a]
-                cap = out_indptr[a + 1] - start
-                size = 0
-                for t in range(n_touched):
+                for t in range(n_touched if measure != DOT_POSITIVE else 0):
                     b = touched[t]
                     if count[b] >= min_support and b != a:
                         s = _score(measure, count[b],

@@ -14,7 +14,7 @@ bounded by the block's products.
 import numpy as np
 import scipy.sparse as sp
 
-MEASURES = ("dot", "jaccard", "msd", "corated_cosine", "pearson")
+MEASURES = ("dot", "dot_positive", "jaccard", "msd", "corated_cosine", "pearson")
 SHRINK_MODES = ("support", "baseline")
 
 
@@ -36,7 +36,7 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
         block = slice(start, stop)
-        if measure == "dot" and min_support <= 1 and not shrinkage:
+        if measure in ("dot", "dot_positive") and min_support <= 1 and not shrinkage:
             # the plain product suffices: its pattern is every pair with a non-zero sum
             product = (x[block] @ x.T).tocoo()
             a, b, score = product.row + start, product.col, product.data.astype(dtype)
@@ -50,7 +50,7 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
         def on_pattern(product):
             return _values_at(product, rows, cols)
 
-        if measure == "dot":
+        if measure in ("dot", "dot_positive"):
             score = on_pattern(x[block] @ x.T)
         elif measure == "jaccard":
             score = n_ab / (lengths[a] + lengths[b] - n_ab)
