@@ -158,6 +158,7 @@ def topk_arrays(similarity, k=None):
 # ---------------------------------------------------------------------------------
 def _similarity(data, orientation, metric, k, shrinkage, min_support, num_threads, dtype,
                 backend, baseline, bm25_k1, bm25_b):
+    """Check everything, prepare the two orientations of the values, run a backend."""
     check_choice(metric, "metric", tuple(METRICS))
     spec = METRICS[metric]
     k = check_positive_int(k, "k", allow_none=True)
@@ -169,16 +170,7 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     check_choice(backend, "backend", BACKENDS)
     threads = effective_num_threads(num_threads)
     data = as_interactions(data)
-    if spec.needs_ratings and data.is_implicit:
-        raise ValueError(f"metric {metric!r} needs explicit ratings; this data is implicit "
-                         "(use cosine, jaccard, tfidf or bm25)")
-    if metric == "bm25":
-        check_non_negative_float(bm25_k1, "bm25_k1")
-        check_non_negative_float(bm25_b, "bm25_b")
-    if max(data.user_counts.max(initial=0), data.item_counts.max(initial=0)) >= 2**31 - 1:
-        raise ValueError("a user or item has 2**31 or more interactions; not supported")
-    if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
-        raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
+    _check_data_for(metric, spec, data, bm25_k1, bm25_b)
 
     values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
@@ -197,13 +189,27 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     if backend == "numpy":
         from fastrec.reference.similarity import similarity_topk as reference
 
-        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), spec.measure, shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
+        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), spec.measure,
+                           shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
                            min_support=min_support, k=k, dtype=dtype)
         result.indices = result.indices.astype(index_dtype)
         return result
     parts = [(part.data, part.indices.astype(index_dtype, copy=False),
               part.indptr.astype(index_dtype, copy=False)) for part in (x, t)]
     return _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype)
+
+
+def _check_data_for(metric, spec, data, bm25_k1, bm25_b):
+    if spec.needs_ratings and data.is_implicit:
+        raise ValueError(f"metric {metric!r} needs explicit ratings; this data is implicit "
+                         "(use cosine, jaccard, tfidf or bm25)")
+    if metric == "bm25":
+        check_non_negative_float(bm25_k1, "bm25_k1")
+        check_non_negative_float(bm25_b, "bm25_b")
+    if max(data.user_counts.max(initial=0), data.item_counts.max(initial=0)) >= 2**31 - 1:
+        raise ValueError("a user or item has 2**31 or more interactions; not supported")
+    if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
+        raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
 
 
 def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
