@@ -19,9 +19,9 @@ import scipy.sparse as sp
 from fastrec._synthetic import synthetic
 from fastrec.io import _error, build_interactions, load_csv, read_number_table
 
-__all__ = ["load_movielens", "load_csv", "synthetic"]
+__all__ = ["load_movielens", "load_movielens_split", "load_csv", "synthetic"]
 
-__all__ = ["load_movielens", "load_csv", "synthetic"]
+__all__ = ["load_movielens", "load_movielens_split", "load_csv", "synthetic"]
 
 # The 19 genres of MovieLens 100k, in the order of the flag columns of u.item.
 ML100K_GENRES = (
@@ -98,6 +98,58 @@ def load_movielens(path):
         shape=(universe.size, len(genre_names)),
     )
     return data.with_item_features(features, feature_names=genre_names).with_item_titles(all_titles)
+
+
+def load_movielens_split(folder, name="u1"):
+    """MovieLens 100k's own split files (``u1.base`` / ``u1.test`` ... ``ua``, ``ub``).
+
+    Both parts are built over one id universe (every user of either file, every movie
+    of ``u.item``), so a model fitted on the base part can be scored on the test part;
+    users and items seen only in the test part are reported as cold, as by
+    ``fastrec.model_selection``.
+
+    Returns
+    -------
+    fastrec.model_selection.TrainTestSplit
+    """
+    from fastrec.model_selection import TrainTestSplit
+
+    folder = Path(os.fspath(folder))
+    base_file, test_file = folder / f"{name}.base", folder / f"{name}.test"
+    for part in (base_file, test_file):
+        if not part.is_file():
+            raise FileNotFoundError(f"MovieLens split file not found: {part}")
+    base, test = load_movielens(base_file), load_movielens(test_file)
+    b_users, b_items, b_values, b_times = base.to_arrays()
+    t_users, t_items, t_values, t_times = test.to_arrays()
+    items = np.union1d(base.item_ids, test.item_ids)
+    both = build_interactions(
+        folder / name, np.concatenate([b_users, t_users]), np.concatenate([b_items, t_items]),
+        np.concatenate([b_values, t_values]), np.concatenate([b_times, t_times]), item_ids=items,
+    )
+    both = both.with_item_features(_aligned_rows(base.item_features, base.item_ids, items),
+                                   base.feature_names).with_item_titles(
+        _aligned_titles(base.item_titles, base.item_ids, items))
+    keys = both.entry_users.astype(np.int64) * both.n_items + both.csr.indices
+    test_keys = both.user_index(t_users) * both.n_items + both.item_index(t_items)
+    in_test = np.isin(keys, test_keys)
+    return TrainTestSplit(both.select(~in_test), both.select(in_test))
+
+
+def _aligned_rows(features, ids, universe):
+    if features is None:
+        return None
+    rows = np.searchsorted(universe, ids)
+    coo = features.tocoo()
+    return sp.csr_array((coo.data, (rows[coo.row], coo.col)), shape=(universe.size, features.shape[1]))
+
+
+def _aligned_titles(titles, ids, universe):
+    if titles is None:
+        return None
+    out = np.full(universe.size, "", dtype=object)
+    out[np.searchsorted(universe, ids)] = titles
+    return out
 
 
 def _movielens_layout(path):

@@ -16,6 +16,7 @@ def test_openmp_flag_is_bool():
 
 def test_every_reference_has_a_compiled_twin():
     pairs = {"topk": ("fastrec._kernels.topk", ["dense_topk"]),
+             "similarity": ("fastrec._kernels.similarity", ["similarity_topk"]),
              "baseline": ("fastrec._kernels.baseline_nb", ["baseline_sgd"])}
     for ref_name, (kernel_module, names) in pairs.items():
         ref = importlib.import_module(f"fastrec.reference.{ref_name}")

@@ -498,3 +498,14 @@ def test_synthetic_more_genres_than_items():
 def test_synthetic_bad_arguments(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         synthetic(**kwargs)
+
+
+def test_movielens_split_shares_ids(ml100k_path):
+    split = datasets.load_movielens_split(ml100k_path, "u1")
+    train, test = split
+    assert (train.nnz, test.nnz) == (80_000, 20_000)
+    assert train.same_ids(test) and train.n_items == 1682 and train.n_users == 943
+    assert train.item_titles[0] == "Toy Story (1995)" and train.item_features.shape == (1682, 19)
+    assert split.n_cold_users == 0 and split.n_cold_items > 0
+    with pytest.raises(FileNotFoundError, match="u9.base"):
+        datasets.load_movielens_split(ml100k_path, "u9")
