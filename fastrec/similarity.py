@@ -245,12 +245,14 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     ids, scores = run(slots, False)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    widths = np.diff(slots)
-    rank = np.arange(slots[-1]) - np.repeat(slots[:-1], widths)
-    keep = rank < np.repeat(counts, widths)
+    if indptr[-1] != slots[-1]:  # rows did not fill their slots: close the gaps
+        packed_ids = np.empty(indptr[-1], dtype=index_dtype)
+        packed_scores = np.empty(indptr[-1], dtype=dtype)
+        kernels.compact_rows(slots, counts, ids, scores, indptr, packed_ids, packed_scores, threads)
+        ids, scores = packed_ids, packed_scores
     if indptr[-1] < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
-    return sp.csr_array((scores[keep], ids[keep], indptr), shape=(n, n))
+    return sp.csr_array((scores, ids, indptr), shape=(n, n))
 
 
 def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):

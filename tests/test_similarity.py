@@ -81,6 +81,24 @@ def test_k_none_with_a_counting_pass(monkeypatch):
     np.testing.assert_array_equal(one_pass.data, two_passes.data)
 
 
+def test_compact_rows_matches_reference(dtype, index_dtype):
+    from fastrec._kernels.similarity import compact_rows
+    from fastrec.reference.similarity import compact_rows as reference
+
+    rng = np.random.default_rng(0)
+    widths = rng.integers(0, 6, 50)
+    slots = np.concatenate(([0], np.cumsum(widths))).astype(np.int64)
+    counts = (widths * rng.random(50)).astype(np.int64)
+    ids = rng.integers(0, 100, slots[-1]).astype(index_dtype)
+    scores = rng.random(slots[-1]).astype(dtype)
+    indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    got_ids, got_scores = np.empty(indptr[-1], index_dtype), np.empty(indptr[-1], dtype)
+    compact_rows(slots, counts, ids, scores, indptr, got_ids, got_scores, 2)
+    expected_ids, expected_scores = reference(slots, counts, ids, scores)
+    np.testing.assert_array_equal(got_ids, expected_ids)
+    np.testing.assert_array_equal(got_scores, expected_scores)
+
+
 def test_num_threads_agnostic():
     data = make_interactions(300, 120, 0.05, seed=1)
     for metric in ("cosine", "pearson"):

@@ -226,3 +226,21 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             free(s_dd)
             free(cand_scores)
             free(cand_ids)
+
+
+def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
+                 const index_t[::1] ids, const value_t[::1] scores,
+                 const int64_t[::1] out_indptr, index_t[::1] out_ids, value_t[::1] out_scores,
+                 int num_threads):
+    """Move the first ``counts[a]`` entries of each row's slot range to ``out_indptr[a]``.
+
+    Contract: ``out_indptr`` is the running sum of ``counts`` and every count fits its
+    slot range; outputs are overwritten.  Twin of ``reference.similarity.compact_rows``.
+    """
+    cdef Py_ssize_t n = counts.shape[0], a, t
+    if slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1:
+        raise ValueError("compact_rows: slots and out_indptr must have n + 1 entries")
+    for a in prange(n, nogil=True, schedule="static", num_threads=num_threads):
+        for t in range(counts[a]):
+            out_ids[out_indptr[a] + t] = ids[slots[a] + t]
+            out_scores[out_indptr[a] + t] = scores[slots[a] + t]

@@ -119,3 +119,11 @@ def _values_at(product, rows, cols):
     pos = np.minimum(np.searchsorted(keys, wanted), max(keys.size - 1, 0))
     found = (keys[pos] == wanted) if keys.size else np.zeros(wanted.size, bool)
     return np.where(found, values[pos] if keys.size else 0.0, 0.0)
+
+
+def compact_rows(slots, counts, ids, scores):
+    """Keep the first ``counts[a]`` entries of each row's ``slots[a]:slots[a+1]`` range."""
+    widths = np.diff(slots)
+    rank = np.arange(slots[-1]) - np.repeat(slots[:-1], widths)
+    keep = rank < np.repeat(counts, widths)
+    return ids[keep], scores[keep]
