@@ -1,9 +1,10 @@
 import os
-from pathlib import Path
 
 import pytest
 
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+from fastrec.testing import movielens_100k_dir
+
+ML100K = movielens_100k_dir(__file__)
 
 
 def pytest_report_header(config):

@@ -304,7 +304,7 @@ def _convert_column(values, lines, name, what, converters, why):
         chunk = arr[lo:lo + step]
         if any(_converts(convert, chunk) for convert in converters):
             continue
-        for k, value in enumerate(chunk):
+        for k in range(chunk.size):
             if not any(_converts(convert, chunk[k:k + 1]) for convert in converters):
                 raise _error(name, int(lines[lo + k]), f"{what} {values[lo + k]!r} {why}")
     raise ValueError(f"{name}: the {what} column mixes kinds of values (such as numbers "

@@ -62,3 +62,17 @@ def assert_topk_equal(got, expected, dtype=np.float64):
     else:
         mismatch = got_ids != exp_ids
         np.testing.assert_allclose(got_scores[mismatch], exp_scores[mismatch], rtol=rtol_for(dtype))
+
+
+def movielens_100k_dir(from_file):
+    """Where the tests and benchmarks look for MovieLens 100k (it is never shipped).
+
+    ``$FASTREC_DATA_DIR/ml-100k`` when that variable is set, else ``shared/data/ml-100k``
+    beside the source tree that holds ``from_file`` (a file one level inside it).
+    """
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("FASTREC_DATA_DIR")
+    base = Path(root) if root else Path(from_file).resolve().parents[2] / "shared" / "data"
+    return base / "ml-100k"

@@ -1,12 +1,13 @@
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import settings
 
+from fastrec.testing import movielens_100k_dir
+
 SEED = int(os.environ.get("FASTREC_TEST_SEED", "0"))
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+ML100K = movielens_100k_dir(__file__)
 
 settings.register_profile("ci", deadline=None, derandomize=True, database=None, max_examples=60)
 settings.register_profile("dev", deadline=None, max_examples=100)

@@ -11,6 +11,8 @@ with P the 0/1 pattern of X and Q = X o X,
 (and the mirrored products for b).  Rows are processed in blocks, so memory stays
 bounded by the block's products.
 """
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -47,8 +49,7 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
         rows, cols, n_ab = counts.row, counts.col, counts.data
         a, b = rows + start, cols
 
-        def on_pattern(product):
-            return _values_at(product, rows, cols)
+        on_pattern = functools.partial(_values_at, rows=rows, cols=cols)
 
         if measure in ("dot", "dot_positive"):
             score = on_pattern(x[block] @ x.T)
