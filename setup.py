@@ -22,6 +22,7 @@ KERNELS = {
     "_openmp_info": "fastrec/_kernels/_openmp_info.pyx",
     "topk": "fastrec/_kernels/topk.pyx",
     "similarity": "fastrec/_kernels/similarity.pyx",
+    "knn": "fastrec/_kernels/knn.pyx",
 }
 
 OPENMP_PROBE = textwrap.dedent(

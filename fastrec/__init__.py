@@ -27,6 +27,8 @@ _LAZY = {
     "top_k": "fastrec.topk",
     "Popularity": "fastrec.models.popularity",
     "Baseline": "fastrec.models.baseline",
+    "ItemKNN": "fastrec.models.knn",
+    "UserKNN": "fastrec.models.knn",
     "load": "fastrec.models.base",
     "evaluate": "fastrec.evaluation",
     "show_config": "fastrec._config",

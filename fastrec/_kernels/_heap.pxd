@@ -204,3 +204,24 @@ cdef inline Py_ssize_t prefilter_top(value_t* s, index_t* ids, Py_ssize_t n,
             ids[kept] = ids[i]
             kept += 1
     return kept
+
+
+cdef inline Py_ssize_t select_best(value_t* cand_s, index_t* cand_ids, Py_ssize_t size,
+                                   Py_ssize_t cap, value_t* out_s, index_t* out_ids) noexcept nogil:
+    """Write the ``cap`` best candidates to ``out_*`` in descending order; returns how many.
+
+    The candidate arrays are reordered (pre-filtered or sorted) in place.
+    """
+    cdef Py_ssize_t t, kept = 0
+    if size > cap:
+        if cap >= 8 and size > 4 * cap:
+            size = prefilter_top(cand_s, cand_ids, size, cap)
+        for t in range(size):
+            heap_offer(out_s, out_ids, &kept, cap, cand_s[t], cand_ids[t])
+        heap_sort(out_s, out_ids, kept)
+        return kept
+    rank_sort(cand_s, cand_ids, size)
+    for t in range(size):
+        out_s[t] = cand_s[t]
+        out_ids[t] = cand_ids[t]
+    return size

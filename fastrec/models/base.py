@@ -36,6 +36,26 @@ class Details:
     known_user: np.ndarray
     known_item: np.ndarray
     fallback: str
+    n_neighbors: np.ndarray = None  # neighbourhood models: neighbours behind each estimate
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Why a model scored ``item`` for ``user``: the parts behind the estimate.
+
+    ``base`` plus the sum of every part's ``contribution`` is the unclipped estimate;
+    the parts (``neighbors``: raw ids of items or users, ``similarity``, ``rating``)
+    are listed by weight, the strongest first, and may be cut to the n asked for.
+    """
+
+    user: object
+    item: object
+    estimate: float
+    base: float
+    neighbors: np.ndarray
+    similarity: np.ndarray
+    rating: np.ndarray
+    contribution: np.ndarray
 
 
 class Recommender:
@@ -118,12 +138,19 @@ class Recommender:
             raise ValueError(f"users has {users.size} entries but items has {items.size}")
         u, known_user = self._known_users(users)
         i, known_item = self._known_items(items)
-        estimates = self._predict_indices(u, i)
+        if return_details:
+            estimates, n_neighbors = self._predict_indices_with_counts(u, i)
+        else:
+            estimates = self._predict_indices(u, i)
         if scalar:
             estimates = float(estimates[0])
         if return_details:
-            return estimates, Details(known_user, known_item, self.fallback)
+            return estimates, Details(known_user, known_item, self.fallback, n_neighbors)
         return estimates
+
+    def _predict_indices_with_counts(self, u, i):
+        """Estimates and, for neighbourhood models, the neighbours behind each (else None)."""
+        return self._predict_indices(u, i), None
 
     # ------------------------------------------------------------ recommend
     def recommend(self, users, n=10, *, exclude_seen=True, items=None, num_threads=None,
@@ -164,11 +191,7 @@ class Recommender:
         threads = effective_num_threads(num_threads)
         data = self.interactions_
         u, known_user = self._known_users(users)
-        candidates = None
-        if items is not None:
-            wanted = data.item_index(as_1d(np.atleast_1d(np.asarray(items)), "items"))
-            candidates = np.ones((1, data.n_items), dtype=np.uint8)
-            candidates[0, wanted] = 0  # the kernel's mask marks exclusions
+        candidates = self._excluded_columns(items)
         block = max(1, min(max(u.size, 1), SCORE_BLOCK_BYTES // (8 * max(data.n_items, 1))))
         out_ids = np.empty((u.size, n), dtype=np.int64)
         out_scores = None
@@ -186,6 +209,16 @@ class Recommender:
         if out_scores is None:
             out_scores = np.empty((0, n))
         return out_ids, out_scores, known_user
+
+    def _excluded_columns(self, items):
+        """uint8 mask (1, n_items), 1 outside the candidate ``items`` (raw ids); None for all."""
+        if items is None:
+            return None
+        data = self.interactions_
+        wanted = data.item_index(as_1d(np.atleast_1d(np.asarray(items)), "items"))
+        excluded = np.ones((1, data.n_items), dtype=np.uint8)
+        excluded[0, wanted] = 0
+        return excluded
 
     # ------------------------------------------------------------ save/load
     def save(self, path):
@@ -205,13 +238,25 @@ class Recommender:
             "train/rating_scale": np.array(data.rating_scale if data.rating_scale else (np.nan, np.nan)),
         }
         for name in self._learned:
-            state[f"learned/{name}"] = np.asarray(getattr(self, name))
+            value = getattr(self, name)
+            if sp.issparse(value):
+                value = sp.csr_array(value)
+                for part in ("data", "indices", "indptr"):
+                    state[f"learned-csr/{name}/{part}"] = getattr(value, part)
+                state[f"learned-csr/{name}/shape"] = np.array(value.shape)
+            else:
+                state[f"learned/{name}"] = np.asarray(value)
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
             np.savez(f, **state)
 
     def _restore(self, arrays):
         for name in self._learned:
-            setattr(self, name, arrays[f"learned/{name}"])
+            if f"learned-csr/{name}/shape" in arrays:
+                parts = [arrays[f"learned-csr/{name}/{part}"] for part in ("data", "indices", "indptr")]
+                value = sp.csr_array(tuple(parts), shape=tuple(arrays[f"learned-csr/{name}/shape"]))
+            else:
+                value = arrays[f"learned/{name}"]
+            setattr(self, name, value)
 
 
 def load(path):
@@ -220,7 +265,7 @@ def load(path):
         arrays = {key: f[key] for key in f.files}
     try:
         name = str(arrays["format/class"])
-        params = json.loads(str(arrays["format/params"]))
+        params = json.loads(str(arrays["format/params"]), object_hook=_json_object)
     except KeyError:
         raise ValueError(f"{path} is not a fastrec model file") from None
     if name not in _MODELS:
@@ -280,10 +325,17 @@ def _savable_ids(ids, what):
 
 def _json_default(value):
     if isinstance(value, type) and issubclass(value, np.generic) or isinstance(value, np.dtype):
-        return np.dtype(value).name
+        return {"__dtype__": np.dtype(value).name}
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"hyper-parameter value {value!r} cannot be saved")
+
+
+def _json_object(obj):
+    """Undo ``_json_default``: dtype parameters come back as NumPy scalar types."""
+    if set(obj) == {"__dtype__"}:
+        return np.dtype(obj["__dtype__"]).type
+    return obj
 
 
 def _same_value(a, b):

@@ -10,8 +10,10 @@ MODELS = [
     lambda: fastrec.Popularity(mode="mean", damping=3.0),
     lambda: fastrec.Baseline(),
     lambda: fastrec.Baseline(method="sgd", n_epochs=5),
+    lambda: fastrec.ItemKNN(k=2, metric="pearson", center="zscore"),
+    lambda: fastrec.UserKNN(k=2, center="baseline"),
 ]
-IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd"]
+IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd", "itemknn", "userknn"]
 
 
 @pytest.fixture(params=MODELS, ids=IDS)
