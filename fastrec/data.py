@@ -93,7 +93,7 @@ class Interactions:
 
     __slots__ = (
         "_csr", "_csc", "_users", "_items", "_timestamps", "_implicit",
-        "_item_features", "_feature_names", "_item_titles", "_rating_scale",
+        "_item_features", "_feature_names", "_item_titles", "_rating_scale", "_item_counts",
     )
 
     def __init__(self, csr, user_map, item_map, *, timestamps=None, implicit=False,
@@ -104,6 +104,7 @@ class Interactions:
         setattr_ = object.__setattr__
         setattr_(self, "_csr", csr)
         setattr_(self, "_csc", None)
+        setattr_(self, "_item_counts", None)
         setattr_(self, "_users", user_map)
         setattr_(self, "_items", item_map)
         setattr_(self, "_timestamps", None if timestamps is None else _read_only(timestamps))
@@ -373,8 +374,12 @@ class Interactions:
 
     @property
     def item_counts(self):
-        """Interactions per item (length n_items)."""
-        return np.bincount(self._csr.indices, minlength=self.n_items)
+        """Interactions per item (length n_items; computed once, read-only)."""
+        if self._item_counts is None:
+            counts = (np.diff(self._csc.indptr).astype(np.int64) if self._csc is not None
+                      else np.bincount(self._csr.indices, minlength=self.n_items))
+            object.__setattr__(self, "_item_counts", _read_only(counts))
+        return self._item_counts
 
     @property
     def entry_users(self):

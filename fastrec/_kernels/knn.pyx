@@ -14,7 +14,29 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastrec._kernels._heap cimport heap_offer, index_t, select_best, value_t
+from fastrec._kernels._heap cimport index_t, select_best, value_t
+
+
+cdef extern from *:
+    """
+    static inline int fastrec_popcount(unsigned long long v) { return __builtin_popcountll(v); }
+    static inline int fastrec_ctz(unsigned long long v) { return __builtin_ctzll(v); }
+    """
+    int fastrec_popcount(unsigned long long v) noexcept nogil
+    int fastrec_ctz(unsigned long long v) noexcept nogil
+
+
+cdef inline Py_ssize_t _rank_of_self(const value_t* row_s, const index_t* row_ids,
+                                     Py_ssize_t length, double s, Py_ssize_t x) noexcept nogil:
+    """How many entries of a sorted similarity row rank before (s, x)."""
+    cdef Py_ssize_t lo = 0, hi = length, mid
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if row_s[mid] > s or (row_s[mid] == s and row_ids[mid] < x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def knn_estimate(const value_t[::1] sim_data, const index_t[::1] sim_indices,
@@ -27,62 +49,96 @@ def knn_estimate(const value_t[::1] sim_data, const index_t[::1] sim_indices,
                  double[::1] out_mean, int32_t[::1] out_k, int num_threads):
     """Weighted mean deviation of the k most similar rated neighbours, per query.
 
-    Contract (unchecked): ``sim`` is an (n_x, n_x) CSR with no stored diagonal, ``yr``
-    an (n_y, n_x) CSR with sorted indices and one deviation per entry; group g has
-    target ``group_x[g]`` and the queries ``query_y[group_start[g]:group_stop[g]]``,
-    whose results go to ``out_*[group_out[g] + t - group_start[g]]``; all ids valid.
-    s(x, x) is ``self_similarity``.  ``out_mean`` is sum(s * dev) / sum(s) over the
-    chosen neighbours (0 when none) and ``out_k`` their number.
+    Contract (unchecked): ``sim`` is an (n_x, n_x) CSR with no stored diagonal whose
+    rows are sorted by score descending, ties by the lower id (as
+    ``fastrec.similarity`` returns them); ``yr`` an (n_y, n_x) CSR with one deviation
+    per entry; group g has target ``group_x[g]`` and the queries
+    ``query_y[group_start[g]:group_stop[g]]``, whose results go to
+    ``out_*[group_out[g] + t - group_start[g]]``; all ids valid.  s(x, x) is
+    ``self_similarity``.  ``out_mean`` is sum(s * dev) / sum(s) over the chosen
+    neighbours (0 when none) and ``out_k`` their number.
+
+    Each group scatters row x's similarities and ranks (its sorted order, with x
+    itself slotted in); a query with more than k candidates finds its k best by
+    setting their ranks in a bitset and counting bits, without comparisons.
     """
     cdef Py_ssize_t n_x = sim_indptr.shape[0] - 1
     cdef Py_ssize_t n_groups = group_x.shape[0], n_y = yr_indptr.shape[0] - 1
-    cdef Py_ssize_t g, x, y, p, q, t, c, size, kept, longest = 0
-    cdef double s, sum_s, sum_sd
+    cdef Py_ssize_t g, x, y, p, q, t, c, w, r, size, start, length, self_rank, count, pc
+    cdef Py_ssize_t longest = 0, widest = 0, n_words
+    cdef double s, sum_s, sum_sd, chosen
+    cdef unsigned long long word
     cdef double* sim_of
+    cdef int64_t* rank_of
     cdef double* cand_s
     cdef int64_t* cand_q
-    cdef double* keep_s
-    cdef int64_t* keep_q
+    cdef int64_t* cand_r
+    cdef unsigned long long* bits
     for y in range(n_y):
         longest = max(longest, yr_indptr[y + 1] - yr_indptr[y])
+    for x in range(n_x):
+        widest = max(widest, sim_indptr[x + 1] - sim_indptr[x])
+    n_words = (widest + 1) // 64 + 1  # ranks 0..widest (x itself included)
     if n_groups == 0 or k <= 0:
         out_mean[:] = 0.0
         out_k[:] = 0
         return
     with nogil, parallel(num_threads=num_threads):
         sim_of = <double*>calloc(n_x + 1, sizeof(double))
+        rank_of = <int64_t*>calloc(n_x + 1, sizeof(int64_t))
         cand_s = <double*>malloc((longest + 1) * sizeof(double))
         cand_q = <int64_t*>malloc((longest + 1) * sizeof(int64_t))
-        keep_s = <double*>malloc(k * sizeof(double))
-        keep_q = <int64_t*>malloc(k * sizeof(int64_t))
+        cand_r = <int64_t*>malloc((longest + 1) * sizeof(int64_t))
+        bits = <unsigned long long*>calloc(n_words, sizeof(unsigned long long))
         try:
-            if sim_of == NULL or cand_s == NULL or cand_q == NULL or keep_s == NULL or keep_q == NULL:
+            if (sim_of == NULL or rank_of == NULL or cand_s == NULL or cand_q == NULL
+                    or cand_r == NULL or bits == NULL):
                 with gil:
                     raise MemoryError("knn_estimate: cannot allocate per-thread scratch")
             for g in prange(n_groups, schedule="dynamic", chunksize=4):
                 x = group_x[g]
-                for p in range(sim_indptr[x], sim_indptr[x + 1]):
-                    sim_of[sim_indices[p]] = sim_data[p]
+                start = sim_indptr[x]
+                length = sim_indptr[x + 1] - start
+                self_rank = _rank_of_self(&sim_data[start], &sim_indices[start], length,
+                                          self_similarity, x)
+                for p in range(length):
+                    sim_of[sim_indices[start + p]] = sim_data[start + p]
+                    rank_of[sim_indices[start + p]] = p + (p >= self_rank)
                 sim_of[x] = self_similarity
+                rank_of[x] = self_rank
                 for t in range(group_start[g], group_stop[g]):
                     y = query_y[t]
                     size = 0
                     for q in range(yr_indptr[y], yr_indptr[y + 1]):
-                        s = sim_of[yr_indices[q]]
-                        if s > 0:
-                            cand_s[size] = s
-                            cand_q[size] = q
-                            size = size + 1
+                        r = yr_indices[q]
+                        cand_s[size] = sim_of[r]
+                        cand_q[size] = q
+                        cand_r[size] = rank_of[r]
+                        size = size + (cand_s[size] > 0)
                     sum_s = 0.0
                     sum_sd = 0.0
-                    if size > k:  # positions rise with neighbour ids: ties keep the lower id
-                        kept = 0
+                    if size > k:
+                        # the k best are the k lowest ranks: find the k-th set bit
                         for c in range(size):
-                            heap_offer(keep_s, keep_q, &kept, k, cand_s[c], cand_q[c])
-                        for c in range(kept):
-                            sum_s = sum_s + keep_s[c]
-                            sum_sd = sum_sd + keep_s[c] * yr_dev[keep_q[c]]
-                        size = kept
+                            r = cand_r[c]
+                            bits[r >> 6] |= 1ULL << (r & 63)
+                        count = 0
+                        w = 0
+                        pc = fastrec_popcount(bits[0])
+                        while count + pc < k:
+                            count = count + pc
+                            w = w + 1
+                            pc = fastrec_popcount(bits[w])
+                        word = bits[w]
+                        for c in range(k - count - 1):
+                            word = word & (word - 1)
+                        r = (w << 6) + fastrec_ctz(word)  # the k-th best rank
+                        for c in range(size):
+                            chosen = cand_r[c] <= r
+                            sum_s = sum_s + chosen * cand_s[c]
+                            sum_sd = sum_sd + chosen * cand_s[c] * yr_dev[cand_q[c]]
+                            bits[cand_r[c] >> 6] = 0
+                        size = k
                     else:
                         for c in range(size):
                             sum_s = sum_s + cand_s[c]
@@ -90,29 +146,30 @@ def knn_estimate(const value_t[::1] sim_data, const index_t[::1] sim_indices,
                     c = group_out[g] + t - group_start[g]
                     out_mean[c] = sum_sd / sum_s if size > 0 else 0.0
                     out_k[c] = <int32_t>size
-                for p in range(sim_indptr[x], sim_indptr[x + 1]):
+                for p in range(start, start + length):
                     sim_of[sim_indices[p]] = 0.0
                 sim_of[x] = 0.0
         finally:
             free(sim_of)
+            free(rank_of)
             free(cand_s)
             free(cand_q)
-            free(keep_s)
-            free(keep_q)
+            free(cand_r)
+            free(bits)
 
 
 def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                  const int64_t[::1] x_indptr,
                  const value_t[::1] t_data, const index_t[::1] t_indices,
                  const int64_t[::1] t_indptr, const int64_t[::1] rows,
-                 const int64_t[::1] excluded_indptr, const int64_t[::1] excluded,
+                 const int64_t[::1] excluded_indptr, const index_t[::1] excluded,
                  const uint8_t[::1] column_mask, Py_ssize_t n_cols,
                  int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, int num_threads):
     """Top columns of ``X[rows] @ T`` per row, scores descending (ties: lower column).
 
     Contract (unchecked): X is (n_x, m) and T (m, ``n_cols``) CSR; ``rows`` index X (-1: an
-    empty row); ``excluded`` holds, per output row r (``excluded_indptr`` of length
-    len(rows) + 1, or empty for none), columns never returned; ``column_mask``
+    empty row); ``excluded`` holds, per row of X (``excluded_indptr`` of length
+    n_x + 1, or empty for none), columns never returned for it, e.g. a user's seen items; ``column_mask``
     (n_cols,) uint8, or empty, excludes columns where non-zero.  Columns with a zero
     score are not returned; rows are padded with -1 / -inf.  Accumulates in double.
     """
@@ -153,8 +210,8 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 touched[n_touched] = b
                                 n_touched = n_touched + 1
                             acc[b] += w * t_data[q]
-                if has_excluded:
-                    for p in range(excluded_indptr[r], excluded_indptr[r + 1]):
+                if has_excluded and a >= 0:
+                    for p in range(excluded_indptr[a], excluded_indptr[a + 1]):
                         b = excluded[p]
                         if mark[b] == 1:
                             mark[b] = 2

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from fastrec._checks import as_1d, check_choice, check_non_negative_float, check_positive_int
 from fastrec._threads import effective_num_threads
-from fastrec.models.base import Explanation, Recommender, _raw_ids, _rows_pattern
+from fastrec.models.base import Explanation, Recommender, _raw_ids
 from fastrec.similarity import METRICS, item_similarity, topk_arrays, user_similarity
 
 CENTERS = ("none", "mean", "zscore", "baseline")
@@ -106,30 +106,32 @@ class _Neighborhood(Recommender):
         self._prepare()
 
     def _prepare(self):
-        """Derived arrays the kernels read (rebuilt after load, never saved)."""
+        """Derived arrays the kernels read (rebuilt after fit and load, never saved)."""
         data = self.interactions_
         self._implicit = data.is_implicit
-        self._items_with_data = None
+        self._items_with_data = self._factors = self._operands = None
+        self._popularity = data.item_counts.astype(np.float64)
+        if self._implicit:
+            self._sparse_factors()
+            return
         # yr: for every y, the x's it rated (item-based: a user's items) with deviations
         by_y = data.csr if self._orientation == "items" else sp.csr_array(data.csc.T)
-        by_y.sort_indices()
         self._yr_indptr = by_y.indptr.astype(np.int64)
         self._yr_indices = by_y.indices
         values = by_y.data.astype(np.float64)
         x2 = by_y.indices
-        y = np.repeat(np.arange(by_y.shape[0]), np.diff(by_y.indptr))
         if self.center == "mean":
             values = values - self.means_[x2]
         elif self.center == "zscore":
             values = (values - self.means_[x2]) / self.sigmas_[x2]
         elif self.center == "baseline":
             x_bias, y_bias = self._biases()
+            y = np.repeat(np.arange(by_y.shape[0]), np.diff(by_y.indptr))
             values = values - (self.global_mean_ + x_bias[x2] + y_bias[y])
         self._yr_dev = np.ascontiguousarray(values)
         sim = self.similarity_
         self._sim_indptr = sim.indptr.astype(np.int64)
-        self._sim_indices = sim.indices.astype(by_y.indices.dtype)
-        self._popularity = data.item_counts.astype(np.float64)
+        self._sim_indices = sim.indices.astype(by_y.indices.dtype, copy=False)
 
     def _biases(self):
         """(bias of each x, bias of each y): (items, users) for ItemKNN."""
@@ -269,12 +271,11 @@ class _Neighborhood(Recommender):
         data = self.interactions_
         excluded = self._excluded_columns(items)
         left, right = self._sparse_factors()
-        ex_indptr, ex_indices = (_rows_pattern(data.csr, u) if exclude_seen
-                                 else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        seen = self._seen_pattern() if exclude_seen else (np.zeros(0, np.int64), left.indices[:0])
         ids = np.empty((u.size, n), dtype=np.int64)
         scores = np.empty((u.size, n), dtype=right.dtype)
         product_topk(left.data, left.indices, left.indptr, right.data, right.indices, right.indptr,
-                     np.ascontiguousarray(u, dtype=np.int64), ex_indptr, ex_indices,
+                     np.ascontiguousarray(u, dtype=np.int64), *seen,
                      np.zeros(0, np.uint8) if excluded is None else excluded[0],
                      data.n_items, ids, scores, effective_num_threads(num_threads))
         if not known_user.all():  # unknown users: the most popular items
@@ -286,14 +287,21 @@ class _Neighborhood(Recommender):
         if getattr(self, "_factors", None) is None:
             data = self.interactions_
             sim = self.similarity_
-            ratings = sp.csr_array((data.csr.data.astype(sim.dtype), data.csr.indices, data.csr.indptr),
-                                   shape=data.shape)
-            pair = (ratings, sim) if self._orientation == "items" else (sim, ratings)
-            index_dtype = np.promote_types(pair[0].indices.dtype, pair[1].indices.dtype)
-            self._factors = tuple(
-                sp.csr_array((m.data, m.indices.astype(index_dtype), m.indptr.astype(np.int64)), shape=m.shape)
-                for m in pair)
+            index_dtype = np.promote_types(sim.indices.dtype, data.csr.indices.dtype)
+
+            def operand(values, matrix):
+                return sp.csr_array((values.astype(sim.dtype, copy=False),
+                                     matrix.indices.astype(index_dtype, copy=False),
+                                     matrix.indptr.astype(np.int64, copy=False)), shape=matrix.shape)
+
+            ratings, sim = operand(data.csr.data, data.csr), operand(sim.data, sim)
+            self._factors = (ratings, sim) if self._orientation == "items" else (sim, ratings)
         return self._factors
+
+    def _seen_pattern(self):
+        """Every user's training items as (indptr, indices) for product_topk's exclusions."""
+        ratings = self._sparse_factors()[0 if self._orientation == "items" else 1]
+        return ratings.indptr, ratings.indices
 
     def _fill_popular(self, ids, scores, rows, n, excluded, num_threads):
         from fastrec.topk import run_topk

@@ -45,7 +45,7 @@ def knn_estimate(sim, yr, x, y, k, self_similarity=1.0):
 def product_topk(x, t, rows, n, excluded=None, column_mask=None):
     """Top-``n`` columns of ``x[rows] @ t`` per row: ``(ids, scores)`` padded with -1 / -inf.
 
-    Zero scores, the stored columns of ``excluded`` (one row per output row) and
+    Zero scores, the stored columns of ``excluded`` (one row per row of ``x``) and
     columns where ``column_mask`` is True are never returned; ties go to the lower column.
     """
     x, t = sp.csr_array(x, dtype=np.float64), sp.csr_array(t, dtype=np.float64)
@@ -56,9 +56,10 @@ def product_topk(x, t, rows, n, excluded=None, column_mask=None):
     r, c, score = product.row.astype(np.int64), product.col.astype(np.int64), product.data
     keep = score != 0
     if excluded is not None:
-        excluded = sp.csr_array(excluded).tocoo()
+        banned = sp.csr_array(excluded)[np.maximum(rows, 0)].tocoo()
         width = t.shape[1]
-        keep &= ~np.isin(r * width + c, excluded.row.astype(np.int64) * width + excluded.col)
+        banned_keys = banned.row.astype(np.int64) * width + banned.col
+        keep &= ~np.isin(r * width + c, banned_keys[rows[banned.row] >= 0])
     if column_mask is not None:
         keep &= ~np.asarray(column_mask, dtype=bool)[c]
     r, c, score = r[keep], c[keep], score[keep]

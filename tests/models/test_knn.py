@@ -8,6 +8,7 @@ import fastrec
 from fastrec._kernels import knn as kernels
 from fastrec.models.knn import CENTERS
 from fastrec.reference import knn as reference
+from fastrec.reference.similarity import rows_to_csr
 from fastrec.testing import make_interactions
 
 MODELS = [fastrec.ItemKNN, fastrec.UserKNN]
@@ -16,11 +17,13 @@ MODEL_IDS = ["item", "user"]
 
 # ------------------------------------------------------------------ kernels
 def _random_sim(n, density, rng, dtype, ties=False):
-    """A sparse similarity without diagonal; ``ties`` draws from three values."""
+    """A similarity without diagonal, rows by score descending (ties: lower id), as
+    fastrec.similarity returns them; ``ties`` draws from a few values, 1.0 included."""
     mask = rng.random((n, n)) < density
     np.fill_diagonal(mask, False)
-    values = rng.choice([0.25, 0.5, -0.5], size=(n, n)) if ties else rng.uniform(-0.5, 1.0, (n, n))
-    return sp.csr_array(np.where(mask, values, 0.0).astype(dtype))
+    values = rng.choice([1.0, 0.25, 0.5, -0.5], size=(n, n)) if ties else rng.uniform(-0.5, 1.0, (n, n))
+    rows, cols = np.nonzero(mask)
+    return rows_to_csr(rows, cols, values[rows, cols].astype(dtype), n, None)
 
 
 def _run_estimate(sim, yr, x, y, k, index_dtype, num_threads):
@@ -45,7 +48,6 @@ def test_knn_estimate_matches_reference(k, ties, dtype, index_dtype, num_threads
     rng = np.random.default_rng(seed)
     n_x, n_y = 40, 30
     sim = _random_sim(n_x, 0.4, rng, dtype, ties)
-    sim.data[sim.data == 0] = 0.1  # keep the stored pattern explicit
     yr = sp.random_array((n_y, n_x), density=0.3, format="csr", rng=rng)
     yr.data = rng.standard_normal(yr.nnz)
     yr = sp.csr_array(yr.toarray() * (np.arange(n_y) < n_y - 3)[:, None])  # empty rows y
@@ -71,10 +73,10 @@ def test_knn_estimate_handles_empty_input():
 def test_product_topk_matches_reference(n, dtype, index_dtype, num_threads, seed):
     rng = np.random.default_rng(seed)
     x = sp.random_array((25, 30), density=0.2, format="csr", rng=rng, dtype=dtype)
-    t = _random_sim(30, 0.3, rng, dtype, ties=True)[:, :30]
-    t = sp.csr_array(abs(t))  # ties among positive scores
+    t = _random_sim(30, 0.3, rng, dtype, ties=True)
+    t.data = abs(t.data)  # ties among positive scores
     rows = np.r_[np.arange(25), -1, 3]
-    excluded = sp.random_array((rows.size, 30), density=0.2, format="csr", rng=rng)
+    excluded = sp.random_array((25, 30), density=0.2, format="csr", rng=rng)
     excluded.sort_indices()
     column_mask = rng.random(30) < 0.1
     ids = np.empty((rows.size, n), dtype=np.int64)
@@ -82,7 +84,7 @@ def test_product_topk_matches_reference(n, dtype, index_dtype, num_threads, seed
     kernels.product_topk(x.data, x.indices.astype(index_dtype), x.indptr.astype(np.int64),
                          t.data, t.indices.astype(index_dtype), t.indptr.astype(np.int64),
                          rows.astype(np.int64), excluded.indptr.astype(np.int64),
-                         excluded.indices.astype(np.int64), column_mask.astype(np.uint8), 30,
+                         excluded.indices.astype(index_dtype), column_mask.astype(np.uint8), 30,
                          ids, scores, num_threads)
     expected_ids, expected_scores = reference.product_topk(x, t, rows, n, excluded, column_mask)
     np.testing.assert_array_equal(ids, expected_ids)
