@@ -108,6 +108,8 @@ class _Neighborhood(Recommender):
     def _prepare(self):
         """Derived arrays the kernels read (rebuilt after fit and load, never saved)."""
         data = self.interactions_
+        for part in (self.similarity_.data, self.similarity_.indices, self.similarity_.indptr):
+            part.flags.writeable = False  # the kernels rely on the rows' score order
         self._implicit = data.is_implicit
         self._items_with_data = self._factors = self._operands = None
         self._popularity = data.item_counts.astype(np.float64)
@@ -223,13 +225,13 @@ class _Neighborhood(Recommender):
     def _implicit_operands(self):
         """(A, B) with score(u, i) = <A[u], B[i]>: (R, S^T) item-based, (S, R^T) user-based."""
         if getattr(self, "_operands", None) is None:
-            data = self.interactions_
-            sim = sp.csr_array(self.similarity_, dtype=np.float64)
-            ratings = sp.csr_array(data.csr, dtype=np.float64)
+            # copies: sorting the indices must not touch similarity_'s score order
+            sim = sp.csr_array(self.similarity_, dtype=np.float64, copy=True)
+            ratings = sp.csr_array(self.interactions_.csr, dtype=np.float64, copy=True)
             if self._orientation == "items":
                 pair = (ratings, sp.csr_array(sim.T))
             else:
-                pair = (sp.csr_array(sim), sp.csr_array(ratings.T))
+                pair = (sim, sp.csr_array(ratings.T))
             for matrix in pair:
                 matrix.sort_indices()
             self._operands = pair

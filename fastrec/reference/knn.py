@@ -18,7 +18,7 @@ def knn_estimate(sim, yr, x, y, k, self_similarity=1.0):
     ``yr[y]`` with s(x, x2) > 0; the k largest (ties: lower x2) are kept and ``mean``
     is sum(s * dev) / sum(s) over them, 0 when there are none.
     """
-    sim = sp.csr_array(sim)
+    sim = sp.csr_array(sim, copy=True)  # _values_at sorts its rows in place
     yr = sp.csr_array(yr)
     x, y = np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64)
     lengths = np.diff(yr.indptr)[y]
