@@ -18,6 +18,10 @@ MODELS = {
     "popularity-mean": (lambda: _models().Popularity(mode="mean"), "damped mean rating"),
     "baseline": (lambda: _models().Baseline(), "global mean + user/item biases (ALS)"),
     "baseline-sgd": (lambda: _models().Baseline(method="sgd"), "biases trained by SGD"),
+    "item-knn": (lambda: _models().ItemKNN(center="baseline", metric="pearson_baseline"),
+                 "item-based kNN (Surprise's KNNBaseline, pearson_baseline)"),
+    "user-knn": (lambda: _models().UserKNN(center="mean", metric="pearson"),
+                 "user-based kNN (Surprise's KNNWithMeans, pearson)"),
 }
 SIZES = {  # synthetic dataset sizes: users, items, ratings
     "small": (2_000, 1_000, 60_000),
