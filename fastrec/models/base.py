@@ -210,6 +210,65 @@ class Recommender:
             out_scores = np.empty((0, n))
         return out_ids, out_scores, known_user
 
+    # ------------------------------------------------------ unseen users
+    def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None):
+        """Top-``n`` items for a user unseen in training, from their history, without refitting.
+
+        ``items``: raw ids the user interacted with (ids the model does not know are
+        ignored); ``ratings``: their ratings (required when the model was fitted on
+        ratings); ``candidates``: raw item ids to choose from (default all).  Returns
+        ``(item_ids, scores)``, one row of :meth:`recommend`.
+        """
+        codes, values = self._history_codes(items, ratings)
+        n = check_positive_int(n, "n", minimum=0)
+        scores = np.ascontiguousarray(self._history_scores(codes, values)[None, :])
+        seen = codes if exclude_seen else codes[:0]
+        ids, top = run_topk(scores, n, self._excluded_columns(candidates),
+                            np.array([0, seen.size], dtype=np.int64), seen,
+                            effective_num_threads(getattr(self, "num_threads", None)))
+        if not self.predicts_ratings:  # a zero score means nothing points at the item
+            ids[top == 0] = -1
+            top[top == 0] = -np.inf
+        return _raw_ids(self.interactions_.item_ids, ids[0]), top[0]
+
+    def predict_history(self, items, ratings, targets):
+        """Scores of raw item ids ``targets`` for a user unseen in training (see ``recommend_history``)."""
+        codes, values = self._history_codes(items, ratings)
+        scores = self._history_scores(codes, values)
+        t, known = self._known_items(as_1d(np.atleast_1d(np.asarray(targets)), "targets"))
+        return np.where(known, scores[np.maximum(t, 0)], self._history_fallback())
+
+    def _history_fallback(self):
+        """What an item the model does not know gets in ``predict_history``."""
+        return 0.0
+
+    def _history_scores(self, codes, values):
+        """Scores of every item for a new user with these (sorted item codes, values)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot score users unseen in training")
+
+    def _history_codes(self, items, ratings=None):
+        """Validated history: (sorted item codes, float64 values); unknown items dropped."""
+        self._check_fitted()
+        items = as_1d(np.atleast_1d(np.asarray(items)), "items")
+        codes = self.interactions_.item_index(items, unknown="ignore")
+        if ratings is None:
+            if not self.interactions_.is_implicit:
+                raise ValueError("this model was fitted on ratings; pass the history's ratings")
+            values = np.ones(items.size)
+        else:
+            values = as_1d(np.atleast_1d(np.asarray(ratings, dtype=np.float64)), "ratings")
+            if values.size != items.size:
+                raise ValueError(f"items has {items.size} entries but ratings has {values.size}")
+            if not np.isfinite(values).all():
+                raise ValueError("ratings must be finite")
+        known = codes >= 0
+        codes, values = codes[known], values[known]
+        order = np.argsort(codes, kind="stable")
+        codes, values = codes[order].astype(np.int64), values[order]
+        if codes.size and (codes[1:] == codes[:-1]).any():
+            raise ValueError("the history lists an item more than once")
+        return codes, values
+
     def _excluded_columns(self, items):
         """uint8 mask (1, n_items), 1 outside the candidate ``items`` (raw ids); None for all."""
         if items is None:

@@ -475,58 +475,11 @@ class ItemKNN(_Neighborhood):
         """The ``n`` most similar items of each raw item id: ``(item_ids, scores)``, padded."""
         return _most_similar(self, items, n, self.interactions_.item_index, self.interactions_.item_ids)
 
-    def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None):
-        """Top-``n`` items for a user unseen in training, from their history, without refitting.
+    def _history_fallback(self):
+        return 0.0 if self._implicit else self.global_mean_
 
-        ``items``: raw ids the user interacted with (ids unknown to the model are
-        ignored); ``ratings``: their ratings (needed when the model was fitted on
-        ratings).  Returns ``(item_ids, scores)`` as one row of :meth:`recommend`.
-        """
-        scores = self._history_scores(items, ratings)
-        excluded = self._excluded_columns(candidates)
-        codes = self._history_codes(items, ratings)[0] if exclude_seen else np.zeros(0, np.int64)
-        from fastrec.topk import run_topk
-
-        scores = np.ascontiguousarray(scores[None, :])
-        ids, top = run_topk(scores, check_positive_int(n, "n", minimum=0), excluded,
-                            np.array([0, codes.size], dtype=np.int64), np.sort(codes).astype(np.int64),
-                            effective_num_threads(self.num_threads))
-        if self._implicit:
-            top[0, top[0] == 0] = -np.inf
-            ids[0, ~np.isfinite(top[0])] = -1
-        return _raw_ids(self.interactions_.item_ids, ids[0]), top[0]
-
-    def predict_history(self, items, ratings, targets):
-        """Estimates for raw item ids ``targets`` for a user unseen in training (see recommend_history)."""
-        scores = self._history_scores(items, ratings)
-        t, known = self._known_items(as_1d(np.atleast_1d(np.asarray(targets)), "targets"))
-        fallback = self.global_mean_ if not self._implicit else 0.0
-        return np.where(known, scores[np.maximum(t, 0)], fallback)
-
-    def _history_codes(self, items, ratings=None):
-        self._check_fitted()
-        items = as_1d(np.atleast_1d(np.asarray(items)), "items")
-        codes = self.interactions_.item_index(items, unknown="ignore")
-        if ratings is None:
-            if not self._implicit:
-                raise ValueError("this model was fitted on ratings; pass the history's ratings")
-            values = np.ones(items.size)
-        else:
-            values = as_1d(np.atleast_1d(np.asarray(ratings, dtype=np.float64)), "ratings")
-            if values.size != items.size:
-                raise ValueError(f"items has {items.size} entries but ratings has {values.size}")
-            if not np.isfinite(values).all():
-                raise ValueError("ratings must be finite")
-        known = codes >= 0
-        codes, values = codes[known], values[known]
-        if np.unique(codes).size != codes.size:
-            raise ValueError("the history lists an item more than once")
-        order = np.argsort(codes)
-        return codes[order].astype(np.int64), values[order]
-
-    def _history_scores(self, items, ratings):
+    def _history_scores(self, codes, values):
         """Scores of every item for one new user (estimates on ratings, unclipped)."""
-        codes, values = self._history_codes(items, ratings)
         n_items = self.interactions_.n_items
         if self._implicit:
             left, right = self._sparse_factors()
