@@ -29,6 +29,7 @@ _LAZY = {
     "Baseline": "fastrec.models.baseline",
     "ItemKNN": "fastrec.models.knn",
     "UserKNN": "fastrec.models.knn",
+    "MatrixFactorization": "fastrec.models.mf",
     "load": "fastrec.models.base",
     "evaluate": "fastrec.evaluation",
     "show_config": "fastrec._config",

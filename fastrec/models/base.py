@@ -65,6 +65,7 @@ class Recommender:
     predicts_ratings = True   # False where predict() returns a ranking score, not a rating
     requires_ratings = False  # True where fit() needs explicit ratings
     fallback = "global mean"  # what unknown users/items get
+    _unsaved_params = ()      # hyper-parameters save() stores as None (data, callables)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -287,7 +288,7 @@ class Recommender:
         state = {
             "format/version": np.array(FORMAT_VERSION),
             "format/class": np.array(type(self).__name__),
-            "format/params": np.array(json.dumps(self.get_params(), default=_json_default)),
+            "format/params": np.array(json.dumps(self._savable_params(), default=_json_default)),
             "train/indptr": data.csr.indptr,
             "train/indices": data.csr.indices,
             "train/data": data.csr.data,
@@ -307,6 +308,11 @@ class Recommender:
                 state[f"learned/{name}"] = np.asarray(value)
         with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
             np.savez(f, **state)
+
+    def _savable_params(self):
+        params = self.get_params()
+        params.update(dict.fromkeys(self._unsaved_params))
+        return params
 
     def _restore(self, arrays):
         for name in self._learned:

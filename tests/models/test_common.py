@@ -12,8 +12,9 @@ MODELS = [
     lambda: fastrec.Baseline(method="sgd", n_epochs=5),
     lambda: fastrec.ItemKNN(k=2, metric="pearson", center="zscore"),
     lambda: fastrec.UserKNN(k=2, center="baseline"),
+    lambda: fastrec.MatrixFactorization(n_factors=3, n_epochs=2, random_state=0),
 ]
-IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd", "itemknn", "userknn"]
+IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd", "itemknn", "userknn", "mf"]
 
 
 @pytest.fixture(params=MODELS, ids=IDS)

@@ -1,0 +1,495 @@
+"""Matrix factorisation trained by (stochastic) gradient descent.
+
+``loss="mse"`` with SGD is scikit-surprise's SVD (same defaults and update rule);
+``"logistic"`` (binary cross-entropy with sampled negatives) and ``"bpr"`` (pairwise)
+are for implicit feedback.  The SGD kernel (``_kernels/mf_nb.py``) runs a blocked
+schedule whose result does not depend on the thread count.
+"""
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastrec._checks import (as_1d, check_choice, check_non_negative_float, check_positive_int,
+                             check_random_state)
+from fastrec._threads import effective_num_threads, limit_blas_threads, numba_threads
+from fastrec.data import as_interactions
+from fastrec.models.base import Explanation, Recommender, _raw_ids
+
+LOSSES = ("mse", "logistic", "bpr")
+OPTIMIZERS = ("sgd", "gd")
+FOLD_IN_EPOCHS = 30  # SGD passes over a new user's history for the implicit losses
+
+
+class MatrixFactorization(Recommender):
+    """Biased matrix factorisation :math:`\\hat r_{ui} = \\mu + b_u + b_i + p_u \\cdot q_i`.
+
+    - ``loss="mse"``, ``optimizer="sgd"``: scikit-surprise's ``SVD`` — for each rating,
+      :math:`e = r - \\hat r`, :math:`b_u \\mathrel{+}= \\gamma_b (e - \\lambda_b b_u)`,
+      :math:`p_u \\mathrel{+}= \\gamma (e q_i - \\lambda p_u)`,
+      :math:`q_i \\mathrel{+}= \\gamma (e p_u - \\lambda q_i)`; ``biased=False`` drops
+      :math:`\\mu` and the biases, as Surprise does.
+    - ``loss="logistic"``: the same steps with :math:`e = y - \\sigma(\\hat r)`, on each
+      positive (y = 1) and ``neg_samples`` sampled negatives (y = 0); no :math:`\\mu`.
+    - ``loss="bpr"``: Bayesian personalised ranking on (u, i, j) with ``neg_samples``
+      negatives j per positive; :math:`b_u` cancels and is not learned.
+    - ``optimizer="gd"``: full-batch gradient descent on the summed squared error (mse
+      only); ``lr`` then scales summed gradients.
+
+    SGD visits the ratings on a blocked schedule: users and items are dealt into
+    ``n_blocks`` groups each (balanced by activity), and in each of ``n_blocks`` strata
+    per epoch the threads take blocks that share no user or item.  Within a block the
+    ratings go user by user; negatives are drawn within the block's item group from a
+    random stream of its own.  So with a fixed ``random_state`` the factors are
+    bit-identical run after run and for every ``num_threads``; ``n_blocks=1`` is
+    Surprise's sequential pass.
+
+    Parameters
+    ----------
+    n_factors, n_epochs : int
+    lr, reg : float
+        Step size and regularisation of the factors (Surprise's ``lr_all``, ``reg_all``).
+    biased : bool
+    loss : {"mse", "logistic", "bpr"}
+    optimizer : {"sgd", "gd"}
+    init_mean, init_std : float
+        Factors start from normal draws.
+    lr_bias, reg_bias : float, optional
+        For the biases; default ``lr`` and ``reg``.
+    neg_samples : int
+        Negatives per positive (logistic, bpr); a draw that is a positive is skipped.
+    n_blocks : int
+        Grid size of the schedule (at most ``n_blocks`` threads work at once).
+    dtype : float32 or float64
+    num_threads : int, optional
+    random_state : int, numpy Generator or None
+    validation : Interactions, optional
+        Same ids as the training data; its loss (RMSE for mse) is recorded per epoch.
+    early_stopping : int, optional
+        Stop after this many epochs without a better validation loss, keeping the best.
+    callback : callable, optional
+        ``callback(epoch, elapsed_seconds, train_loss)`` after every epoch.
+    show_progress : bool
+        A tqdm bar when tqdm is installed.
+
+    Attributes
+    ----------
+    user_factors_, item_factors_ : arrays (n_users | n_items, n_factors), ``dtype``
+    user_bias_, item_bias_ : arrays, ``dtype`` (zeros when not biased)
+    global_mean_ : float
+    history_ : dict with "train" and "validation" loss per epoch (NaN without validation)
+    """
+
+    _learned = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_mean_",
+                "loss_history_", "epochs_done_", "seed_")
+    _unsaved_params = ("validation", "callback")  # data and code: saved as None
+
+    def __init__(self, n_factors=100, n_epochs=20, lr=0.005, reg=0.02, *, biased=True,
+                 loss="mse", optimizer="sgd", init_mean=0.0, init_std=0.1, lr_bias=None,
+                 reg_bias=None, neg_samples=1, n_blocks=8, dtype=np.float32, num_threads=None,
+                 random_state=None, validation=None, early_stopping=None, callback=None,
+                 show_progress=False):
+        self.n_factors = n_factors
+        self.n_epochs = n_epochs
+        self.lr = lr
+        self.reg = reg
+        self.biased = biased
+        self.loss = loss
+        self.optimizer = optimizer
+        self.init_mean = init_mean
+        self.init_std = init_std
+        self.lr_bias = lr_bias
+        self.reg_bias = reg_bias
+        self.neg_samples = neg_samples
+        self.n_blocks = n_blocks
+        self.dtype = dtype
+        self.num_threads = num_threads
+        self.random_state = random_state
+        self.validation = validation
+        self.early_stopping = early_stopping
+        self.callback = callback
+        self.show_progress = show_progress
+
+    # --------------------------------------------------------------- params
+    @property
+    def predicts_ratings(self):
+        return self.loss == "mse"
+
+    @property
+    def requires_ratings(self):
+        return self.loss == "mse"
+
+    @property
+    def fallback(self):
+        return "biases only" if self.biased else "popularity"
+
+    def _check_params(self):
+        check_positive_int(self.n_factors, "n_factors")
+        check_positive_int(self.n_epochs, "n_epochs", minimum=0)
+        check_non_negative_float(self.lr, "lr", strictly_positive=True)
+        check_non_negative_float(self.reg, "reg")
+        for name in ("lr_bias", "reg_bias"):
+            if getattr(self, name) is not None:
+                check_non_negative_float(getattr(self, name), name, strictly_positive=name == "lr_bias")
+        check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        if self.optimizer == "gd" and self.loss != "mse":
+            raise ValueError(f"optimizer='gd' supports loss='mse' only, not {self.loss!r}")
+        if not np.isfinite(self.init_mean):
+            raise ValueError(f"init_mean must be finite, got {self.init_mean!r}")
+        check_non_negative_float(self.init_std, "init_std")
+        check_positive_int(self.neg_samples, "neg_samples")
+        check_positive_int(self.n_blocks, "n_blocks")
+        check_positive_int(self.early_stopping, "early_stopping", allow_none=True)
+        if np.dtype(self.dtype) not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
+        if self.callback is not None and not callable(self.callback):
+            raise TypeError("callback must be callable: callback(epoch, elapsed, loss)")
+        if self.early_stopping is not None and self.validation is None:
+            raise ValueError("early_stopping needs validation data")
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, data):
+        self._initialise(data)
+        self._train(data, self.n_epochs)
+
+    def partial_fit(self, data, n_epochs=1):
+        """Train ``n_epochs`` more epochs on ``data`` (same ids as before), keeping the factors.
+
+        On an unfitted model this starts from a fresh initialisation.
+        """
+        data = as_interactions(data)
+        self._check_params()
+        n_epochs = check_positive_int(n_epochs, "n_epochs", minimum=0)
+        if not hasattr(self, "interactions_"):
+            self._initialise(data)
+        elif not data.same_ids(self.interactions_):
+            raise ValueError("partial_fit needs data with the ids of the fitted data")
+        self._train(data, n_epochs)
+        self.interactions_ = data
+        return self
+
+    def _initialise(self, data):
+        if self.loss == "mse" and data.is_implicit:
+            raise ValueError("loss='mse' needs explicit ratings; for implicit feedback use "
+                             "loss='logistic' or 'bpr'")
+        dtype = np.dtype(self.dtype)
+        rng = check_random_state(self.random_state)
+        k = self.n_factors
+        self.user_factors_ = rng.normal(self.init_mean, self.init_std, (data.n_users, k)).astype(dtype)
+        self.item_factors_ = rng.normal(self.init_mean, self.init_std, (data.n_items, k)).astype(dtype)
+        self.user_bias_ = np.zeros(data.n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(data.n_items, dtype=dtype)
+        use_mean = self.loss == "mse" and self.biased
+        self.global_mean_ = float(data.values.mean()) if use_mean and data.nnz else 0.0
+        self.seed_ = np.array(rng.integers(0, 2**63 - 1), dtype=np.int64)
+        self.epochs_done_ = np.array(0)
+        self.loss_history_ = np.zeros((0, 2))
+
+    def _train(self, data, n_epochs):
+        dtype = np.dtype(self.dtype)
+        threads = effective_num_threads(self.num_threads)
+        validation = self._checked_validation(data)
+        plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks, dtype)
+        scalars = [dtype.type(v) for v in (
+            self.global_mean_, self.lr, self.reg,
+            self.lr if self.lr_bias is None else self.lr_bias,
+            self.reg if self.reg_bias is None else self.reg_bias)]
+        params = (self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
+        best, best_loss, stale = None, np.inf, 0
+        bar = _progress(n_epochs, self.show_progress)
+        start = time.perf_counter()
+        history = [self.loss_history_]
+        for _ in range(n_epochs):
+            epoch = int(self.epochs_done_)
+            if plan is None:
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                    train_loss = _gd_epoch(data, *scalars, *params, self.biased)
+            else:
+                with numba_threads(threads):
+                    train_loss = plan.run(self.loss, self.neg_samples, int(self.seed_), epoch,
+                                          scalars, params, self.biased)
+            if not all(np.isfinite(p).all() for p in params):
+                raise ValueError(f"training diverged at epoch {epoch + 1}: non-finite factors; "
+                                 f"use a smaller lr (now {self.lr})")
+            self.epochs_done_ = np.array(epoch + 1)
+            val_loss = self._validation_loss(validation) if validation is not None else np.nan
+            history.append(np.array([[train_loss, val_loss]]))
+            if self.callback is not None:
+                self.callback(epoch + 1, time.perf_counter() - start, train_loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{train_loss:.4f}")
+            if self.early_stopping is not None:
+                if val_loss < best_loss:
+                    best_loss, stale = val_loss, 0
+                    best = [p.copy() for p in params]
+                else:
+                    stale += 1
+                    if stale >= self.early_stopping:
+                        break
+        if bar is not None:
+            bar.close()
+        if best is not None:
+            for target, saved in zip(params, best, strict=True):
+                target[...] = saved
+        self.loss_history_ = np.concatenate(history)
+
+    @property
+    def history_(self):
+        """Training and validation loss per epoch: ``{"train": [...], "validation": [...]}``."""
+        return {"train": self.loss_history_[:, 0].tolist(), "validation": self.loss_history_[:, 1].tolist()}
+
+    def _checked_validation(self, data):
+        if self.validation is None:
+            return None
+        validation = as_interactions(self.validation)
+        if not validation.same_ids(data):
+            raise ValueError("validation must use the training data's user and item ids "
+                             "(split one Interactions with fastrec.model_selection)")
+        return validation
+
+    def _validation_loss(self, validation):
+        """RMSE (mse), mean BCE over positives and as many sampled items (logistic),
+        mean -log sigmoid(x_ui - x_uj) (bpr); negatives drawn from a fixed seed."""
+        u, i = validation.entry_users, validation.csr.indices
+        score = self._raw_scores(u, i)
+        if self.loss == "mse":
+            return float(np.sqrt(np.mean((validation.values - score) ** 2)))
+        j = np.random.default_rng(0).integers(0, validation.n_items, u.size)
+        other = self._raw_scores(u, j)
+        if self.loss == "logistic":
+            return float(np.mean(np.logaddexp(0, -score)) / 2 + np.mean(np.logaddexp(0, other)) / 2)
+        return float(np.mean(np.logaddexp(0, -(score - other))))
+
+    # -------------------------------------------------------------- predict
+    def _raw_scores(self, u, i):
+        """mu + b_u + b_i + p_u.q_i for known indices (float64)."""
+        dot = np.einsum("ij,ij->i", self.user_factors_[u], self.item_factors_[i], dtype=np.float64)
+        return self.global_mean_ + dot + (self.user_bias_[u] + self.item_bias_[i] if self.biased else 0.0)
+
+    def _predict_indices(self, u, i):
+        known_u, known_i = u >= 0, i >= 0
+        both = known_u & known_i
+        out = np.full(u.size, self.global_mean_)
+        if self.biased:
+            out += np.where(known_u, self.user_bias_[np.maximum(u, 0)], 0.0)
+            out += np.where(known_i, self.item_bias_[np.maximum(i, 0)], 0.0)
+        out[both] += np.einsum("ij,ij->i", self.user_factors_[u[both]], self.item_factors_[i[both]],
+                               dtype=np.float64)
+        if self.loss == "logistic":
+            return 1.0 / (1.0 + np.exp(-out))
+        scale = self.interactions_.rating_scale
+        if self.loss == "mse" and scale is not None:
+            np.clip(out, scale[0], scale[1], out=out)
+        return out
+
+    def _score_users(self, u):
+        """Dense scores (unclipped; logits for logistic) of every item for users ``u``."""
+        known = u >= 0
+        threads = effective_num_threads(self.num_threads)
+        scores = np.empty((u.size, self.item_factors_.shape[0]), dtype=self.item_factors_.dtype)
+        with limit_blas_threads(threads):
+            if known.all():
+                np.matmul(self.user_factors_[u], self.item_factors_.T, out=scores)
+            else:
+                scores[known] = self.user_factors_[u[known]] @ self.item_factors_.T
+        if self.biased:
+            scores[known] += (self.global_mean_ + self.user_bias_[u[known]])[:, None]
+            scores += self.item_bias_[None, :]
+            scores[~known] += self.global_mean_
+        else:
+            scores[~known] = self.interactions_.item_counts
+        return scores
+
+    # -------------------------------------------------------------- fold in
+    def fold_in(self, items, ratings=None):
+        """Factors and bias of a user unseen in training, from their history, without refitting.
+
+        mse: the ridge solution against the fixed item factors (regularised per rating,
+        as SGD is); logistic / bpr: ``FOLD_IN_EPOCHS`` SGD passes on the user's vector
+        only, with negatives from a fixed seed.  Returns ``(factors, bias)``.
+        """
+        codes, values = self._history_codes(items, ratings)
+        return self._fold_in_codes(codes, values)
+
+    def _fold_in_codes(self, codes, values):
+        k = self.n_factors
+        q = self.item_factors_[codes].astype(np.float64)
+        if codes.size == 0:
+            return np.zeros(k), 0.0
+        if self.loss == "mse":
+            target = values - self.global_mean_ - (self.item_bias_[codes] if self.biased else 0.0)
+            design = np.hstack([q, np.ones((codes.size, 1))]) if self.biased else q
+            reg_bias = self.reg if self.reg_bias is None else self.reg_bias
+            penalty = np.r_[np.full(k, self.reg), [reg_bias] if self.biased else []] * codes.size
+            solution = np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ target)
+            return solution[:k], (float(solution[k]) if self.biased else 0.0)
+        return self._fold_in_sgd(codes, q)
+
+    def _fold_in_sgd(self, codes, q):
+        """SGD on the new user's factors (and bias) only, items fixed."""
+        rng = np.random.default_rng(0)
+        p = np.zeros(self.n_factors)
+        bias = 0.0
+        item_bias = self.item_bias_.astype(np.float64) if self.biased else np.zeros(self.item_factors_.shape[0])
+        all_q = self.item_factors_
+        lr, reg = self.lr, self.reg
+        for _ in range(FOLD_IN_EPOCHS):
+            negatives = rng.integers(0, all_q.shape[0], (codes.size, self.neg_samples))
+            for pos in range(codes.size):
+                qi = q[pos]
+                for j in negatives[pos]:
+                    if j in codes:
+                        continue
+                    qj = all_q[j].astype(np.float64)
+                    if self.loss == "bpr":
+                        x = p @ (qi - qj) + item_bias[codes[pos]] - item_bias[j]
+                        g = 1.0 / (1.0 + np.exp(x))
+                        p += lr * (g * (qi - qj) - reg * p)
+                    else:
+                        for target, qv, bv in ((1.0, qi, item_bias[codes[pos]]), (0.0, qj, item_bias[j])):
+                            err = target - 1.0 / (1.0 + np.exp(-(p @ qv + bias + bv)))
+                            p += lr * (err * qv - reg * p)
+                            bias += lr * (err - reg * bias) if self.biased else 0.0
+        return p, bias
+
+    def _history_scores(self, codes, values):
+        p, bias = self._fold_in_codes(codes, values)
+        scores = self.item_factors_.astype(np.float64) @ p
+        if self.biased:
+            scores += self.global_mean_ + bias + self.item_bias_
+        return scores
+
+    def _history_fallback(self):
+        return self.global_mean_
+
+    # ------------------------------------------------------ neighbours, why
+    def similar_items(self, items, n=10):
+        """Items with the most similar factors (cosine): ``(item_ids, scores)``, padded."""
+        from fastrec.topk import top_k
+
+        self._check_fitted()
+        n = check_positive_int(n, "n", minimum=0)
+        codes = self.interactions_.item_index(as_1d(np.atleast_1d(np.asarray(items)), "items"),
+                                              unknown="ignore")
+        q = self.item_factors_.astype(np.float64)
+        norms = np.linalg.norm(q, axis=1)
+        unit = q / np.where(norms > 0, norms, 1.0)[:, None]
+        scores = unit[np.maximum(codes, 0)] @ unit.T
+        scores[np.arange(codes.size), np.maximum(codes, 0)] = -np.inf  # not the item itself
+        scores[codes < 0] = -np.inf
+        ids, top = top_k(scores, n, num_threads=self.num_threads)
+        return _raw_ids(self.interactions_.item_ids, ids), top
+
+    def explain(self, user, item, n=5):
+        """Which of the user's rated items pull the score of ``item`` up or down most.
+
+        The user's factors are written as the ridge fold-in of their history, which
+        is linear in it: each rated item j contributes ``weight_j * y_j``, where
+        ``weight_j = q_item . (Q^T Q + lambda I)^-1 q_j`` (``similarity``) and ``y_j``
+        its rating less the baseline.  ``base`` plus the contributions is the fold-in
+        estimate, close to the trained one; parts are listed by |contribution|.
+        """
+        self._check_fitted()
+        n = check_positive_int(n, "n", minimum=0)
+        data = self.interactions_
+        u, _ = self._known_users(np.atleast_1d(np.asarray(user)))
+        i, known_item = self._known_items(np.atleast_1d(np.asarray(item)))
+        estimate = float(self._predict_indices(u, i)[0])
+        empty = np.zeros(0)
+        if u[0] < 0 or not known_item[0]:
+            return Explanation(user, item, estimate, estimate, data.item_ids[:0], empty, empty, empty)
+        row = data.csr[[u[0]]]
+        codes, values = row.indices.astype(np.int64), row.data.astype(np.float64)
+        q = self.item_factors_[codes].astype(np.float64)
+        reg = self.reg * codes.size
+        weights = np.linalg.solve(q.T @ q + reg * np.eye(self.n_factors), q.T).T @ \
+            self.item_factors_[i[0]].astype(np.float64)
+        baseline = (self.global_mean_ + self.item_bias_[codes] + self.user_bias_[u[0]]) if self.biased else 0.0
+        y = values - baseline if self.loss == "mse" else np.ones(codes.size)
+        contribution = weights * y
+        base = (self.global_mean_ + self.user_bias_[u[0]] + self.item_bias_[i[0]]) if self.biased else 0.0
+        order = np.lexsort((codes, -np.abs(contribution)))[:n]
+        return Explanation(user, item, estimate, float(base), data.item_ids[codes[order]], weights[order],
+                           values[order], contribution[order])
+
+
+class _Schedule:
+    """The blocked SGD schedule of one training set: groups, block order, arrays."""
+
+    def __init__(self, data, n_blocks, dtype):
+        self.n_blocks = b = n_blocks
+        user_group = _deal(data.user_counts, b)
+        item_group = _deal(data.item_counts, b)
+        users, items = data.entry_users, data.csr.indices
+        block = user_group[users] * b + item_group[items]
+        order = np.argsort(block, kind="stable")  # within a block: user by user, items in order
+        self.block_ptr = np.zeros(b * b + 1, dtype=np.int64)
+        np.cumsum(np.bincount(block, minlength=b * b), out=self.block_ptr[1:])
+        index_dtype = data.csr.indices.dtype
+        self.users = users[order].astype(index_dtype)
+        self.items = items[order]
+        self.ratings = data.values[order].astype(dtype)
+        self.group_items = np.argsort(item_group, kind="stable").astype(np.int64)
+        self.group_ptr = np.zeros(b + 1, dtype=np.int64)
+        np.cumsum(np.bincount(item_group, minlength=b), out=self.group_ptr[1:])
+        self.indptr = data.csr.indptr.astype(np.int64)
+        self.indices = data.csr.indices
+
+    def run(self, loss, neg_samples, seed, epoch, scalars, params, biased):
+        """One epoch; returns the mean loss of its steps (before each step)."""
+        from fastrec._kernels.mf_nb import LOSSES as CODES, sgd_epoch
+
+        block_loss = np.zeros(self.n_blocks ** 2)
+        block_count = np.zeros(self.n_blocks ** 2, dtype=np.int64)
+        sgd_epoch(CODES[loss], self.block_ptr, self.n_blocks, self.users, self.items, self.ratings,
+                  self.group_items, self.group_ptr, self.indptr, self.indices, neg_samples, seed,
+                  epoch, scalars[0], *params, *scalars[1:], biased, block_loss, block_count)
+        total = block_loss.sum()
+        return float(np.sqrt(total / max(block_count.sum(), 1)) if loss == "mse"
+                     else total / max(block_count.sum(), 1))
+
+    def plan(self, neg_samples, seed, epoch):
+        """The kernel's visiting order and negatives for ``epoch`` (see ``mf_nb.epoch_plan``)."""
+        from fastrec._kernels.mf_nb import epoch_plan
+
+        return epoch_plan(self.block_ptr, self.n_blocks, self.users, self.items, self.group_items,
+                          self.group_ptr, self.indptr, self.indices, neg_samples, seed, epoch)
+
+
+def _deal(counts, n_groups):
+    """Assign rows to groups with balanced totals: by count, in snake order."""
+    order = np.argsort(-counts, kind="stable")
+    lap = np.arange(order.size) % (2 * n_groups)
+    groups = np.empty(order.size, dtype=np.int64)
+    groups[order] = np.where(lap < n_groups, lap, 2 * n_groups - 1 - lap)
+    return groups
+
+
+def _gd_epoch(data, mu, lr, reg, lr_b, reg_b, bu, bi, pu, qi, biased):
+    """One full-batch step on the summed squared error (twin: ``reference.mf.gd_epoch``)."""
+    users, items = data.entry_users, data.csr.indices
+    dot = np.einsum("ij,ij->i", pu[users], qi[items], dtype=np.float64)
+    err = data.values - (mu + dot + ((bu[users] + bi[items]) if biased else 0.0))
+    errors = sp.csr_array((err, data.csr.indices, data.csr.indptr), shape=data.shape)
+    count_u = data.user_counts[:, None]
+    count_i = data.item_counts[:, None]
+    grad_p = errors @ qi.astype(np.float64) - reg * count_u * pu
+    grad_q = errors.T @ pu.astype(np.float64) - reg * count_i * qi
+    if biased:
+        bu += (lr_b * (np.asarray(errors.sum(axis=1)).ravel() - reg_b * count_u[:, 0] * bu)).astype(bu.dtype)
+        bi += (lr_b * (np.asarray(errors.sum(axis=0)).ravel() - reg_b * count_i[:, 0] * bi)).astype(bi.dtype)
+    pu += (lr * grad_p).astype(pu.dtype)
+    qi += (lr * grad_q).astype(qi.dtype)
+    return float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0
+
+
+def _progress(total, show):
+    if not show:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="epochs", unit="epoch", leave=False)

@@ -1,0 +1,244 @@
+"""MatrixFactorization: the SGD kernel against the NumPy reference, reproducibility,
+learning, fold-in, Surprise's SVD and the implicit losses."""
+import numpy as np
+import pytest
+
+import fastrec
+from fastrec.models.mf import MatrixFactorization, _gd_epoch, _Schedule
+from fastrec.reference import mf as reference
+from fastrec.testing import make_interactions
+
+LOSSES = ["mse", "logistic", "bpr"]
+
+
+def _data_for(loss, seed=0, **kwargs):
+    return make_interactions(40, 30, 0.25, implicit=loss != "mse", seed=seed, **kwargs)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_sgd_epoch_matches_reference(loss, n_blocks, num_threads, seed):
+    data = _data_for(loss, seed, empty_users=2, empty_items=2)
+    model = MatrixFactorization(n_factors=5, n_epochs=0, lr=0.05, biased=True, loss=loss,
+                                n_blocks=n_blocks, neg_samples=2, dtype=np.float64,
+                                num_threads=num_threads, random_state=seed).fit(data)
+    start = [a.copy() for a in (model.user_bias_, model.item_bias_, model.user_factors_,
+                                model.item_factors_)]
+    model.partial_fit(data, 1)
+    schedule = _Schedule(data, n_blocks, np.float64)
+    order, negatives = schedule.plan(2, int(model.seed_), 0)
+    bu, bi, pu, qi = start
+    reference.sgd_epoch(loss, schedule.users[order], schedule.items[order], schedule.ratings[order],
+                        [row[row >= 0] for row in negatives], model.global_mean_, bu, bi, pu, qi,
+                        0.05, 0.02, 0.05, 0.02, True)
+    for got, expected in zip((model.user_bias_, model.item_bias_, model.user_factors_,
+                              model.item_factors_), (bu, bi, pu, qi), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_float32_kernel_tracks_float64(loss):
+    data = _data_for(loss, 1)
+    runs = [MatrixFactorization(n_factors=8, n_epochs=5, lr=0.02, loss=loss, dtype=dtype,
+                                random_state=3).fit(data) for dtype in (np.float32, np.float64)]
+    assert runs[0].user_factors_.dtype == np.float32
+    np.testing.assert_allclose(runs[0].user_factors_, runs[1].user_factors_, atol=1e-4)
+
+
+def test_visiting_order_is_user_by_user_within_blocks():
+    schedule = _Schedule(_data_for("mse"), 1, np.float64)
+    keys = schedule.users.astype(np.int64) * 1000 + schedule.items
+    assert (np.diff(keys) > 0).all()  # one block: Surprise's order (users, then items)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_reruns_and_thread_counts_give_identical_factors(loss):
+    data = make_interactions(120, 80, 0.1, implicit=loss != "mse", seed=4)
+    fits = [MatrixFactorization(n_factors=16, n_epochs=3, loss=loss, num_threads=threads,
+                                random_state=7).fit(data) for threads in (1, 1, 2, 2)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.user_factors_, fits[0].user_factors_)
+        np.testing.assert_array_equal(other.item_factors_, fits[0].item_factors_)
+        np.testing.assert_array_equal(other.item_bias_, fits[0].item_bias_)
+
+
+def test_partial_fit_continues_the_same_run():
+    data = _data_for("mse", 2)
+    whole = MatrixFactorization(n_factors=6, n_epochs=6, random_state=1).fit(data)
+    parts = MatrixFactorization(n_factors=6, n_epochs=2, random_state=1).fit(data)
+    parts.partial_fit(data, 4)
+    np.testing.assert_array_equal(parts.user_factors_, whole.user_factors_)
+    assert len(parts.history_["train"]) == 6
+    with pytest.raises(ValueError, match="ids of the fitted data"):
+        parts.partial_fit(make_interactions(10, 10, 0.5), 1)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_loss_decreases(loss):
+    data = make_interactions(200, 100, 0.1, implicit=loss != "mse", seed=5)
+    model = MatrixFactorization(n_factors=10, n_epochs=15, lr=0.02, loss=loss, random_state=0).fit(data)
+    train = model.history_["train"]
+    assert train[-1] < train[0] and np.isfinite(train).all()
+
+
+def test_gd_epoch_matches_reference():
+    data = _data_for("mse", 3)
+    model = MatrixFactorization(n_factors=4, n_epochs=0, optimizer="gd", dtype=np.float64,
+                                random_state=0).fit(data)
+    params = [a.copy() for a in (model.user_bias_, model.item_bias_, model.user_factors_, model.item_factors_)]
+    expected = [a.copy() for a in params]
+    _gd_epoch(data, model.global_mean_, 0.01, 0.02, 0.01, 0.02, *params, True)
+    reference.gd_epoch(data.entry_users, data.csr.indices, data.values, model.global_mean_,
+                       *expected, 0.01, 0.02, 0.01, 0.02, True)
+    for got, want in zip(params, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_gd_learns():
+    data = fastrec.datasets.synthetic(300, 100, 6000, seed=0)
+    model = MatrixFactorization(n_factors=8, n_epochs=30, lr=0.003, optimizer="gd",
+                                random_state=0).fit(data)
+    assert model.history_["train"][-1] < 0.9 * model.history_["train"][0]
+
+
+def test_divergence_names_the_epoch():
+    data = _data_for("mse")
+    with pytest.raises(ValueError, match="diverged at epoch 1.*smaller lr"):
+        MatrixFactorization(n_epochs=3, lr=1e6, dtype=np.float64, random_state=0).fit(data)
+
+
+def test_validation_history_early_stopping_and_callback():
+    data = make_interactions(150, 80, 0.15, seed=8)
+    train, valid = fastrec.model_selection.train_test_split(data, 0.2, random_state=0)
+    seen = []
+    model = MatrixFactorization(n_factors=30, n_epochs=200, lr=0.05, reg=0.0, validation=valid,
+                                early_stopping=3, random_state=0,
+                                callback=lambda epoch, elapsed, loss: seen.append(epoch)).fit(train)
+    history = model.history_
+    assert len(history["train"]) == len(seen) < 200  # overfits, so it stops early
+    best = int(np.argmin(history["validation"]))
+    users, items, ratings, _ = valid.to_arrays()
+    rmse = fastrec.metrics.rmse(ratings, model.predict(users, items))
+    assert rmse <= history["validation"][best] + 1e-6  # the best epoch's factors were kept
+    assert model.get_params()["validation"] is valid
+
+
+def test_unknown_ids_use_the_biases():
+    data = make_interactions(20, 15, 0.3, empty_users=1, empty_items=1, seed=1)
+    model = MatrixFactorization(n_factors=4, n_epochs=3, random_state=0).fit(data)
+    est, details = model.predict([0, 19, 0], [14, 0, 0], return_details=True)
+    assert details.known_user.tolist() == [True, False, True]
+    assert est[0] == pytest.approx(np.clip(model.global_mean_ + model.user_bias_[0], 1, 5))
+    assert est[1] == pytest.approx(np.clip(model.global_mean_ + model.item_bias_[0], 1, 5))
+
+
+def test_recommend_ranks_the_raw_scores():
+    data = make_interactions(30, 25, 0.3, seed=2)
+    model = MatrixFactorization(n_factors=5, n_epochs=5, random_state=0).fit(data)
+    ids, scores = model.recommend(np.arange(30), 5)
+    full = (model.global_mean_ + model.user_bias_[:, None] + model.item_bias_[None, :]
+            + model.user_factors_ @ model.item_factors_.T)
+    expected_ids, expected_scores = fastrec.top_k(full.astype(np.float32), 5, exclude=data.csr)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_fold_in_scores_like_a_refit(loss):
+    data = fastrec.datasets.synthetic(400, 120, 12_000, kind="implicit" if loss != "mse" else "explicit",
+                                      seed=9)
+    user = int(np.argsort(data.user_counts)[-20])  # an active user, not the most active
+    keep = data.entry_users != user
+    without = data.select(np.flatnonzero(keep))
+    kwargs = dict(n_factors=8, n_epochs=40, lr=0.02, loss=loss, random_state=0)
+    full = MatrixFactorization(**kwargs).fit(data)
+    folded = MatrixFactorization(**kwargs).fit(without)
+    row = data.csr[[user]]
+    scores = folded.predict_history(row.indices, None if loss != "mse" else row.data, np.arange(120))
+    trained = full.predict(np.full(120, user), np.arange(120))
+    assert np.corrcoef(scores, trained)[0, 1] > 0.7
+
+
+def test_fold_in_is_fast_and_ridge_exact():
+    data = make_interactions(100, 50, 0.3, seed=3)
+    model = MatrixFactorization(n_factors=6, n_epochs=5, random_state=0, dtype=np.float64).fit(data)
+    items, ratings = [1, 2, 7], [5.0, 3.0, 4.0]
+    p, b = model.fold_in(items, ratings)
+    q = model.item_factors_[items]
+    residual = np.array(ratings) - model.global_mean_ - model.item_bias_[items] - b - q @ p
+    gradient = -q.T @ residual + model.reg * 3 * p  # the ridge optimum: zero gradient
+    np.testing.assert_allclose(gradient, 0, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "bpr"])
+def test_implicit_losses_rank_well_above_popularity(loss):
+    data = fastrec.datasets.synthetic(800, 300, 30_000, kind="implicit", seed=1)
+    train, test = fastrec.model_selection.train_test_split(data, 0.2, random_state=0)
+    model = MatrixFactorization(n_factors=32, n_epochs=30, lr=0.05, reg=0.01, loss=loss,
+                                neg_samples=3, random_state=0).fit(train)
+    auc = _auc(model, train, test)
+    popularity = _auc(fastrec.Popularity().fit(train), train, test)
+    assert auc > popularity + 0.02, (auc, popularity)
+
+
+def _auc(model, train, test, n_negatives=50):
+    """Mean over test pairs of P(score(test item) > score(random unseen item))."""
+    rng = np.random.default_rng(0)
+    users, items = test.entry_users, test.csr.indices
+    neg = rng.integers(0, train.n_items, (users.size, n_negatives))
+    ids = train.user_ids[users]
+    pos_scores = model.predict(ids, train.item_ids[items])
+    neg_scores = model.predict(np.repeat(ids, n_negatives), train.item_ids[neg.ravel()]).reshape(neg.shape)
+    return float(np.mean(pos_scores[:, None] > neg_scores))
+
+
+def test_similar_items_and_explain():
+    data = make_interactions(60, 30, 0.3, seed=4)
+    model = MatrixFactorization(n_factors=5, n_epochs=10, random_state=0).fit(data)
+    ids, scores = model.similar_items([0, 3, 999], n=4)
+    assert ids.shape == (3, 4) and 0 not in ids[0] and (ids[2] == -1).all()
+    assert (np.diff(scores[0]) <= 0).all()
+    why = model.explain(0, 3, n=100)
+    items, ratings = data.csr[[0]].indices, data.csr[[0]].data
+    p, b = model.fold_in(items, ratings)
+    folded = model.global_mean_ + b + model.item_bias_[3] + model.item_factors_[3] @ p
+    assert why.base + why.contribution.sum() == pytest.approx(folded - b + model.user_bias_[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_factors=0), ValueError, "n_factors must be >= 1"),
+    (dict(lr=0.0), ValueError, "lr must be"),
+    (dict(reg=-1.0), ValueError, "reg must be"),
+    (dict(loss="hinge"), ValueError, "loss must be one of"),
+    (dict(optimizer="adam"), ValueError, "optimizer must be one of"),
+    (dict(optimizer="gd", loss="bpr"), ValueError, "supports loss='mse' only"),
+    (dict(neg_samples=0), ValueError, "neg_samples must be >= 1"),
+    (dict(n_blocks=0), ValueError, "n_blocks must be >= 1"),
+    (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(early_stopping=2), ValueError, "early_stopping needs validation"),
+    (dict(callback=3), TypeError, "callback must be callable"),
+    (dict(random_state=-1), ValueError, "random_state"),
+])
+def test_rejects_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        MatrixFactorization(**kwargs).fit(make_interactions())
+
+
+def test_mse_needs_ratings():
+    with pytest.raises(ValueError, match="needs explicit ratings"):
+        MatrixFactorization().fit(make_interactions(implicit=True))
+
+
+def test_rmse_close_to_surprise_svd_on_ml100k(ml100k_path):
+    surprise = pytest.importorskip("surprise")
+    pd = pytest.importorskip("pandas")
+    train, test = fastrec.datasets.load_movielens_split(ml100k_path, "u1")
+    users, items, ratings, _ = train.to_arrays()
+    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
+    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    algo = surprise.SVD(random_state=0).fit(trainset)
+    tu, ti, tr, _ = test.to_arrays()
+    theirs = fastrec.metrics.rmse(tr, [algo.predict(u, i).est for u, i in zip(tu.tolist(), ti.tolist(), strict=True)])
+    for n_blocks in (1, 8):
+        ours = MatrixFactorization(n_blocks=n_blocks, random_state=0).fit(train)
+        assert abs(fastrec.metrics.rmse(tr, ours.predict(tu, ti)) - theirs) < 0.003
