@@ -10,6 +10,9 @@ float32 or float64 parameters.
 """
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 MSE, LOGISTIC, BPR = 0, 1, 2
 LOSSES = {"mse": MSE, "logistic": LOGISTIC, "bpr": BPR}
@@ -17,6 +20,32 @@ LOSSES = {"mse": MSE, "logistic": LOGISTIC, "bpr": BPR}
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+PREFETCH_DISTANCE = 6  # entries ahead whose item row is fetched into cache
+
+
+@intrinsic
+def _prefetch(typingctx, matrix, row, col):
+    """Hint the CPU to fetch the cache line of ``matrix[row, col]`` (llvm.prefetch)."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        index = [context.cast(builder, value, kind, types.intp)
+                 for value, kind in zip(args[1:], signature.args[1:])]
+        pointer = cgutils.get_item_pointer(context, builder, array_type, array, index)
+        i32 = ir.IntType(32)
+        hint = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
+        builder.call(fn, [pointer, i32(0), i32(3), i32(1)])  # read, keep in all caches, data
+        return context.get_dummy_value()
+    return types.void(matrix, row, col), codegen
+
+
+@numba.njit(inline="always")
+def _prefetch_row(matrix, row):
+    for col in range(0, matrix.shape[1], 16):  # a 64-byte line holds 16 float32 (8 float64)
+        _prefetch(matrix, row, col)
 
 
 @numba.njit(inline="always")
@@ -59,47 +88,112 @@ def _softplus(x):
 
 
 @numba.njit(inline="always", fastmath=True)
-def _pointwise(u, i, target, logistic, mu, bu, bi, pu, qi, lr, reg, lr_b, reg_b, biased):
-    """One MSE or logistic step on (u, i); returns the pair's loss before the step."""
-    dot = mu
-    if biased:
-        dot += bu[u] + bi[i]
-    for f in range(pu.shape[1]):
-        dot += pu[u, f] * qi[i, f]
-    if logistic:
-        err = target - 1.0 / (1.0 + np.exp(-dot))
-        loss = _softplus(-dot) if target > 0 else _softplus(dot)
-    else:
-        err = target - dot
-        loss = err * err
-    err = pu.dtype.type(err)
-    if biased:
-        bu[u] += lr_b * (err - reg_b * bu[u])
-        bi[i] += lr_b * (err - reg_b * bi[i])
-    for f in range(pu.shape[1]):
-        p = pu[u, f]
-        q = qi[i, f]
-        pu[u, f] = p + lr * (err * q - reg * p)
-        qi[i, f] = q + lr * (err * p - reg * q)
-    return loss
+def _step(p, q, step, decay):
+    """p, q <- decay p + step q, decay q + step p (both from the old values)."""
+    for f in range(p.shape[0]):
+        a = p[f]
+        b = q[f]
+        p[f] = decay * a + step * b
+        q[f] = decay * b + step * a
 
 
 @numba.njit(inline="always", fastmath=True)
-def _pairwise(u, i, j, bi, pu, qi, lr, reg, lr_b, reg_b, biased):
-    """One BPR step on (u, i, j); returns -log sigmoid(x_ui - x_uj) before the step."""
-    x = pu.dtype.type(0.0)
+def _dot(p, q, start):
+    total = start
+    for f in range(p.shape[0]):
+        total += p[f] * q[f]
+    return total
+
+
+@numba.njit(inline="always", fastmath=True)
+def _logistic_step(u, i, positive, bu, bi, p, q, lr, decay, lr_b, reg_b, biased):
+    """One binary cross-entropy step on (u, i); returns its loss before the step."""
+    x = _dot(p, q, bu[u] + bi[i] if biased else bu.dtype.type(0))
+    if positive:
+        err = bu.dtype.type(1.0 - 1.0 / (1.0 + np.exp(-x)))
+        loss = _softplus(-x)
+    else:
+        err = bu.dtype.type(-1.0 / (1.0 + np.exp(-x)))
+        loss = _softplus(x)
     if biased:
-        x += bi[i] - bi[j]
-    for f in range(pu.shape[1]):
-        x += pu[u, f] * (qi[i, f] - qi[j, f])
-    g = pu.dtype.type(1.0 / (1.0 + np.exp(x)))
-    for f in range(pu.shape[1]):
-        p = pu[u, f]
-        a = qi[i, f]
-        b = qi[j, f]
-        pu[u, f] = p + lr * (g * (a - b) - reg * p)
-        qi[i, f] = a + lr * (g * p - reg * a)
-        qi[j, f] = b + lr * (-g * p - reg * b)
+        bu[u] += lr_b * (err - reg_b * bu[u])
+        bi[i] += lr_b * (err - reg_b * bi[i])
+    _step(p, q, lr * err, decay)
+    return loss
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)  # not inlined: compiled with its own flags
+def _mse_block(start, stop, users, items, ratings, mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
+               biased):
+    """Surprise's SVD step on each rating of the block; returns the summed squared error."""
+    total = 0.0
+    k = pu.shape[1]
+    for e in range(start, stop):
+        if e + PREFETCH_DISTANCE < stop:
+            _prefetch_row(qi, items[e + PREFETCH_DISTANCE])
+        u = users[e]
+        i = items[e]
+        p = pu[u]
+        q = qi[i]
+        dot = mu + bu[u] + bi[i] if biased else mu
+        for f in range(k):
+            dot += p[f] * q[f]
+        err = ratings[e] - dot
+        if biased:
+            bu[u] += lr_b * (err - reg_b * bu[u])
+            bi[i] += lr_b * (err - reg_b * bi[i])
+        step = lr * err
+        for f in range(k):
+            a = p[f]
+            b = q[f]
+            p[f] = decay * a + step * b
+            q[f] = decay * b + step * a
+        total += err * err
+    return total, stop - start
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
+def _sampled_block(bpr, start, stop, users, items, g_start, g_size, group_items, indptr, indices,
+                   n_neg, state, bu, bi, pu, qi, lr, decay, lr_b, reg_b, biased):
+    """Logistic or BPR steps on each positive of the block and its sampled negatives."""
+    total = 0.0
+    count = 0
+    for e in range(start, stop):
+        if e + PREFETCH_DISTANCE < stop:
+            _prefetch_row(qi, items[e + PREFETCH_DISTANCE])
+        u = users[e]
+        i = items[e]
+        p = pu[u]
+        if not bpr:
+            total += _logistic_step(u, i, True, bu, bi, p, qi[i], lr, decay, lr_b, reg_b, biased)
+            count += 1
+        for _ in range(n_neg):
+            state, j = _draw(state, g_start, g_size, group_items)
+            if _is_positive(indptr, indices, u, j):
+                continue
+            if bpr:
+                total += _pairwise(i, j, bi, p, qi[i], qi[j], lr, decay, lr_b, reg_b, biased)
+            else:
+                total += _logistic_step(u, j, False, bu, bi, p, qi[j], lr, decay, lr_b, reg_b, biased)
+            count += 1
+    return total, count
+
+
+@numba.njit(inline="always", fastmath=True)
+def _pairwise(i, j, bi, p, qi, qj, lr, decay, lr_b, reg_b, biased):
+    """One BPR step on (u, i, j); returns -log sigmoid(x_ui - x_uj) before the step."""
+    x = bi[i] - bi[j] if biased else bi.dtype.type(0)
+    for f in range(p.shape[0]):
+        x += p[f] * (qi[f] - qj[f])
+    g = bi.dtype.type(1.0 / (1.0 + np.exp(x)))
+    step = lr * g
+    for f in range(p.shape[0]):
+        a = p[f]
+        b = qi[f]
+        c = qj[f]
+        p[f] = decay * a + step * (b - c)
+        qi[f] = decay * b + step * a
+        qj[f] = decay * c - step * a
     if biased:
         bi[i] += lr_b * (g - reg_b * bi[i])
         bi[j] += lr_b * (-g - reg_b * bi[j])
@@ -108,7 +202,7 @@ def _pairwise(u, i, j, bi, pu, qi, lr, reg, lr_b, reg_b, biased):
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, group_ptr,
-              indptr, indices, n_neg, seed, epoch, mu, bu, bi, pu, qi, lr, reg, lr_b, reg_b,
+              indptr, indices, n_neg, seed, epoch, mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
               biased, block_loss, block_count):
     """One epoch of SGD over the blocked schedule, updating the parameters in place.
 
@@ -116,40 +210,21 @@ def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, gro
     int32/int64 per entry, ``ratings`` in the parameters' dtype; ``group_items`` lists
     the items of each item group (``group_ptr``, B + 1); ``indptr``/``indices`` the
     sorted CSR of the training data (to skip sampled negatives that are positives);
-    scalars in the parameters' dtype.  ``block_loss``/``block_count`` receive each
-    block's summed loss and its number of terms.
+    scalars in the parameters' dtype, ``decay`` = 1 - lr * reg.  ``block_loss`` /
+    ``block_count`` receive each block's summed loss and its number of terms.
     """
     for s in range(n_blocks):
         for g in numba.prange(n_blocks):
             h = (g + s) % n_blocks
             b = g * n_blocks + h
-            state = _block_state(seed, epoch, b)
-            g_start = group_ptr[h]
-            g_size = group_ptr[h + 1] - g_start
-            total = 0.0
-            count = 0
-            for e in range(block_ptr[b], block_ptr[b + 1]):
-                u = users[e]
-                i = items[e]
-                if loss == MSE:
-                    total += _pointwise(u, i, ratings[e], False, mu, bu, bi, pu, qi, lr, reg,
-                                        lr_b, reg_b, biased)
-                    count += 1
-                    continue
-                if loss == LOGISTIC:
-                    total += _pointwise(u, i, 1.0, True, mu, bu, bi, pu, qi, lr, reg, lr_b,
-                                        reg_b, biased)
-                    count += 1
-                for _ in range(n_neg):
-                    state, j = _draw(state, g_start, g_size, group_items)
-                    if _is_positive(indptr, indices, u, j):
-                        continue
-                    if loss == LOGISTIC:
-                        total += _pointwise(u, j, 0.0, True, mu, bu, bi, pu, qi, lr, reg, lr_b,
-                                            reg_b, biased)
-                    else:
-                        total += _pairwise(u, i, j, bi, pu, qi, lr, reg, lr_b, reg_b, biased)
-                    count += 1
+            if loss == MSE:
+                total, count = _mse_block(block_ptr[b], block_ptr[b + 1], users, items, ratings,
+                                          mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b, biased)
+            else:
+                total, count = _sampled_block(
+                    loss == BPR, block_ptr[b], block_ptr[b + 1], users, items, group_ptr[h],
+                    group_ptr[h + 1] - group_ptr[h], group_items, indptr, indices, n_neg,
+                    _block_state(seed, epoch, b), bu, bi, pu, qi, lr, decay, lr_b, reg_b, biased)
             block_loss[b] = total
             block_count[b] = count
 

@@ -36,13 +36,13 @@ class MatrixFactorization(Recommender):
     - ``optimizer="gd"``: full-batch gradient descent on the summed squared error (mse
       only); ``lr`` then scales summed gradients.
 
-    SGD visits the ratings on a blocked schedule: users and items are dealt into
+    SGD visits the ratings on a blocked schedule: users and items are split into
     ``n_blocks`` groups each (balanced by activity), and in each of ``n_blocks`` strata
-    per epoch the threads take blocks that share no user or item.  Within a block the
-    ratings go user by user; negatives are drawn within the block's item group from a
-    random stream of its own.  So with a fixed ``random_state`` the factors are
-    bit-identical run after run and for every ``num_threads``; ``n_blocks=1`` is
-    Surprise's sequential pass.
+    per epoch the threads take blocks that share no user or item.  Within a block two
+    lanes of users alternate, each user by user; negatives are drawn within the
+    block's item group from a random stream of the block's own.  So with a fixed
+    ``random_state`` the factors are bit-identical run after run, and the same for
+    every ``num_threads`` once ``n_blocks`` is fixed (by default it is the thread count).
 
     Parameters
     ----------
@@ -58,8 +58,9 @@ class MatrixFactorization(Recommender):
         For the biases; default ``lr`` and ``reg``.
     neg_samples : int
         Negatives per positive (logistic, bpr); a draw that is a positive is skipped.
-    n_blocks : int
-        Grid size of the schedule (at most ``n_blocks`` threads work at once).
+    n_blocks : int, optional
+        Grid size of the schedule (at most ``n_blocks`` threads work at once); default
+        the number of threads.  The result depends on it, not on ``num_threads``.
     dtype : float32 or float64
     num_threads : int, optional
     random_state : int, numpy Generator or None
@@ -86,7 +87,7 @@ class MatrixFactorization(Recommender):
 
     def __init__(self, n_factors=100, n_epochs=20, lr=0.005, reg=0.02, *, biased=True,
                  loss="mse", optimizer="sgd", init_mean=0.0, init_std=0.1, lr_bias=None,
-                 reg_bias=None, neg_samples=1, n_blocks=8, dtype=np.float32, num_threads=None,
+                 reg_bias=None, neg_samples=1, n_blocks=None, dtype=np.float32, num_threads=None,
                  random_state=None, validation=None, early_stopping=None, callback=None,
                  show_progress=False):
         self.n_factors = n_factors
@@ -139,7 +140,7 @@ class MatrixFactorization(Recommender):
             raise ValueError(f"init_mean must be finite, got {self.init_mean!r}")
         check_non_negative_float(self.init_std, "init_std")
         check_positive_int(self.neg_samples, "neg_samples")
-        check_positive_int(self.n_blocks, "n_blocks")
+        check_positive_int(self.n_blocks, "n_blocks", allow_none=True)
         check_positive_int(self.early_stopping, "early_stopping", allow_none=True)
         if np.dtype(self.dtype) not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
@@ -176,8 +177,8 @@ class MatrixFactorization(Recommender):
         dtype = np.dtype(self.dtype)
         rng = check_random_state(self.random_state)
         k = self.n_factors
-        self.user_factors_ = rng.normal(self.init_mean, self.init_std, (data.n_users, k)).astype(dtype)
-        self.item_factors_ = rng.normal(self.init_mean, self.init_std, (data.n_items, k)).astype(dtype)
+        self.user_factors_ = _normal(rng, (data.n_users, k), self.init_mean, self.init_std, dtype)
+        self.item_factors_ = _normal(rng, (data.n_items, k), self.init_mean, self.init_std, dtype)
         self.user_bias_ = np.zeros(data.n_users, dtype=dtype)
         self.item_bias_ = np.zeros(data.n_items, dtype=dtype)
         use_mean = self.loss == "mse" and self.biased
@@ -190,11 +191,10 @@ class MatrixFactorization(Recommender):
         dtype = np.dtype(self.dtype)
         threads = effective_num_threads(self.num_threads)
         validation = self._checked_validation(data)
-        plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks, dtype)
-        scalars = [dtype.type(v) for v in (
-            self.global_mean_, self.lr, self.reg,
-            self.lr if self.lr_bias is None else self.lr_bias,
-            self.reg if self.reg_bias is None else self.reg_bias)]
+        plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks or threads, dtype)
+        lr_bias = self.lr if self.lr_bias is None else self.lr_bias
+        reg_bias = self.reg if self.reg_bias is None else self.reg_bias
+        scalars = [dtype.type(v) for v in (self.global_mean_, self.lr, self.reg, lr_bias, reg_bias)]
         params = (self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
         best, best_loss, stale = None, np.inf, 0
         bar = _progress(n_epochs, self.show_progress)
@@ -209,7 +209,8 @@ class MatrixFactorization(Recommender):
                 with numba_threads(threads):
                     train_loss = plan.run(self.loss, self.neg_samples, int(self.seed_), epoch,
                                           scalars, params, self.biased)
-            if not all(np.isfinite(p).all() for p in params):
+            # every step adds its loss, so a non-finite parameter shows in the epoch's loss
+            if not np.isfinite(train_loss) or (plan is None and not all(np.isfinite(p).all() for p in params)):
                 raise ValueError(f"training diverged at epoch {epoch + 1}: non-finite factors; "
                                  f"use a smaller lr (now {self.lr})")
             self.epochs_done_ = np.array(epoch + 1)
@@ -416,17 +417,25 @@ class MatrixFactorization(Recommender):
 
 
 class _Schedule:
-    """The blocked SGD schedule of one training set: groups, block order, arrays."""
+    """The blocked SGD schedule of one training set: groups, visiting order, arrays.
+
+    Users are cut into contiguous ranges with balanced rating counts (a block's user
+    rows are then one stretch of memory); items are dealt by popularity in snake order
+    (each group gets popular and rare items alike, so negatives drawn within a group
+    are representative).  Inside a block the ratings of two halves of its users
+    alternate, each half user by user: consecutive steps then touch different users,
+    so the CPU overlaps them instead of waiting on the previous step's stores.
+    """
 
     def __init__(self, data, n_blocks, dtype):
         self.n_blocks = b = n_blocks
-        user_group = _deal(data.user_counts, b)
+        user_group = _contiguous_groups(data.user_counts, b)
         item_group = _deal(data.item_counts, b)
         users, items = data.entry_users, data.csr.indices
         block = user_group[users] * b + item_group[items]
-        order = np.argsort(block, kind="stable")  # within a block: user by user, items in order
         self.block_ptr = np.zeros(b * b + 1, dtype=np.int64)
         np.cumsum(np.bincount(block, minlength=b * b), out=self.block_ptr[1:])
+        order = _two_lanes(np.argsort(block, kind="stable"), users, self.block_ptr)
         index_dtype = data.csr.indices.dtype
         self.users = users[order].astype(index_dtype)
         self.items = items[order]
@@ -443,9 +452,11 @@ class _Schedule:
 
         block_loss = np.zeros(self.n_blocks ** 2)
         block_count = np.zeros(self.n_blocks ** 2, dtype=np.int64)
+        mu, lr, reg, lr_bias, reg_bias = scalars
+        decay = lr.dtype.type(1) - lr * reg
         sgd_epoch(CODES[loss], self.block_ptr, self.n_blocks, self.users, self.items, self.ratings,
                   self.group_items, self.group_ptr, self.indptr, self.indices, neg_samples, seed,
-                  epoch, scalars[0], *params, *scalars[1:], biased, block_loss, block_count)
+                  epoch, mu, *params, lr, decay, lr_bias, reg_bias, biased, block_loss, block_count)
         total = block_loss.sum()
         return float(np.sqrt(total / max(block_count.sum(), 1)) if loss == "mse"
                      else total / max(block_count.sum(), 1))
@@ -456,6 +467,37 @@ class _Schedule:
 
         return epoch_plan(self.block_ptr, self.n_blocks, self.users, self.items, self.group_items,
                           self.group_ptr, self.indptr, self.indices, neg_samples, seed, epoch)
+
+
+def _contiguous_groups(counts, n_groups):
+    """Cut rows into ``n_groups`` contiguous ranges holding about equal totals."""
+    cumulative = np.cumsum(counts) - counts / 2  # each row's midpoint
+    total = max(counts.sum(), 1)
+    return np.minimum((cumulative * n_groups // total).astype(np.int64), n_groups - 1)
+
+
+def _two_lanes(order, users, block_ptr):
+    """Within each block of ``order`` (user by user), alternate its two halves' entries.
+
+    The halves split at a user boundary, so the two lanes never share a user.
+    """
+    out = np.empty_like(order)
+    for start, stop in zip(block_ptr[:-1], block_ptr[1:], strict=True):
+        entries = order[start:stop]
+        if entries.size < 2:
+            out[start:stop] = entries
+            continue
+        owner = users[entries]
+        middle = int(np.searchsorted(owner, owner[entries.size // 2]))  # first entry of that user
+        if middle == 0:  # one user: no second lane
+            out[start:stop] = entries
+            continue
+        first, second = entries[:middle], entries[middle:]
+        shared = min(first.size, second.size)
+        mixed = np.empty(2 * shared, dtype=order.dtype)
+        mixed[0::2], mixed[1::2] = first[:shared], second[:shared]
+        out[start:stop] = np.concatenate([mixed, first[shared:], second[shared:]])
+    return out
 
 
 def _deal(counts, n_groups):
@@ -483,6 +525,15 @@ def _gd_epoch(data, mu, lr, reg, lr_b, reg_b, bu, bi, pu, qi, biased):
     pu += (lr * grad_p).astype(pu.dtype)
     qi += (lr * grad_q).astype(qi.dtype)
     return float(np.sqrt(np.mean(err ** 2))) if err.size else 0.0
+
+
+def _normal(rng, shape, mean, std, dtype):
+    """Normal draws, generated in float32 (twice as fast) whatever ``dtype``, so float32
+    and float64 models start from the same values."""
+    out = rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    out *= dtype.type(std)
+    out += dtype.type(mean)
+    return out
 
 
 def _progress(total, show):

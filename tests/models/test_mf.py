@@ -45,17 +45,29 @@ def test_float32_kernel_tracks_float64(loss):
     np.testing.assert_allclose(runs[0].user_factors_, runs[1].user_factors_, atol=1e-4)
 
 
-def test_visiting_order_is_user_by_user_within_blocks():
-    schedule = _Schedule(_data_for("mse"), 1, np.float64)
-    keys = schedule.users.astype(np.int64) * 1000 + schedule.items
-    assert (np.diff(keys) > 0).all()  # one block: Surprise's order (users, then items)
+def test_visiting_order_alternates_two_lanes_of_users():
+    data = _data_for("mse")
+    schedule = _Schedule(data, 1, np.float64)
+    users, items = schedule.users.astype(np.int64), schedule.items.astype(np.int64)
+    lane = users >= np.median(users)
+    for members in (lane, ~lane):  # each lane: user by user, items in order
+        keys = users[members] * 1000 + items[members]
+        assert (np.diff(keys) > 0).all()
+    assert lane[:20].tolist() == [False, True] * 10
+    assert sorted(zip(users.tolist(), items.tolist())) == sorted(
+        zip(data.entry_users.tolist(), data.csr.indices.tolist()))
+    blocks = _Schedule(data, 3, np.float64)
+    assert blocks.block_ptr[-1] == data.nnz
 
 
 @pytest.mark.parametrize("loss", LOSSES)
 def test_reruns_and_thread_counts_give_identical_factors(loss):
     data = make_interactions(120, 80, 0.1, implicit=loss != "mse", seed=4)
     fits = [MatrixFactorization(n_factors=16, n_epochs=3, loss=loss, num_threads=threads,
-                                random_state=7).fit(data) for threads in (1, 1, 2, 2)]
+                                n_blocks=4, random_state=7).fit(data) for threads in (1, 1, 2, 2)]
+    reruns = [MatrixFactorization(n_factors=16, n_epochs=3, loss=loss, num_threads=2,
+                                  random_state=7).fit(data) for _ in range(2)]
+    np.testing.assert_array_equal(reruns[0].item_factors_, reruns[1].item_factors_)
     for other in fits[1:]:
         np.testing.assert_array_equal(other.user_factors_, fits[0].user_factors_)
         np.testing.assert_array_equal(other.item_factors_, fits[0].item_factors_)
@@ -199,10 +211,13 @@ def test_similar_items_and_explain():
     assert ids.shape == (3, 4) and 0 not in ids[0] and (ids[2] == -1).all()
     assert (np.diff(scores[0]) <= 0).all()
     why = model.explain(0, 3, n=100)
-    items, ratings = data.csr[[0]].indices, data.csr[[0]].data
-    p, b = model.fold_in(items, ratings)
-    folded = model.global_mean_ + b + model.item_bias_[3] + model.item_factors_[3] @ p
-    assert why.base + why.contribution.sum() == pytest.approx(folded - b + model.user_bias_[0], abs=1e-4)
+    row = data.csr[[0]]
+    q = model.item_factors_[row.indices].astype(np.float64)
+    y = row.data - (model.global_mean_ + model.user_bias_[0] + model.item_bias_[row.indices])
+    p = np.linalg.solve(q.T @ q + model.reg * row.nnz * np.eye(5), q.T @ y)  # ridge fold-in, b_u kept
+    expected = model.global_mean_ + model.user_bias_[0] + model.item_bias_[3] + model.item_factors_[3] @ p
+    assert why.base + why.contribution.sum() == pytest.approx(expected, abs=1e-5)
+    assert len(why.neighbors) == row.nnz and (np.diff(np.abs(why.contribution)) <= 1e-12).all()
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
