@@ -172,13 +172,8 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     data = as_interactions(data)
     _check_data_for(metric, spec, data, bm25_k1, bm25_b)
 
-    values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
+    values = _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
-    if metric in ("cosine", "adjusted_cosine", "tfidf"):  # unit rows: the dot is the cosine
-        entity = data.csr.indices if orientation == "items" else data.entry_users
-        norms = np.sqrt(_grouped_sum_of_squares(entity, values, n))
-        values *= np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]  # our copy
-        del entity
     by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
     del values  # keep the peak memory at a few copies of the values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
@@ -253,6 +248,77 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     if indptr[-1] < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))
+
+
+def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
+    """The values the kernel compares, aligned with ``data.csr`` (float64, our copy);
+    rows of the cosine family are scaled to unit length, so a dot product is the cosine."""
+    values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
+    if metric in ("cosine", "adjusted_cosine", "tfidf"):
+        n = data.n_items if orientation == "items" else data.n_users
+        entity = data.csr.indices if orientation == "items" else data.entry_users
+        norms = np.sqrt(_grouped_sum_of_squares(entity, values, n))
+        values *= np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]
+    return values
+
+
+def similarity_to_history(data, metric, codes, values, *, shrinkage=None, min_support=1,
+                          baseline=None, bm25_k1=1.2, bm25_b=0.75, prepared=None):
+    """Scores of a user not in ``data`` (sorted item ``codes``, ``values``) against every user.
+
+    The user-based twin of one row of :func:`user_similarity`, with the training
+    data's statistics (item idf, mean length, baseline biases) held fixed; the new
+    user's baseline bias is its ALS update against them.  ``prepared``: the training
+    side, ``_prepared_values(data, metric, "users", ...)`` as a CSC matrix, when the
+    caller keeps it across calls.  Returns ``(user_codes, scores)`` of the non-zero scores.
+    """
+    from fastrec.reference.similarity import score_pairs
+
+    spec = METRICS[metric]
+    shrinkage = spec.default_shrinkage if shrinkage is None else shrinkage
+    min_support = max(min_support, spec.min_support_floor)
+    if prepared is None:
+        prepared = sp.csr_array((_prepared_values(data, metric, "users", baseline, bm25_k1, bm25_b),
+                                 data.csr.indices, data.csr.indptr), shape=data.shape).tocsc()
+    x = _history_values(data, metric, codes, np.asarray(values, dtype=np.float64), baseline,
+                        bm25_k1, bm25_b)
+    columns = sp.csr_array(prepared[:, codes])
+    pattern = sp.csr_array((np.ones(columns.nnz), columns.indices, columns.indptr), shape=columns.shape)
+    n_ab = pattern @ np.ones(codes.size)
+    stats = {"s_ab": columns @ x, "s_aa": pattern @ x ** 2,
+             "s_bb": sp.csr_array((columns.data ** 2, columns.indices, columns.indptr),
+                                  shape=columns.shape) @ np.ones(codes.size),
+             "s_a": pattern @ x, "s_b": columns @ np.ones(codes.size),
+             "len_a": codes.size, "len_b": data.user_counts}
+    users = np.flatnonzero(n_ab >= min_support)
+    chosen = {key: (value[users] if np.ndim(value) else value) for key, value in stats.items()}
+    scores = score_pairs(spec.measure if spec.measure != "dot_positive" else "dot", n_ab[users],
+                         shrinkage=shrinkage, shrink_mode=spec.shrink_mode, **chosen)
+    keep = scores != 0
+    return users[keep], scores[keep]
+
+
+def _history_values(data, metric, codes, values, baseline, bm25_k1, bm25_b):
+    """A new user's values transformed as ``_prepared_values`` transforms a training user's."""
+    if metric == "adjusted_cosine" and values.size:
+        values = values - values.mean()
+    elif metric == "pearson_baseline":
+        model = _fitted_baseline(data, baseline)
+        residual = values - model.global_mean_ - model.item_bias_[codes]
+        user_bias = residual.sum() / (model.reg_u + values.size) if values.size else 0.0
+        values = residual - user_bias
+    elif metric in ("tfidf", "bm25"):
+        idf = np.log(data.n_users) - np.log1p(data.item_counts[codes])
+        if metric == "tfidf":
+            values = np.sqrt(values) * idf
+        else:
+            average = np.bincount(data.entry_users, weights=data.values, minlength=data.n_users).mean()
+            length_norm = (1.0 - bm25_b) + bm25_b * values.sum() / average
+            values = values * (bm25_k1 + 1.0) / (bm25_k1 * length_norm + values) * idf
+    if metric in ("cosine", "adjusted_cosine", "tfidf"):
+        norm = np.sqrt(np.sum(values ** 2))
+        values = values / norm if norm > 0 else np.zeros_like(values)
+    return values
 
 
 def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):

@@ -226,7 +226,7 @@ class Recommender:
         seen = codes if exclude_seen else codes[:0]
         ids, top = run_topk(scores, n, self._excluded_columns(candidates),
                             np.array([0, seen.size], dtype=np.int64), seen,
-                            effective_num_threads(getattr(self, "num_threads", None)))
+                            1)  # one row: waking a thread team would cost more than the work
         if not self.predicts_ratings:  # a zero score means nothing points at the item
             ids[top == 0] = -1
             top[top == 0] = -np.inf

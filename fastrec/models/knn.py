@@ -71,16 +71,23 @@ class _Neighborhood(Recommender):
         """True once fitted on ratings (Surprise's estimates); implicit data gives scores."""
         return not getattr(self, "_implicit", False)
 
+    def _resolved_metric(self, implicit):
+        return self.metric or ("cosine" if implicit else "msd")
+
+    def _kept_neighbors(self, implicit):
+        """Similarities stored per row: implicit's item-item model keeps the k nearest."""
+        if implicit:
+            return self.k if self.max_neighbors is None else min(self.k, self.max_neighbors)
+        return self.max_neighbors
+
     def _fit(self, data):
         implicit = data.is_implicit
-        metric = self.metric or ("cosine" if implicit else "msd")
+        metric = self._resolved_metric(implicit)
         if implicit and self.center != "none":
             raise ValueError(f"center={self.center!r} needs explicit ratings; this data is implicit")
         needs_baseline = self.center == "baseline" or metric == "pearson_baseline"
         baseline = self._baseline_model().fit(data) if needs_baseline else None
-        kept = self.max_neighbors
-        if implicit:  # implicit's item-item model: each row keeps its k nearest
-            kept = self.k if kept is None else min(self.k, kept)
+        kept = self._kept_neighbors(implicit)
         similarity = item_similarity if self._orientation == "items" else user_similarity
         self.similarity_ = similarity(data, metric, kept, shrinkage=self.shrinkage,
                                       min_support=self.min_support, num_threads=self.num_threads,
@@ -111,7 +118,7 @@ class _Neighborhood(Recommender):
         for part in (self.similarity_.data, self.similarity_.indices, self.similarity_.indptr):
             part.flags.writeable = False  # the kernels rely on the rows' score order
         self._implicit = data.is_implicit
-        self._items_with_data = self._factors = self._operands = None
+        self._items_with_data = self._factors = self._operands = self._prepared_users = None
         self._popularity = data.item_counts.astype(np.float64)
         if self._implicit:
             self._sparse_factors()
@@ -341,6 +348,9 @@ class _Neighborhood(Recommender):
             out[known] = self._estimates(mean, count, self.means_[x], self.sigmas_[x], base)
         return out
 
+    def _history_fallback(self):
+        return 0.0 if self._implicit else self.global_mean_
+
     # --------------------------------------------------------------- explain
     def explain(self, user, item, n=5):
         """The neighbours behind the estimate for (user, item): an :class:`Explanation`.
@@ -475,9 +485,6 @@ class ItemKNN(_Neighborhood):
         """The ``n`` most similar items of each raw item id: ``(item_ids, scores)``, padded."""
         return _most_similar(self, items, n, self.interactions_.item_index, self.interactions_.item_ids)
 
-    def _history_fallback(self):
-        return 0.0 if self._implicit else self.global_mean_
-
     def _history_scores(self, codes, values):
         """Scores of every item for one new user (estimates on ratings, unclipped)."""
         n_items = self.interactions_.n_items
@@ -523,6 +530,56 @@ class UserKNN(_Neighborhood):
     def similar_users(self, users, n=10):
         """The ``n`` most similar users of each raw user id: ``(user_ids, scores)``, padded."""
         return _most_similar(self, users, n, self.interactions_.user_index, self.interactions_.user_ids)
+
+    def _history_scores(self, codes, values):
+        """Scores of every item for one new user: its similarity to every training user
+        (``fastrec.similarity.similarity_to_history``), then the trained estimates."""
+        from fastrec.similarity import _prepared_values, similarity_to_history
+
+        data = self.interactions_
+        metric = self._resolved_metric(self._implicit)
+        baseline = self._baseline_for_history() if metric == "pearson_baseline" else None
+        if getattr(self, "_prepared_users", None) is None:
+            self._prepared_users = sp.csr_array(
+                (_prepared_values(data, metric, "users", baseline, 1.2, 0.75), data.csr.indices,
+                 data.csr.indptr), shape=data.shape).tocsc()
+        users, sims = similarity_to_history(data, metric, codes, values, shrinkage=self.shrinkage,
+                                            min_support=self.min_support, baseline=baseline,
+                                            prepared=self._prepared_users)
+        order = np.lexsort((users, -sims))[:self._kept_neighbors(self._implicit)]
+        users, sims = users[order], sims[order].astype(self.similarity_.dtype)
+        if self._implicit:  # sum over the neighbours of s_v r_vj
+            ratings = sp.csr_array(data.csr, dtype=np.float64)[users]
+            return np.asarray(sims.astype(np.float64) @ ratings.toarray()).ravel() if users.size else \
+                np.zeros(data.n_items)
+        n, n_items = data.n_users, data.n_items
+        sim_indptr = np.r_[np.zeros(n + 1, dtype=np.int64), users.size]  # the new user is row n
+        from fastrec._kernels.knn import knn_estimate
+
+        mean = np.empty(n_items)
+        count = np.empty(n_items, dtype=np.int32)
+        knn_estimate(sims, users.astype(self._yr_indices.dtype), sim_indptr, self._yr_dev,
+                     self._yr_indices, self._yr_indptr, np.array([n], dtype=np.int64),
+                     np.zeros(1, dtype=np.int64), np.array([n_items], dtype=np.int64),
+                     np.zeros(1, dtype=np.int64), np.arange(n_items, dtype=np.int64), int(self.k),
+                     SELF_SIMILARITY, mean, count, effective_num_threads(self.num_threads))
+        user_mean = values.mean() if values.size else self.global_mean_
+        spread = values.std() if values.size else 0.0
+        user_sigma = spread if spread > 0 else data.values.std()
+        base = 0.0
+        if self.center == "baseline":
+            reg_u = self._baseline_model().reg_u
+            user_bias = np.sum(values - self.global_mean_ - self.item_bias_[codes]) / (reg_u + codes.size)
+            base = self.global_mean_ + user_bias + self.item_bias_
+        return self._estimates(mean, count, user_mean, user_sigma, base)
+
+    def _baseline_for_history(self):
+        """A fitted-looking Baseline from the stored biases (for pearson_baseline)."""
+        baseline = self._baseline_model()
+        baseline.global_mean_ = self.global_mean_
+        baseline.user_bias_, baseline.item_bias_ = self.user_bias_, self.item_bias_
+        baseline.interactions_ = self.interactions_
+        return baseline
 
 
 def _most_similar(model, raw, n, to_index, ids):

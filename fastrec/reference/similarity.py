@@ -50,36 +50,54 @@ def similarity_topk(x, measure, *, shrinkage=0.0, shrink_mode="support", min_sup
         a, b = rows + start, cols
 
         on_pattern = functools.partial(_values_at, rows=rows, cols=cols)
-
-        if measure in ("dot", "dot_positive"):
-            score = on_pattern(x[block] @ x.T)
-        elif measure == "jaccard":
-            score = n_ab / (lengths[a] + lengths[b] - n_ab)
-        elif measure == "msd":
-            s_dd = (on_pattern(squares[block] @ pattern.T) + on_pattern(pattern[block] @ squares.T)
-                    - 2 * on_pattern(x[block] @ x.T))
-            score = 1.0 / (s_dd / n_ab + 1.0)
-        elif measure == "corated_cosine":
-            den = np.sqrt(on_pattern(squares[block] @ pattern.T) * on_pattern(pattern[block] @ squares.T))
-            s_ab = on_pattern(x[block] @ x.T)
-            score = np.divide(s_ab, den, out=np.zeros_like(s_ab), where=den != 0)
-        elif measure == "pearson":
-            s_a, s_b = on_pattern(x[block] @ pattern.T), on_pattern(pattern[block] @ x.T)
-            s_aa = on_pattern(squares[block] @ pattern.T)
-            s_bb = on_pattern(pattern[block] @ squares.T)
-            num = n_ab * on_pattern(x[block] @ x.T) - s_a * s_b
-            den = np.sqrt((n_ab * s_aa - s_a * s_a) * (n_ab * s_bb - s_b * s_b))
-            score = np.divide(num, den, out=np.zeros_like(num), where=den != 0)
-        else:
-            raise ValueError(f"unknown measure {measure!r}")
-        if shrinkage:
-            support = n_ab - 1 if shrink_mode == "baseline" else n_ab
-            score = score * (support / (support + shrinkage))
+        stats = {}
+        if measure in ("dot", "dot_positive", "msd", "corated_cosine", "pearson"):
+            stats["s_ab"] = on_pattern(x[block] @ x.T)
+        if measure in ("msd", "corated_cosine", "pearson"):
+            stats["s_aa"] = on_pattern(squares[block] @ pattern.T)
+            stats["s_bb"] = on_pattern(pattern[block] @ squares.T)
+        if measure == "pearson":
+            stats["s_a"] = on_pattern(x[block] @ pattern.T)
+            stats["s_b"] = on_pattern(pattern[block] @ x.T)
+        if measure == "jaccard":
+            stats["len_a"], stats["len_b"] = lengths[a], lengths[b]
+        score = score_pairs(measure, n_ab, shrinkage=shrinkage, shrink_mode=shrink_mode, **stats)
         score = score.astype(dtype)
         keep = (n_ab >= min_support) & (a != b) & (score != 0)
         _append_best(rows_out, cols_out, vals_out, a[keep], b[keep], score[keep], k)
     rows, cols, vals = (np.concatenate(v) for v in (rows_out, cols_out, vals_out))
     return rows_to_csr(rows, cols, vals, n, k)
+
+
+def score_pairs(measure, n_ab, *, s_ab=None, s_aa=None, s_bb=None, s_a=None, s_b=None,
+                len_a=None, len_b=None, shrinkage=0.0, shrink_mode="support"):
+    """Scores of pairs from their co-rated statistics (arrays), shrinkage applied.
+
+    ``n_ab`` co-rated count, ``s_ab`` = sum x_a x_b, ``s_aa`` / ``s_bb`` = sums of
+    squares and ``s_a`` / ``s_b`` = sums over the co-rated columns, ``len_*`` the rows'
+    lengths (jaccard).  The formulas are the kernel's; pairs with no co-rated column
+    must be left out by the caller.
+    """
+    n_ab = np.asarray(n_ab, dtype=np.float64)
+    if measure in ("dot", "dot_positive"):
+        score = np.asarray(s_ab, dtype=np.float64)
+    elif measure == "jaccard":
+        score = n_ab / (len_a + len_b - n_ab)
+    elif measure == "msd":
+        score = 1.0 / ((s_aa + s_bb - 2 * s_ab) / n_ab + 1.0)
+    elif measure == "corated_cosine":
+        den = np.sqrt(s_aa * s_bb)
+        score = np.divide(s_ab, den, out=np.zeros_like(n_ab), where=den != 0)
+    elif measure == "pearson":
+        num = n_ab * s_ab - s_a * s_b
+        den = np.sqrt((n_ab * s_aa - s_a * s_a) * (n_ab * s_bb - s_b * s_b))
+        score = np.divide(num, den, out=np.zeros_like(n_ab), where=den != 0)
+    else:
+        raise ValueError(f"unknown measure {measure!r}")
+    if shrinkage:
+        support = n_ab - 1 if shrink_mode == "baseline" else n_ab
+        score = score * (support / (support + shrinkage))
+    return score
 
 
 def _append_best(rows_out, cols_out, vals_out, rows, cols, scores, k):

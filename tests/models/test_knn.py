@@ -386,3 +386,41 @@ def test_matches_implicit_item_item_recommend():
     keep = their_scores > 0
     np.testing.assert_allclose(scores[keep], their_scores[keep], rtol=1e-5)
     np.testing.assert_array_equal(ids[keep], their_ids[keep])
+
+
+@pytest.mark.parametrize("metric", sorted(fastrec.similarity.METRICS))
+def test_similarity_to_history_is_the_trained_row(metric):
+    implicit = metric in ("cosine", "jaccard", "tfidf", "bm25")
+    data = make_interactions(40, 30, 0.3, implicit=implicit, seed=12)
+    full = fastrec.similarity.user_similarity(data, metric, None, dtype=np.float64).toarray()
+    for user in (0, 9):
+        row = data.csr[[user]]
+        users, scores = fastrec.similarity.similarity_to_history(data, metric, row.indices.astype(np.int64),
+                                                                 row.data)
+        got = np.zeros(40)
+        got[users] = scores
+        got[user] = 0.0  # the history is this very user: leave its self-similarity out
+        np.testing.assert_allclose(got, full[user], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("center", CENTERS)
+def test_user_based_history_scores_like_the_user(center):
+    data = make_interactions(40, 30, 0.3, seed=13)
+    model = fastrec.UserKNN(k=5, metric="pearson_baseline", center=center, clip=False).fit(data)
+    for user in (2, 11):
+        row = data.csr[[user]]
+        unrated = np.setdiff1d(np.arange(30), row.indices)  # self is a neighbour only where it rated
+        got = model.predict_history(row.indices, row.data, unrated)
+        np.testing.assert_allclose(got, model.predict(np.full(unrated.size, user), unrated), rtol=1e-10)
+        ids, scores = model.recommend_history(row.indices, row.data, n=5)
+        expected_ids, expected_scores = model.recommend([user], 5)
+        np.testing.assert_array_equal(ids, expected_ids[0])
+        np.testing.assert_allclose(scores, expected_scores[0], rtol=1e-10)
+
+
+def test_user_based_history_on_implicit_data():
+    data = make_interactions(40, 30, 0.3, implicit=True, seed=14)
+    model = fastrec.UserKNN(k=6).fit(data)
+    row = data.csr[[4]]
+    scores = model.predict_history(row.indices, None, np.arange(30))
+    assert scores.shape == (30,) and (scores >= 0).all() and scores.max() > 0
