@@ -151,6 +151,21 @@ cdef inline void rank_sort(value_t* s, index_t* ids, Py_ssize_t n) noexcept nogi
         _insertion_sort(s, ids, lo, hi)
 
 
+cdef inline void select_top(value_t* s, index_t* ids, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Move the k best of n pairs to the front, in no particular order (quickselect)."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, p
+    if k <= 0 or k >= n:
+        return
+    while hi > lo:
+        p = _partition(s, ids, lo, hi)
+        if p == k or p == k - 1:  # everything before p ranks before it
+            return
+        if p < k:
+            lo = p + 1
+        else:
+            hi = p - 1
+
+
 cdef extern from *:
     """
     #include <string.h>

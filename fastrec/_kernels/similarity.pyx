@@ -3,16 +3,15 @@
 Row ``a`` of X (n x m, CSR) is compared with every row sharing a column with it by
 walking X[a] and, for each of its columns c, the column c (row c of X^T, CSR): the
 co-rated statistics of every touched pair (a, b) gather in per-thread scratch of
-length n, the scores of the touched rows go through a bounded heap, and the scratch
-is reset for the next row.  Memory: O(nnz + n*k + threads*n); no n x n matrix.
+length n, the scores of the touched rows go through a bounded buffer (a quickselect
+keeps the best k whenever it fills up), and the scratch is reset for the next row.  Memory: O(nnz + n*k + threads*n); no n x n matrix.
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
+from libc.math cimport INFINITY, sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastrec._kernels._heap cimport (heap_offer, heap_sort, index_t, prefilter_top, rank_sort,
-                                     value_t)
+from fastrec._kernels._heap cimport index_t, rank_sort, select_top, value_t
 
 cdef enum:  # measure codes, exported by name in MEASURES
     DOT = 0              # sum x_a x_b (rows pre-scaled by the wrapper for cosine)
@@ -51,6 +50,23 @@ cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, d
     return (n_ab * s_ab - s_a * s_b) / den if den != 0 else 0.0
 
 
+cdef inline value_t _keep_best(value_t* scores, index_t* ids, Py_ssize_t size,
+                               Py_ssize_t cap) noexcept nogil:
+    """Keep the best cap of size candidates at the front; returns the worst kept score.
+
+    Every dropped candidate ranks below cap others, and so will any later candidate
+    scoring below the returned score: it can be dropped on arrival.
+    """
+    cdef Py_ssize_t t
+    cdef value_t worst
+    select_top(scores, ids, size, cap)
+    worst = scores[0]
+    for t in range(1, cap):
+        if scores[t] < worst:
+            worst = scores[t]
+    return worst
+
+
 def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     const index_t[::1] x_indptr,
                     const value_t[::1] t_data, const index_t[::1] t_indices,
@@ -71,9 +87,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     Accumulates in double; the result does not depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, kept
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room
     cdef int64_t start
     cdef double xa, xb, s, factor
+    cdef value_t v, floor
     cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_sums = measure == PEARSON
@@ -119,6 +136,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 start = out_indptr[a]
                 cap = out_indptr[a + 1] - start
                 size = 0
+                # candidates below floor cannot make the row's top cap; when room is
+                # full, the best cap are kept and floor rises (never with count_only)
+                floor = -INFINITY
+                room = 4 * cap if not count_only and 0 < 4 * cap < n else n
                 if measure == DOT_POSITIVE:  # the default cosine: one scratch array
                     for p in range(x_indptr[a], x_indptr[a + 1]):
                         c = x_indices[p]
@@ -130,11 +151,15 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                             s_ab[b] += xa * t_data[q]
                     for t in range(n_touched):
                         b = touched[t]
-                        if b != a:
-                            cand_scores[size] = <value_t>s_ab[b]
-                            cand_ids[size] = <index_t>b
-                            size = size + (cand_scores[size] != 0)
+                        v = <value_t>s_ab[b]
                         s_ab[b] = 0
+                        if b != a:
+                            cand_scores[size] = v
+                            cand_ids[size] = <index_t>b
+                            size = size + (v != 0 and v >= floor)
+                            if size == room:
+                                floor = _keep_best(cand_scores, cand_ids, size, cap)
+                                size = cap
                 elif measure == DOT:  # the hot case, without the per-entry branches
                     for p in range(x_indptr[a], x_indptr[a + 1]):
                         c = x_indices[p]
@@ -184,10 +209,14 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                             else:
                                 factor = count[b] / (count[b] + shrinkage)
                             s = s * factor
-                        if <value_t>s != 0:
-                            cand_scores[size] = <value_t>s
+                        v = <value_t>s
+                        if v != 0 and v >= floor:
+                            cand_scores[size] = v
                             cand_ids[size] = <index_t>b
                             size = size + 1
+                            if size == room:
+                                floor = _keep_best(cand_scores, cand_ids, size, cap)
+                                size = cap
                     count[b] = 0
                     if need_products:
                         s_ab[b] = 0
@@ -200,16 +229,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     if need_diffs:
                         s_dd[b] = 0
                 if not count_only and size > cap:
-                    # more candidates than room: a bounded heap keeps the best, in place
-                    if cap >= 8 and size > 4 * cap:
-                        size = prefilter_top(cand_scores, cand_ids, size, cap)
-                    kept = 0
-                    for t in range(size):
-                        heap_offer(&out_scores[start], &out_ids[start], &kept, cap,
-                                   cand_scores[t], cand_ids[t])
-                    heap_sort(&out_scores[start], &out_ids[start], kept)
-                    size = kept
-                elif not count_only and size > 0:
+                    select_top(cand_scores, cand_ids, size, cap)
+                    size = cap
+                if not count_only and size > 0:
                     rank_sort(cand_scores, cand_ids, size)
                     for t in range(size):
                         out_scores[start + t] = cand_scores[t]
