@@ -81,6 +81,30 @@ def test_k_none_with_a_counting_pass(monkeypatch):
     np.testing.assert_array_equal(one_pass.data, two_passes.data)
 
 
+
+@pytest.mark.parametrize("metric", ["cosine", "pearson", "jaccard", "msd"])
+def test_pairs_scored_once_or_twice_agree(monkeypatch, metric):
+    """Top-k scores each pair once (per-thread buffers) or from both rows, by a cost
+    heuristic; k=None always scores pairs once.  Every way gives the reference result,
+    bit for bit the same, for any num_threads."""
+    from fastrec import similarity as module
+
+    data = make_interactions(300, 200, 0.08, implicit=metric in ("cosine", "jaccard"), seed=11)
+    for fn in (item_similarity, user_similarity):
+        for k in (1, 7, None):
+            expected = fn(data, metric, k, backend="numpy", dtype=np.float64)
+            results = []
+            for once in (True, False):
+                monkeypatch.setattr(module, "MIRROR_TOP_MIN_UPDATES", 0.0 if once else np.inf)
+                results += [fn(data, metric, k, dtype=np.float64, num_threads=threads)
+                            for threads in (1, 2, 3)]
+            assert_topk_equal(topk_arrays(results[0]), topk_arrays(expected))
+            for other in results[1:]:
+                np.testing.assert_array_equal(other.indptr, results[0].indptr)
+                np.testing.assert_array_equal(other.indices, results[0].indices)
+                np.testing.assert_array_equal(other.data, results[0].data)
+
+
 def test_compact_rows_matches_reference(dtype, index_dtype):
     from fastrec._kernels.similarity import compact_rows
     from fastrec.reference.similarity import compact_rows as reference

@@ -4,7 +4,14 @@ Row ``a`` of X (n x m, CSR) is compared with every row sharing a column with it 
 walking X[a] and, for each of its columns c, the column c (row c of X^T, CSR): the
 co-rated statistics of every touched pair (a, b) gather in per-thread scratch of
 length n, the scores of the touched rows go through a bounded buffer (a quickselect
-keeps the best k whenever it fills up), and the scratch is reset for the next row.  Memory: O(nnz + n*k + threads*n); no n x n matrix.
+keeps the best k whenever it fills up), and the scratch is reset for the next row.
+
+Every measure is symmetric, bit for bit: a pair's statistics are sums over the same
+columns in the same order from either side, and the score formulas only swap the
+operands of commutative products.  So in the mirrored modes row a walks only the
+rows b < a (the head of each sorted column), and each score is handed to both rows,
+which halves the accumulation.
+Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n matrix.
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
@@ -12,6 +19,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, rank_sort, select_top, value_t
+from fastrec._kernels._openmp cimport fastrec_omp_thread_num
 
 cdef enum:  # measure codes, exported by name in MEASURES
     DOT = 0              # sum x_a x_b (rows pre-scaled by the wrapper for cosine)
@@ -26,9 +34,27 @@ cdef enum:  # shrinkage modes
     SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
     SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
 
+cdef enum:  # how each unordered pair is scored
+    MIRROR_NONE = 0      # twice, once from each row
+    MIRROR_ALL = 1       # once; both rows keep every score (their slots hold whole rows)
+    MIRROR_TOP = 2       # once; rows keep their best k, in k-wide slots
+
 MEASURES = {"dot": DOT, "jaccard": JACCARD, "msd": MSD,
             "corated_cosine": CORATED_COSINE, "pearson": PEARSON, "dot_positive": DOT_POSITIVE}
 SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
+MIRROR_MODES = {"none": MIRROR_NONE, "all": MIRROR_ALL, "top": MIRROR_TOP}
+
+cdef extern from *:
+    """
+    /* OpenMP's atomic capture: a plain add when built without OpenMP */
+    static inline long long fastrec_fetch_add(long long* p, long long v) {
+        long long old;
+        #pragma omp atomic capture
+        { old = *p; *p += v; }
+        return old;
+    }
+    """
+    long long fastrec_fetch_add(long long* p, long long v) noexcept nogil
 
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
@@ -67,6 +93,18 @@ cdef inline value_t _keep_best(value_t* scores, index_t* ids, Py_ssize_t size,
     return worst
 
 
+cdef inline void _offer(value_t* scores, index_t* ids, Py_ssize_t* size, value_t* floor,
+                        Py_ssize_t room, Py_ssize_t cap, value_t v, index_t b) noexcept nogil:
+    """Append (v, b) to a bounded buffer unless it scores below floor (see _keep_best)."""
+    if v >= floor[0]:
+        scores[size[0]] = v
+        ids[size[0]] = b
+        size[0] += 1
+        if size[0] == room:
+            floor[0] = _keep_best(scores, ids, size[0], cap)
+            size[0] = cap
+
+
 def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     const index_t[::1] x_indptr,
                     const value_t[::1] t_data, const index_t[::1] t_indices,
@@ -74,7 +112,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
                     const int64_t[::1] out_indptr,
                     index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
-                    bint count_only, int num_threads):
+                    bint count_only, int mirror, int num_threads):
     """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
 
     Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
@@ -84,10 +122,14 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     score descending (ties: lower id), and their number into ``out_counts[a]``.
     Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
     itself are left out.  ``count_only`` only counts the non-zero neighbours.
+    ``mirror`` (MIRROR_MODES) scores each unordered pair once: MIRROR_ALL needs slots
+    that hold every neighbour of a row (or ``count_only``), MIRROR_TOP slots of one
+    width k >= 1 and threads*n*2k extra (value, index) pairs.
     Accumulates in double; the result does not depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
+    cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s, factor
     cdef value_t v, floor
@@ -106,148 +148,220 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
+    # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
+    cdef value_t* given_scores = NULL
+    cdef index_t* given_ids = NULL
+    cdef value_t* given_floor = NULL
+    cdef Py_ssize_t* given_size = NULL
+    cdef Py_ssize_t given_at, offset
     if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n:
         raise ValueError("similarity_topk: out_indptr and out_counts must match X's rows")
+    if mirror not in (MIRROR_NONE, MIRROR_ALL, MIRROR_TOP):
+        raise ValueError(f"similarity_topk: unknown mirror mode {mirror}")
     if n == 0:
         return
-    with nogil, parallel(num_threads=num_threads):
-        count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE else NULL
-        # n + 1: the branch-free insertion writes one slot past the last touched row
-        touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
-        s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
-        s_aa = <double*>calloc(n, sizeof(double)) if need_squares else NULL
-        s_bb = <double*>calloc(n, sizeof(double)) if need_squares else NULL
-        s_a = <double*>calloc(n, sizeof(double)) if need_sums else NULL
-        s_b = <double*>calloc(n, sizeof(double)) if need_sums else NULL
-        s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
-        cand_scores = <value_t*>malloc(n * sizeof(value_t))
-        cand_ids = <index_t*>malloc(n * sizeof(index_t))
-        try:
-            if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
-                    or (need_squares and (s_aa == NULL or s_bb == NULL))
-                    or (need_sums and (s_a == NULL or s_b == NULL))
-                    or (need_diffs and s_dd == NULL)):
-                with gil:
-                    raise MemoryError("similarity_topk: cannot allocate per-thread scratch")
-            for a in prange(n, schedule="dynamic", chunksize=16):
-                # accumulate the co-rated statistics of every row b sharing a column with a
-                # (the row itself is gathered too, and skipped when scoring)
-                n_touched = 0
-                start = out_indptr[a]
-                cap = out_indptr[a + 1] - start
-                size = 0
-                # candidates below floor cannot make the row's top cap; when room is
-                # full, the best cap are kept and floor rises (never with count_only)
-                floor = -INFINITY
-                room = 4 * cap if not count_only and 0 < 4 * cap < n else n
-                if measure == DOT_POSITIVE:  # the default cosine: one scratch array
-                    for p in range(x_indptr[a], x_indptr[a + 1]):
-                        c = x_indices[p]
-                        xa = x_data[p]
-                        for q in range(t_indptr[c], t_indptr[c + 1]):
-                            b = t_indices[q]
-                            touched[n_touched] = b
-                            n_touched = n_touched + (s_ab[b] == 0)
-                            s_ab[b] += xa * t_data[q]
+    out_counts[:] = 0  # MIRROR_ALL counts by atomic adds
+    if mirror == MIRROR_TOP:
+        cap = out_indptr[1] - out_indptr[0]
+        if cap < 1 or count_only:
+            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1 and no count_only")
+        num_threads = max(num_threads, 1)
+        given_room = 2 * cap
+        given_scores = <value_t*>malloc(num_threads * n * given_room * sizeof(value_t))
+        given_ids = <index_t*>malloc(num_threads * n * given_room * sizeof(index_t))
+        given_floor = <value_t*>malloc(num_threads * n * sizeof(value_t))
+        given_size = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
+        if given_scores == NULL or given_ids == NULL or given_floor == NULL or given_size == NULL:
+            free(given_scores)
+            free(given_ids)
+            free(given_floor)
+            free(given_size)
+            raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
+        for t in range(num_threads * n):
+            given_floor[t] = -INFINITY
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE else NULL
+            # n + 1: the branch-free insertion writes one slot past the last touched row
+            touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+            s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
+            s_aa = <double*>calloc(n, sizeof(double)) if need_squares else NULL
+            s_bb = <double*>calloc(n, sizeof(double)) if need_squares else NULL
+            s_a = <double*>calloc(n, sizeof(double)) if need_sums else NULL
+            s_b = <double*>calloc(n, sizeof(double)) if need_sums else NULL
+            s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
+            cand_scores = <value_t*>malloc(n * sizeof(value_t))
+            cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            th = fastrec_omp_thread_num()
+            try:
+                if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
+                        or (need_squares and (s_aa == NULL or s_bb == NULL))
+                        or (need_sums and (s_a == NULL or s_b == NULL))
+                        or (need_diffs and s_dd == NULL)):
+                    with gil:
+                        raise MemoryError("similarity_topk: cannot allocate per-thread scratch")
+                for a in prange(n, schedule="dynamic", chunksize=16):
+                    # accumulate the co-rated statistics of every row b sharing a column with a
+                    # (mirrored: only b < a; else a itself too, skipped when scoring)
+                    limit = a if mirror != MIRROR_NONE else n
+                    n_touched = 0
+                    start = out_indptr[a]
+                    cap = out_indptr[a + 1] - start
+                    size = 0
+                    # candidates below floor cannot make the row's top cap; when room is
+                    # full, the best cap are kept and floor rises (never with count_only)
+                    floor = -INFINITY
+                    room = 4 * cap if not count_only and 0 < 4 * cap < n else n
+                    if measure == DOT_POSITIVE:  # the default cosine: one scratch array
+                        for p in range(x_indptr[a], x_indptr[a + 1]):
+                            c = x_indices[p]
+                            xa = x_data[p]
+                            for q in range(t_indptr[c], t_indptr[c + 1]):
+                                b = t_indices[q]
+                                if b >= limit:  # the column's rows are sorted
+                                    break
+                                touched[n_touched] = b
+                                n_touched = n_touched + (s_ab[b] == 0)
+                                s_ab[b] += xa * t_data[q]
+                    elif measure == DOT:  # the hot case, without the per-entry branches
+                        for p in range(x_indptr[a], x_indptr[a + 1]):
+                            c = x_indices[p]
+                            xa = x_data[p]
+                            for q in range(t_indptr[c], t_indptr[c + 1]):
+                                b = t_indices[q]
+                                if b >= limit:  # the column's rows are sorted
+                                    break
+                                touched[n_touched] = b  # kept only when b is new: no branch
+                                n_touched = n_touched + (count[b] == 0)
+                                count[b] += 1
+                                s_ab[b] += xa * t_data[q]
+                    else:  # the general loop: every statistic the measure needs
+                        for p in range(x_indptr[a], x_indptr[a + 1]):
+                            c = x_indices[p]
+                            xa = x_data[p]
+                            for q in range(t_indptr[c], t_indptr[c + 1]):
+                                b = t_indices[q]
+                                if b >= limit:  # the column's rows are sorted
+                                    break
+                                touched[n_touched] = b  # kept only when b is new: no branch
+                                n_touched = n_touched + (count[b] == 0)
+                                count[b] += 1
+                                xb = t_data[q]
+                                if need_products:
+                                    s_ab[b] += xa * xb
+                                if need_squares:
+                                    s_aa[b] += xa * xa
+                                    s_bb[b] += xb * xb
+                                if need_sums:
+                                    s_a[b] += xa
+                                    s_b[b] += xb
+                                if need_diffs:
+                                    s_dd[b] += (xa - xb) * (xa - xb)
+                    # score them, keep the best, reset the scratch
                     for t in range(n_touched):
                         b = touched[t]
-                        v = <value_t>s_ab[b]
-                        s_ab[b] = 0
-                        if b != a:
-                            cand_scores[size] = v
-                            cand_ids[size] = <index_t>b
-                            size = size + (v != 0 and v >= floor)
-                            if size == room:
-                                floor = _keep_best(cand_scores, cand_ids, size, cap)
-                                size = cap
-                elif measure == DOT:  # the hot case, without the per-entry branches
-                    for p in range(x_indptr[a], x_indptr[a + 1]):
-                        c = x_indices[p]
-                        xa = x_data[p]
-                        for q in range(t_indptr[c], t_indptr[c + 1]):
-                            b = t_indices[q]
-                            touched[n_touched] = b  # kept only when b is new: no branch
-                            n_touched = n_touched + (count[b] == 0)
-                            count[b] += 1
-                            s_ab[b] += xa * t_data[q]
-                else:  # the general loop: every statistic the measure needs
-                    for p in range(x_indptr[a], x_indptr[a + 1]):
-                        c = x_indices[p]
-                        xa = x_data[p]
-                        for q in range(t_indptr[c], t_indptr[c + 1]):
-                            b = t_indices[q]
-                            touched[n_touched] = b  # kept only when b is new: no branch
-                            n_touched = n_touched + (count[b] == 0)
-                            count[b] += 1
-                            xb = t_data[q]
+                        v = 0
+                        if measure == DOT_POSITIVE:
+                            if b != a:
+                                v = <value_t>s_ab[b]
+                            s_ab[b] = 0
+                        else:
+                            if count[b] >= min_support and b != a:
+                                s = _score(measure, count[b],
+                                           s_ab[b] if need_products else 0.0,
+                                           s_aa[b] if need_squares else 0.0,
+                                           s_bb[b] if need_squares else 0.0,
+                                           s_a[b] if need_sums else 0.0,
+                                           s_b[b] if need_sums else 0.0,
+                                           s_dd[b] if need_diffs else 0.0,
+                                           x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
+                                           x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
+                                if shrinkage != 0:
+                                    if shrink_mode == SHRINK_BASELINE:
+                                        factor = (count[b] - 1) / (count[b] - 1 + shrinkage)
+                                    else:
+                                        factor = count[b] / (count[b] + shrinkage)
+                                    s = s * factor
+                                v = <value_t>s
+                            count[b] = 0
                             if need_products:
-                                s_ab[b] += xa * xb
+                                s_ab[b] = 0
                             if need_squares:
-                                s_aa[b] += xa * xa
-                                s_bb[b] += xb * xb
+                                s_aa[b] = 0
+                                s_bb[b] = 0
                             if need_sums:
-                                s_a[b] += xa
-                                s_b[b] += xb
+                                s_a[b] = 0
+                                s_b[b] = 0
                             if need_diffs:
-                                s_dd[b] += (xa - xb) * (xa - xb)
-                # score them, keep the best, reset the scratch
-                for t in range(n_touched if measure != DOT_POSITIVE else 0):
-                    b = touched[t]
-                    if count[b] >= min_support and b != a:
-                        s = _score(measure, count[b],
-                                   s_ab[b] if need_products else 0.0,
-                                   s_aa[b] if need_squares else 0.0,
-                                   s_bb[b] if need_squares else 0.0,
-                                   s_a[b] if need_sums else 0.0,
-                                   s_b[b] if need_sums else 0.0,
-                                   s_dd[b] if need_diffs else 0.0,
-                                   x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
-                                   x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
-                        if shrinkage != 0:
-                            if shrink_mode == SHRINK_BASELINE:
-                                factor = (count[b] - 1) / (count[b] - 1 + shrinkage)
-                            else:
-                                factor = count[b] / (count[b] + shrinkage)
-                            s = s * factor
-                        v = <value_t>s
-                        if v != 0 and v >= floor:
-                            cand_scores[size] = v
-                            cand_ids[size] = <index_t>b
-                            size = size + 1
-                            if size == room:
-                                floor = _keep_best(cand_scores, cand_ids, size, cap)
+                                s_dd[b] = 0
+                        if v == 0:
+                            continue
+                        _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
+                        if mirror == MIRROR_ALL:  # b's slot holds all of b's neighbours
+                            given_at = fastrec_fetch_add(<long long*>&out_counts[b], 1)
+                            if not count_only:
+                                out_scores[out_indptr[b] + given_at] = v
+                                out_ids[out_indptr[b] + given_at] = <index_t>a
+                        elif mirror == MIRROR_TOP:
+                            given_at = th * n + b
+                            _offer(&given_scores[given_at * given_room],
+                                   &given_ids[given_at * given_room], &given_size[given_at],
+                                   &given_floor[given_at], given_room, cap, v, <index_t>a)
+                    if not count_only and size > cap:
+                        select_top(cand_scores, cand_ids, size, cap)
+                        size = cap
+                    if mirror == MIRROR_NONE:
+                        if not count_only and size > 0:
+                            rank_sort(cand_scores, cand_ids, size)
+                        offset = 0
+                        out_counts[a] = size
+                    else:  # other rows may be writing to a's slot too: reserve a range
+                        offset = fastrec_fetch_add(<long long*>&out_counts[a], size)
+                    for t in range(size if not count_only else 0):
+                        out_scores[start + offset + t] = cand_scores[t]
+                        out_ids[start + offset + t] = cand_ids[t]
+                if mirror != MIRROR_NONE and not count_only:
+                    # every score is in: merge (MIRROR_TOP) and sort each row
+                    for a in prange(n, schedule="dynamic", chunksize=16):
+                        start = out_indptr[a]
+                        size = out_counts[a]
+                        if mirror == MIRROR_TOP:
+                            cap = out_indptr[a + 1] - start
+                            for t in range(size):
+                                cand_scores[t] = out_scores[start + t]
+                                cand_ids[t] = out_ids[start + t]
+                            for other in range(num_threads):
+                                given_at = other * n + a
+                                for t in range(given_size[given_at]):
+                                    cand_scores[size] = given_scores[given_at * given_room + t]
+                                    cand_ids[size] = given_ids[given_at * given_room + t]
+                                    size = size + 1
+                            if size > cap:
+                                select_top(cand_scores, cand_ids, size, cap)
                                 size = cap
-                    count[b] = 0
-                    if need_products:
-                        s_ab[b] = 0
-                    if need_squares:
-                        s_aa[b] = 0
-                        s_bb[b] = 0
-                    if need_sums:
-                        s_a[b] = 0
-                        s_b[b] = 0
-                    if need_diffs:
-                        s_dd[b] = 0
-                if not count_only and size > cap:
-                    select_top(cand_scores, cand_ids, size, cap)
-                    size = cap
-                if not count_only and size > 0:
-                    rank_sort(cand_scores, cand_ids, size)
-                    for t in range(size):
-                        out_scores[start + t] = cand_scores[t]
-                        out_ids[start + t] = cand_ids[t]
-                out_counts[a] = size
-        finally:
-            free(count)
-            free(touched)
-            free(s_ab)
-            free(s_aa)
-            free(s_bb)
-            free(s_a)
-            free(s_b)
-            free(s_dd)
-            free(cand_scores)
-            free(cand_ids)
+                            rank_sort(cand_scores, cand_ids, size)
+                            for t in range(size):
+                                out_scores[start + t] = cand_scores[t]
+                                out_ids[start + t] = cand_ids[t]
+                            out_counts[a] = size
+                        else:
+                            rank_sort(&out_scores[start], &out_ids[start], size)
+            finally:
+                free(count)
+                free(touched)
+                free(s_ab)
+                free(s_aa)
+                free(s_bb)
+                free(s_a)
+                free(s_b)
+                free(s_dd)
+                free(cand_scores)
+                free(cand_ids)
+    finally:
+        free(given_scores)
+        free(given_ids)
+        free(given_floor)
+        free(given_size)
 
 
 def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
