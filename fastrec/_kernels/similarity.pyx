@@ -56,6 +56,19 @@ cdef extern from *:
     """
     long long fastrec_fetch_add(long long* p, long long v) noexcept nogil
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fastrec_prefetch(p) __builtin_prefetch(p)
+    #else
+    #define fastrec_prefetch(p) ((void)0)
+    #endif
+    """
+    void fastrec_prefetch(const void* p) noexcept nogil
+
+cdef enum:
+    AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
+
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
                           double s_a, double s_b, double s_dd, Py_ssize_t len_a,
@@ -216,6 +229,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
                             xa = x_data[p]
+                            if p + AHEAD < x_indptr[a + 1]:  # the rows of X^T are scattered
+                                q = t_indptr[x_indices[p + AHEAD]]
+                                fastrec_prefetch(&t_indices[q])
+                                fastrec_prefetch(&t_data[q])
                             for q in range(t_indptr[c], t_indptr[c + 1]):
                                 b = t_indices[q]
                                 if b >= limit:  # the column's rows are sorted
@@ -227,6 +244,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
                             xa = x_data[p]
+                            if p + AHEAD < x_indptr[a + 1]:  # the rows of X^T are scattered
+                                q = t_indptr[x_indices[p + AHEAD]]
+                                fastrec_prefetch(&t_indices[q])
+                                fastrec_prefetch(&t_data[q])
                             for q in range(t_indptr[c], t_indptr[c + 1]):
                                 b = t_indices[q]
                                 if b >= limit:  # the column's rows are sorted
@@ -239,6 +260,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
                             xa = x_data[p]
+                            if p + AHEAD < x_indptr[a + 1]:  # the rows of X^T are scattered
+                                q = t_indptr[x_indices[p + AHEAD]]
+                                fastrec_prefetch(&t_indices[q])
+                                fastrec_prefetch(&t_data[q])
                             for q in range(t_indptr[c], t_indptr[c + 1]):
                                 b = t_indices[q]
                                 if b >= limit:  # the column's rows are sorted
