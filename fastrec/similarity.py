@@ -41,7 +41,7 @@ from fastrec.data import Interactions, as_interactions
 BACKENDS = ("auto", "compiled", "numpy")
 FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
 MIRROR_TOP_BYTES = 256 * 2**20  # top-k: per-thread candidate buffers allowed for scoring pairs once
-MIRROR_TOP_MIN_UPDATES = 0.5    # top-k: scores each pair once from this many updates per possible pair
+MIRROR_TOP_MIN_UPDATES = 1.0    # top-k: scores each pair once from this many updates per possible pair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,8 +226,9 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     # every measure is symmetric: score each pair once and hand the score to both rows.
     # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
     # and costs a scattered write per pair: worth it when the accumulation it halves is
-    # larger, i.e. a pair gets several updates (measured: 0.05 updates per possible
-    # pair lose 20%, 0.4 break even, 4 gain 20%), and while the buffers are small.
+    # larger, i.e. a pair gets several updates (measured on the synthetic cosine cases:
+    # 0.05 updates per possible pair lose 20%, 0.4 lose 10%, 4 gain 25%), and while
+    # the buffers are small.
     pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
     column_lengths = np.diff(parts[1][2]).astype(np.float64)
     updates_per_pair = column_lengths @ column_lengths / max(n * n, 1)

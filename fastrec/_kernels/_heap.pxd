@@ -120,6 +120,40 @@ cdef inline Py_ssize_t _partition(value_t* s, index_t* ids, Py_ssize_t lo,
     return store
 
 
+cdef inline Py_ssize_t _partition_branchless(value_t* s, index_t* ids, Py_ssize_t lo,
+                                             Py_ssize_t hi) noexcept nogil:
+    """As _partition, with a swap on every step and no data-dependent branch.
+
+    Each pair is swapped with the first pair not ranking before the pivot, and that
+    boundary moves on only when the pair does rank before it; the comparison's outcome
+    is then a number added, not a branch mispredicted about half the time.
+    """
+    cdef Py_ssize_t mid = lo + (hi - lo) // 2, i, store
+    cdef value_t pivot_s, si
+    cdef index_t pivot_i, ii
+    cdef bint before
+    if rank_before(s[mid], ids[mid], s[lo], ids[lo]):
+        _swap(s, ids, mid, lo)
+    if rank_before(s[hi], ids[hi], s[lo], ids[lo]):
+        _swap(s, ids, hi, lo)
+    if rank_before(s[mid], ids[mid], s[hi], ids[hi]):
+        _swap(s, ids, mid, hi)
+    pivot_s = s[hi]
+    pivot_i = ids[hi]
+    store = lo
+    for i in range(lo, hi):
+        si = s[i]
+        ii = ids[i]
+        before = (si > pivot_s) | ((si == pivot_s) & (ii < pivot_i))
+        s[i] = s[store]
+        ids[i] = ids[store]
+        s[store] = si
+        ids[store] = ii
+        store += before
+    _swap(s, ids, store, hi)
+    return store
+
+
 cdef inline void _insertion_sort(value_t* s, index_t* ids, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef value_t v
@@ -140,7 +174,7 @@ cdef inline void rank_sort(value_t* s, index_t* ids, Py_ssize_t n) noexcept nogi
     """Sort n (score, id) pairs best first (quicksort; recursion only on the smaller side)."""
     cdef Py_ssize_t lo = 0, hi = n - 1, p
     while hi - lo > 16:
-        p = _partition(s, ids, lo, hi)
+        p = _partition_branchless(s, ids, lo, hi)
         if p - lo < hi - p:
             rank_sort(s + lo, ids + lo, p - lo)
             lo = p + 1
@@ -157,7 +191,7 @@ cdef inline void select_top(value_t* s, index_t* ids, Py_ssize_t n, Py_ssize_t k
     if k <= 0 or k >= n:
         return
     while hi > lo:
-        p = _partition(s, ids, lo, hi)
+        p = _partition_branchless(s, ids, lo, hi)
         if p == k or p == k - 1:  # everything before p ranks before it
             return
         if p < k:
