@@ -290,14 +290,17 @@ def _row_ids(indptr):
 def _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
     """The values the measure compares, aligned with ``data.csr`` entries (float64)."""
     values = data.values.astype(np.float64)
-    users, items = data.entry_users, data.csr.indices
+    # entry_users is an nnz-long repeat: only the branches that need it build it
     if metric == "adjusted_cosine":
+        users = data.entry_users
         means = np.bincount(users, weights=values, minlength=data.n_users) / np.maximum(data.user_counts, 1)
         return values - means[users]
     if metric == "pearson_baseline":
         model = _fitted_baseline(data, baseline)
+        users, items = data.entry_users, data.csr.indices
         return values - (model.global_mean_ + model.user_bias_[users] + model.item_bias_[items])
     if metric in ("tfidf", "bm25"):
+        users, items = data.entry_users, data.csr.indices
         # rows compared ("documents") and the columns they are made of ("terms")
         rows, terms = (items, users) if orientation == "items" else (users, items)
         n_rows, n_terms = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
