@@ -105,6 +105,21 @@ def test_pairs_scored_once_or_twice_agree(monkeypatch, metric):
                 np.testing.assert_array_equal(other.data, results[0].data)
 
 
+
+@pytest.mark.parametrize("metric", ["jaccard", "cosine", "pearson"])
+def test_long_rows_are_stored_in_rank_order(metric, dtype):
+    """k=None rows of 256+ neighbours are sorted by a radix pass plus an insertion pass
+    for near ties: stored order is score descending, ties to the lower id, as the reference."""
+    data = make_interactions(500, 320, 0.3, implicit=metric != "pearson", seed=12)
+    for fn in (item_similarity, user_similarity):
+        got, expected = both(fn, data, metric, None, dtype=dtype, num_threads=2)
+        assert np.diff(got.indptr).max() >= 256
+        rows = np.repeat(np.arange(got.shape[0]), np.diff(got.indptr))
+        order = np.lexsort((got.indices, -got.data.astype(np.float64), rows))
+        np.testing.assert_array_equal(order, np.arange(got.nnz))
+        assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
 def test_compact_rows_matches_reference(dtype, index_dtype):
     from fastrec._kernels.similarity import compact_rows
     from fastrec.reference.similarity import compact_rows as reference

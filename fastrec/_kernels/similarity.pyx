@@ -15,10 +15,10 @@ Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n ma
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastrec._kernels._heap cimport index_t, rank_sort, select_top, value_t
+from fastrec._kernels._heap cimport index_t, radix_rank_sort, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
 
 cdef enum:  # measure codes, exported by name in MEASURES
@@ -68,6 +68,7 @@ cdef extern from *:
 
 cdef enum:
     AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
+    RADIX_MIN = 256  # rows from this long are sorted by radix_rank_sort
 
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
@@ -161,6 +162,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
+    cdef uint32_t* keys
+    cdef uint32_t* tmp_keys
     # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
     cdef value_t* given_scores = NULL
     cdef index_t* given_ids = NULL
@@ -205,9 +208,12 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
+            tmp_keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
+                        or (mirror == MIRROR_ALL and (keys == NULL or tmp_keys == NULL))
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
                         or (need_diffs and s_dd == NULL)):
@@ -369,6 +375,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 out_scores[start + t] = cand_scores[t]
                                 out_ids[start + t] = cand_ids[t]
                             out_counts[a] = size
+                        elif size >= RADIX_MIN:  # cand_* are free: the radix sort's scratch
+                            radix_rank_sort(&out_scores[start], &out_ids[start], size,
+                                            cand_scores, cand_ids, keys, tmp_keys)
                         else:
                             rank_sort(&out_scores[start], &out_ids[start], size)
             finally:
@@ -382,6 +391,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(s_dd)
                 free(cand_scores)
                 free(cand_ids)
+                free(keys)
+                free(tmp_keys)
     finally:
         free(given_scores)
         free(given_ids)
