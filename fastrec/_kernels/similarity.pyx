@@ -46,18 +46,6 @@ MIRROR_MODES = {"none": MIRROR_NONE, "all": MIRROR_ALL, "top": MIRROR_TOP}
 
 cdef extern from *:
     """
-    /* OpenMP's atomic capture: a plain add when built without OpenMP */
-    static inline long long fastrec_fetch_add(long long* p, long long v) {
-        long long old;
-        #pragma omp atomic capture
-        { old = *p; *p += v; }
-        return old;
-    }
-    """
-    long long fastrec_fetch_add(long long* p, long long v) noexcept nogil
-
-cdef extern from *:
-    """
     #if defined(__GNUC__) || defined(__clang__)
     #define fastrec_prefetch(p) __builtin_prefetch(p)
     #else
@@ -137,12 +125,12 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
     itself are left out.  ``count_only`` only counts the non-zero neighbours.
     ``mirror`` (MIRROR_MODES) scores each unordered pair once: MIRROR_ALL needs slots
-    that hold every neighbour of a row (or ``count_only``), MIRROR_TOP slots of one
-    width k >= 1 and threads*n*2k extra (value, index) pairs.
+    that hold every neighbour of a row (or ``count_only``) and threads*n extra counters,
+    MIRROR_TOP slots of one width k >= 1 and threads*n*2k extra (value, index) pairs.
     Accumulates in double; the result does not depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other, offset
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s, factor
@@ -169,14 +157,20 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef index_t* given_ids = NULL
     cdef value_t* given_floor = NULL
     cdef Py_ssize_t* given_size = NULL
-    cdef Py_ssize_t given_at, offset
+    cdef Py_ssize_t given_at
+    # MIRROR_ALL: thread th's count, then write cursor, of the scores it hands to row b
+    cdef Py_ssize_t* cursor = NULL
     if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n:
         raise ValueError("similarity_topk: out_indptr and out_counts must match X's rows")
     if mirror not in (MIRROR_NONE, MIRROR_ALL, MIRROR_TOP):
         raise ValueError(f"similarity_topk: unknown mirror mode {mirror}")
     if n == 0:
         return
-    out_counts[:] = 0  # MIRROR_ALL counts by atomic adds
+    if mirror == MIRROR_ALL:
+        num_threads = max(num_threads, 1)
+        cursor = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
+        if cursor == NULL:
+            raise MemoryError("similarity_topk: cannot allocate the hand-over cursors")
     if mirror == MIRROR_TOP:
         cap = out_indptr[1] - out_indptr[0]
         if cap < 1 or count_only:
@@ -328,11 +322,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         if v == 0:
                             continue
                         _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
-                        if mirror == MIRROR_ALL:  # b's slot holds all of b's neighbours
-                            given_at = fastrec_fetch_add(<long long*>&out_counts[b], 1)
-                            if not count_only:
-                                out_scores[out_indptr[b] + given_at] = v
-                                out_ids[out_indptr[b] + given_at] = <index_t>a
+                        if mirror == MIRROR_ALL and count_only:
+                            cursor[th * n + b] += 1
                         elif mirror == MIRROR_TOP:
                             given_at = th * n + b
                             _offer(&given_scores[given_at * given_room],
@@ -341,20 +332,45 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     if not count_only and size > cap:
                         select_top(cand_scores, cand_ids, size, cap)
                         size = cap
-                    if mirror == MIRROR_NONE:
-                        if not count_only and size > 0:
-                            rank_sort(cand_scores, cand_ids, size)
-                        offset = 0
-                        out_counts[a] = size
-                    else:  # other rows may be writing to a's slot too: reserve a range
-                        offset = fastrec_fetch_add(<long long*>&out_counts[a], size)
+                    if mirror == MIRROR_NONE and not count_only and size > 0:
+                        rank_sort(cand_scores, cand_ids, size)
+                    out_counts[a] = size
                     for t in range(size if not count_only else 0):
-                        out_scores[start + offset + t] = cand_scores[t]
-                        out_ids[start + offset + t] = cand_ids[t]
+                        out_scores[start + t] = cand_scores[t]
+                        out_ids[start + t] = cand_ids[t]
+                if mirror == MIRROR_ALL and not count_only:
+                    # count what each thread will hand to each row b in the pass below
+                    # (same rows per thread: static schedule); no atomics, no contention
+                    for a in prange(n, schedule="static", chunksize=16):
+                        for t in range(out_indptr[a], out_indptr[a] + out_counts[a]):
+                            cursor[th * n + out_ids[t]] += 1
+                if mirror == MIRROR_ALL:
+                    # each thread's hand-overs to row b go after b's own entries and those
+                    # of the threads before it; the counts become write cursors
+                    for b in prange(n, schedule="static"):
+                        offset = out_indptr[b] + out_counts[b]
+                        for other in range(num_threads):
+                            given_at = other * n + b
+                            offset = offset + cursor[given_at]
+                            cursor[given_at] = offset - cursor[given_at]
+                        if count_only:
+                            out_counts[b] = offset - out_indptr[b]
+                if mirror == MIRROR_ALL and not count_only:
+                    # the same rows per thread as when counting: (a, score) to each row b
+                    for a in prange(n, schedule="static", chunksize=16):
+                        start = out_indptr[a]
+                        for t in range(out_counts[a]):
+                            b = out_ids[start + t]
+                            given_at = cursor[th * n + b]
+                            out_scores[given_at] = out_scores[start + t]
+                            out_ids[given_at] = <index_t>a
+                            cursor[th * n + b] = given_at + 1
                 if mirror != MIRROR_NONE and not count_only:
                     # every score is in: merge (MIRROR_TOP) and sort each row
                     for a in prange(n, schedule="dynamic", chunksize=16):
                         start = out_indptr[a]
+                        if mirror == MIRROR_ALL:  # the last thread's cursor ends the row
+                            out_counts[a] = cursor[(num_threads - 1) * n + a] - start
                         size = out_counts[a]
                         if mirror == MIRROR_TOP:
                             cap = out_indptr[a + 1] - start
@@ -394,6 +410,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(keys)
                 free(tmp_keys)
     finally:
+        free(cursor)
         free(given_scores)
         free(given_ids)
         free(given_floor)
