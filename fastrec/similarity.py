@@ -230,8 +230,9 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     # 0.05 updates per possible pair lose 20%, 0.4 lose 10%, 4 gain 25%), and while
     # the buffers are small.
     pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
-    column_lengths = np.diff(parts[1][2]).astype(np.float64)
-    updates_per_pair = column_lengths @ column_lengths / max(n * n, 1)
+    column_lengths = np.diff(parts[1][2]).astype(np.int64)
+    # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
+    updates_per_pair = int((column_lengths * column_lengths).sum()) / max(n * n, 1)
     if width is None:
         mirror = kernels.MIRROR_MODES["all"]
     elif (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
