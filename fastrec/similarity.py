@@ -185,7 +185,8 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     del values  # keep the peak memory at a few copies of the values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
-    by_item = by_user.tocsc()  # its arrays are the CSR of R^T
+    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else
+    by_item = by_user.tocsc() if backend == "numpy" else _transposed(by_user, threads)
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
     if backend == "numpy":
@@ -273,6 +274,20 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     if indptr[-1] < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))
+
+
+def _transposed(matrix, threads):
+    """CSR of ``matrix.T``, with the arrays ``matrix.tocsc()`` would give."""
+    from fastrec._kernels import similarity as kernels
+
+    index_dtype = matrix.indices.dtype
+    n_rows, n_cols = matrix.shape
+    data = np.empty_like(matrix.data)
+    indices = np.empty(matrix.nnz, dtype=index_dtype)
+    indptr = np.empty(n_cols + 1, dtype=index_dtype)
+    kernels.transpose(matrix.data, matrix.indices, matrix.indptr.astype(index_dtype, copy=False),
+                      data, indices, indptr, threads)
+    return sp.csr_array((data, indices, indptr), shape=(n_cols, n_rows))
 
 
 def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):

@@ -138,6 +138,25 @@ def test_compact_rows_matches_reference(dtype, index_dtype):
     np.testing.assert_array_equal(got_scores, expected_scores)
 
 
+
+@pytest.mark.parametrize("shape", [(50, 40), (0, 5), (5, 0), (1, 1)])
+def test_transpose_kernel_gives_tocsc_arrays(shape, dtype, index_dtype):
+    from fastrec._kernels.similarity import transpose
+
+    rng = np.random.default_rng(0)
+    matrix = sp.random_array(shape, density=0.2, format="csr", rng=rng, dtype=dtype)
+    matrix.indices = matrix.indices.astype(index_dtype)
+    matrix.indptr = matrix.indptr.astype(index_dtype)
+    expected = matrix.tocsc()
+    for threads in (1, 2, 3):
+        data, indices = np.empty_like(matrix.data), np.empty(matrix.nnz, index_dtype)
+        indptr = np.empty(shape[1] + 1, index_dtype)
+        transpose(matrix.data, matrix.indices, matrix.indptr, data, indices, indptr, threads)
+        np.testing.assert_array_equal(indptr, expected.indptr)
+        np.testing.assert_array_equal(indices, expected.indices)
+        np.testing.assert_array_equal(data, expected.data)
+
+
 def test_num_threads_agnostic():
     data = make_interactions(300, 120, 0.05, seed=1)
     for metric in ("cosine", "pearson"):

@@ -433,3 +433,48 @@ def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
         for t in range(counts[a]):
             out_ids[out_indptr[a] + t] = ids[slots[a] + t]
             out_scores[out_indptr[a] + t] = scores[slots[a] + t]
+
+
+def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
+              value_t[::1] t_data, index_t[::1] t_indices, index_t[::1] t_indptr,
+              int num_threads):
+    """CSR of the transpose of a CSR matrix (scipy's ``tocsc`` arrays), in parallel.
+
+    Contract: ``t_indptr`` has n_cols + 1 entries, ``t_data`` / ``t_indices`` nnz; each
+    output row lists its columns in ascending order, as ``tocsc`` does.  Every thread
+    takes one contiguous block of rows, counts its entries per column, and writes them
+    after those of the threads before it, so blocks in row order keep rows sorted.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, n_cols = t_indptr.shape[0] - 1
+    cdef Py_ssize_t r, c, p, th, other, pos, offset, once
+    cdef Py_ssize_t* cursor
+    if t_data.shape[0] != indices.shape[0] or t_indices.shape[0] != indices.shape[0]:
+        raise ValueError("transpose: t_data and t_indices must have nnz entries")
+    num_threads = max(num_threads, 1)
+    cursor = <Py_ssize_t*>calloc(num_threads * n_cols + 1, sizeof(Py_ssize_t))
+    if cursor == NULL:
+        raise MemoryError("transpose: cannot allocate the per-thread column counts")
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            th = fastrec_omp_thread_num()
+            for r in prange(n_rows, schedule="static"):
+                for p in range(indptr[r], indptr[r + 1]):
+                    cursor[th * n_cols + indices[p]] += 1
+            for once in prange(1, schedule="static"):  # one thread: the column starts
+                offset = 0
+                for c in range(n_cols):
+                    t_indptr[c] = offset
+                    for other in range(num_threads):
+                        pos = cursor[other * n_cols + c]
+                        cursor[other * n_cols + c] = offset
+                        offset = offset + pos
+                t_indptr[n_cols] = offset
+            for r in prange(n_rows, schedule="static"):  # the same blocks as counted
+                for p in range(indptr[r], indptr[r + 1]):
+                    c = indices[p]
+                    pos = cursor[th * n_cols + c]
+                    t_indices[pos] = <index_t>r
+                    t_data[pos] = data[p]
+                    cursor[th * n_cols + c] = pos + 1
+    finally:
+        free(cursor)
