@@ -209,7 +209,9 @@ def _check_data_for(metric, spec, data, bm25_k1, bm25_b):
     if metric == "bm25":
         check_non_negative_float(bm25_k1, "bm25_k1")
         check_non_negative_float(bm25_b, "bm25_b")
-    if max(data.user_counts.max(initial=0), data.item_counts.max(initial=0)) >= 2**31 - 1:
+    # no count can exceed nnz: skip the item count (a bincount over nnz) below that
+    if data.nnz >= 2**31 - 1 and max(data.user_counts.max(initial=0),
+                                     data.item_counts.max(initial=0)) >= 2**31 - 1:
         raise ValueError("a user or item has 2**31 or more interactions; not supported")
     if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
         raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
