@@ -229,9 +229,9 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     # every measure is symmetric: score each pair once and hand the score to both rows.
     # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
     # and costs a scattered write per pair: worth it when the accumulation it halves is
-    # larger, i.e. a pair gets several updates (measured on the synthetic cosine cases:
-    # 0.05 updates per possible pair lose 20%, 0.4 lose 10%, 4 gain 25%), and while
-    # the buffers are small.
+    # larger, i.e. a pair gets several updates (kernel time on the synthetic cosine
+    # cases: 0.05 updates per possible pair lose ~25%, 0.4 lose ~15%, 4 gain ~25%), and
+    # while the buffers are small.
     pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
     column_lengths = np.diff(parts[1][2]).astype(np.int64)
     # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
