@@ -40,6 +40,8 @@ from fastrec.data import Interactions, as_interactions
 
 BACKENDS = ("auto", "compiled", "numpy")
 FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
+MIRROR_TOP_BYTES = 256 * 2**20  # top-k: per-thread candidate buffers allowed for scoring pairs once
+MIRROR_TOP_MIN_UPDATES = 1.0    # top-k: scores each pair once from this many updates per possible pair
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +180,8 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     del values  # keep the peak memory at a few copies of the values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
-    by_item = by_user.tocsc()  # its arrays are the CSR of R^T
+    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else
+    by_item = by_user.tocsc() if backend == "numpy" else _transposed(by_user, threads)
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
     if backend == "numpy":
@@ -201,7 +204,9 @@ def _check_data_for(metric, spec, data, bm25_k1, bm25_b):
     if metric == "bm25":
         check_non_negative_float(bm25_k1, "bm25_k1")
         check_non_negative_float(bm25_b, "bm25_b")
-    if max(data.user_counts.max(initial=0), data.item_counts.max(initial=0)) >= 2**31 - 1:
+    # no count can exceed nnz: skip the item count (a bincount over nnz) below that
+    if data.nnz >= 2**31 - 1 and max(data.user_counts.max(initial=0),
+                                     data.item_counts.max(initial=0)) >= 2**31 - 1:
         raise ValueError("a user or item has 2**31 or more interactions; not supported")
     if metric in ("tfidf", "bm25") and data.nnz and data.values.min() < 0:
         raise ValueError(f"metric {metric!r} weights counts and needs non-negative values")
@@ -215,28 +220,46 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     measure = kernels.MEASURES[spec.measure]
     shrink_mode = kernels.SHRINK_MODES[spec.shrink_mode]
     counts = np.zeros(n, dtype=np.int64)
+    width = None if k is None else min(k, max(n - 1, 0))
+    # every measure is symmetric: score each pair once and hand the score to both rows.
+    # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
+    # and costs a scattered write per pair: worth it when the accumulation it halves is
+    # larger, i.e. a pair gets several updates (kernel time on the synthetic cosine
+    # cases: 0.05 updates per possible pair lose ~25%, 0.4 lose ~15%, 4 gain ~25%), and
+    # while the buffers are small.
+    pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
+    column_lengths = np.diff(parts[1][2]).astype(np.int64)
+    # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
+    updates_per_pair = int((column_lengths * column_lengths).sum()) / max(n * n, 1)
+    if width is None:
+        mirror = kernels.MIRROR_MODES["all"]
+    elif (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
+          and threads * n * 2 * width * pair_bytes <= MIRROR_TOP_BYTES):
+        mirror = kernels.MIRROR_MODES["top"]
+    else:
+        mirror = kernels.MIRROR_MODES["none"]
 
     def run(out_indptr, count_only):
         size = int(out_indptr[-1])
         ids = np.empty(size, dtype=index_dtype)
         scores = np.empty(size, dtype=dtype)
-        kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode,
-                                min_support, out_indptr, ids, scores, counts, count_only, threads)
+        kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                                out_indptr, ids, scores, counts, count_only, mirror, threads)
         return ids, scores
 
-    if k is None:
+    if width is None:
         # room for every row b that shares a column with a: one pass when that fits the
         # budget, else a first pass that only counts each row's neighbours
         x_indptr, x_indices, t_indptr = parts[0][2], parts[0][1], parts[1][2]
         reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
         bound = np.minimum(reach.astype(np.int64), max(n - 1, 0))
-        if bound.sum() * (np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize) > FULL_PASS_BYTES:
+        if bound.sum() * pair_bytes > FULL_PASS_BYTES:
             run(np.zeros(n + 1, dtype=np.int64), True)
             bound = counts.copy()
         slots = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(bound, out=slots[1:])
     else:
-        slots = np.arange(n + 1, dtype=np.int64) * min(k, max(n - 1, 0))
+        slots = np.arange(n + 1, dtype=np.int64) * width
     ids, scores = run(slots, False)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -321,6 +344,20 @@ def _history_values(data, metric, codes, values, baseline, bm25_k1, bm25_b):
     return values
 
 
+def _transposed(matrix, threads):
+    """CSR of ``matrix.T``, with the arrays ``matrix.tocsc()`` would give."""
+    from fastrec._kernels import similarity as kernels
+
+    index_dtype = matrix.indices.dtype
+    n_rows, n_cols = matrix.shape
+    data = np.empty_like(matrix.data)
+    indices = np.empty(matrix.nnz, dtype=index_dtype)
+    indptr = np.empty(n_cols + 1, dtype=index_dtype)
+    kernels.transpose(matrix.data, matrix.indices, matrix.indptr.astype(index_dtype, copy=False),
+                      data, indices, indptr, threads)
+    return sp.csr_array((data, indices, indptr), shape=(n_cols, n_rows))
+
+
 def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):
     """``bincount(groups, values**2)`` without a full-size temporary."""
     total = np.zeros(n)
@@ -337,14 +374,17 @@ def _row_ids(indptr):
 def _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
     """The values the measure compares, aligned with ``data.csr`` entries (float64)."""
     values = data.values.astype(np.float64)
-    users, items = data.entry_users, data.csr.indices
+    # entry_users is an nnz-long repeat: only the branches that need it build it
     if metric == "adjusted_cosine":
+        users = data.entry_users
         means = np.bincount(users, weights=values, minlength=data.n_users) / np.maximum(data.user_counts, 1)
         return values - means[users]
     if metric == "pearson_baseline":
         model = _fitted_baseline(data, baseline)
+        users, items = data.entry_users, data.csr.indices
         return values - (model.global_mean_ + model.user_bias_[users] + model.item_bias_[items])
     if metric in ("tfidf", "bm25"):
+        users, items = data.entry_users, data.csr.indices
         # rows compared ("documents") and the columns they are made of ("terms")
         rows, terms = (items, users) if orientation == "items" else (users, items)
         n_rows, n_terms = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)

@@ -81,6 +81,45 @@ def test_k_none_with_a_counting_pass(monkeypatch):
     np.testing.assert_array_equal(one_pass.data, two_passes.data)
 
 
+
+@pytest.mark.parametrize("metric", ["cosine", "pearson", "jaccard", "msd"])
+def test_pairs_scored_once_or_twice_agree(monkeypatch, metric):
+    """Top-k scores each pair once (per-thread buffers) or from both rows, by a cost
+    heuristic; k=None always scores pairs once.  Every way gives the reference result,
+    bit for bit the same, for any num_threads."""
+    from fastrec import similarity as module
+
+    data = make_interactions(300, 200, 0.08, implicit=metric in ("cosine", "jaccard"), seed=11)
+    for fn in (item_similarity, user_similarity):
+        for k in (1, 7, None):
+            expected = fn(data, metric, k, backend="numpy", dtype=np.float64)
+            results = []
+            for once in (True, False):
+                monkeypatch.setattr(module, "MIRROR_TOP_MIN_UPDATES", 0.0 if once else np.inf)
+                results += [fn(data, metric, k, dtype=np.float64, num_threads=threads)
+                            for threads in (1, 2, 3)]
+            assert_topk_equal(topk_arrays(results[0]), topk_arrays(expected))
+            for other in results[1:]:
+                np.testing.assert_array_equal(other.indptr, results[0].indptr)
+                np.testing.assert_array_equal(other.indices, results[0].indices)
+                np.testing.assert_array_equal(other.data, results[0].data)
+
+
+
+@pytest.mark.parametrize("metric", ["jaccard", "cosine", "pearson"])
+def test_long_rows_are_stored_in_rank_order(metric, dtype):
+    """k=None rows of 256+ neighbours are sorted by a radix pass plus an insertion pass
+    for near ties: stored order is score descending, ties to the lower id, as the reference."""
+    data = make_interactions(500, 320, 0.3, implicit=metric != "pearson", seed=12)
+    for fn in (item_similarity, user_similarity):
+        got, expected = both(fn, data, metric, None, dtype=dtype, num_threads=2)
+        assert np.diff(got.indptr).max() >= 256
+        rows = np.repeat(np.arange(got.shape[0]), np.diff(got.indptr))
+        order = np.lexsort((got.indices, -got.data.astype(np.float64), rows))
+        np.testing.assert_array_equal(order, np.arange(got.nnz))
+        assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
 def test_compact_rows_matches_reference(dtype, index_dtype):
     from fastrec._kernels.similarity import compact_rows
     from fastrec.reference.similarity import compact_rows as reference
@@ -97,6 +136,25 @@ def test_compact_rows_matches_reference(dtype, index_dtype):
     expected_ids, expected_scores = reference(slots, counts, ids, scores)
     np.testing.assert_array_equal(got_ids, expected_ids)
     np.testing.assert_array_equal(got_scores, expected_scores)
+
+
+
+@pytest.mark.parametrize("shape", [(50, 40), (0, 5), (5, 0), (1, 1)])
+def test_transpose_kernel_gives_tocsc_arrays(shape, dtype, index_dtype):
+    from fastrec._kernels.similarity import transpose
+
+    rng = np.random.default_rng(0)
+    matrix = sp.random_array(shape, density=0.2, format="csr", rng=rng, dtype=dtype)
+    matrix.indices = matrix.indices.astype(index_dtype)
+    matrix.indptr = matrix.indptr.astype(index_dtype)
+    expected = matrix.tocsc()
+    for threads in (1, 2, 3):
+        data, indices = np.empty_like(matrix.data), np.empty(matrix.nnz, index_dtype)
+        indptr = np.empty(shape[1] + 1, index_dtype)
+        transpose(matrix.data, matrix.indices, matrix.indptr, data, indices, indptr, threads)
+        np.testing.assert_array_equal(indptr, expected.indptr)
+        np.testing.assert_array_equal(indices, expected.indices)
+        np.testing.assert_array_equal(data, expected.data)
 
 
 def test_num_threads_agnostic():

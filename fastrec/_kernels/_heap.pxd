@@ -3,7 +3,7 @@
 # A heap of the k best (score, id) pairs lives in two caller-owned arrays; its root is
 # the *worst* kept pair so a better candidate replaces it in O(log k).  "Better" means a
 # higher score, ties going to the lower id.  heap_sort leaves the arrays in descending order.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 
 ctypedef fused value_t:
     float
@@ -120,6 +120,40 @@ cdef inline Py_ssize_t _partition(value_t* s, index_t* ids, Py_ssize_t lo,
     return store
 
 
+cdef inline Py_ssize_t _partition_branchless(value_t* s, index_t* ids, Py_ssize_t lo,
+                                             Py_ssize_t hi) noexcept nogil:
+    """As _partition, with a swap on every step and no data-dependent branch.
+
+    Each pair is swapped with the first pair not ranking before the pivot, and that
+    boundary moves on only when the pair does rank before it; the comparison's outcome
+    is then a number added, not a branch mispredicted about half the time.
+    """
+    cdef Py_ssize_t mid = lo + (hi - lo) // 2, i, store
+    cdef value_t pivot_s, si
+    cdef index_t pivot_i, ii
+    cdef bint before
+    if rank_before(s[mid], ids[mid], s[lo], ids[lo]):
+        _swap(s, ids, mid, lo)
+    if rank_before(s[hi], ids[hi], s[lo], ids[lo]):
+        _swap(s, ids, hi, lo)
+    if rank_before(s[mid], ids[mid], s[hi], ids[hi]):
+        _swap(s, ids, mid, hi)
+    pivot_s = s[hi]
+    pivot_i = ids[hi]
+    store = lo
+    for i in range(lo, hi):
+        si = s[i]
+        ii = ids[i]
+        before = (si > pivot_s) | ((si == pivot_s) & (ii < pivot_i))
+        s[i] = s[store]
+        ids[i] = ids[store]
+        s[store] = si
+        ids[store] = ii
+        store += before
+    _swap(s, ids, store, hi)
+    return store
+
+
 cdef inline void _insertion_sort(value_t* s, index_t* ids, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef value_t v
@@ -140,7 +174,7 @@ cdef inline void rank_sort(value_t* s, index_t* ids, Py_ssize_t n) noexcept nogi
     """Sort n (score, id) pairs best first (quicksort; recursion only on the smaller side)."""
     cdef Py_ssize_t lo = 0, hi = n - 1, p
     while hi - lo > 16:
-        p = _partition(s, ids, lo, hi)
+        p = _partition_branchless(s, ids, lo, hi)
         if p - lo < hi - p:
             rank_sort(s + lo, ids + lo, p - lo)
             lo = p + 1
@@ -149,6 +183,21 @@ cdef inline void rank_sort(value_t* s, index_t* ids, Py_ssize_t n) noexcept nogi
             hi = p - 1
     if hi > lo:
         _insertion_sort(s, ids, lo, hi)
+
+
+cdef inline void select_top(value_t* s, index_t* ids, Py_ssize_t n, Py_ssize_t k) noexcept nogil:
+    """Move the k best of n pairs to the front, in no particular order (quickselect)."""
+    cdef Py_ssize_t lo = 0, hi = n - 1, p
+    if k <= 0 or k >= n:
+        return
+    while hi > lo:
+        p = _partition_branchless(s, ids, lo, hi)
+        if p == k or p == k - 1:  # everything before p ranks before it
+            return
+        if p < k:
+            lo = p + 1
+        else:
+            hi = p - 1
 
 
 cdef extern from *:
@@ -164,64 +213,81 @@ cdef extern from *:
     unsigned long long fastrec_order_key(double v) noexcept nogil
 
 
-cdef inline Py_ssize_t prefilter_top(value_t* s, index_t* ids, Py_ssize_t n,
-                                     Py_ssize_t k) noexcept nogil:
-    """Drop, in place, pairs that cannot be among the k best; returns how many remain.
-
-    A radix select on an order-preserving integer key of the score, a byte at a time
-    from the top, narrows down the key of the k-th best; every pair below that key's
-    prefix ranks below k others, ties included.  O(n) per byte, usually 2-3 bytes.
-    """
-    cdef Py_ssize_t i, kept = 0, need = k, above
-    cdef int d, shift = 56, passes = 0
-    cdef Py_ssize_t counts[256]
-    cdef unsigned long long key, prefix = 0, mask = 0
-    if n <= k or k <= 0:
-        return n
-    while shift >= 0:
-        for d in range(256):
-            counts[d] = 0
-        for i in range(n):
-            key = fastrec_order_key(s[i])
-            if (key & mask) == prefix:
-                counts[(key >> shift) & 255] += 1
-        above = 0
-        d = 255
-        while d > 0 and above + counts[d] < need:
-            above += counts[d]
-            d -= 1
-        need -= above
-        prefix |= (<unsigned long long>d) << shift
-        mask |= (<unsigned long long>255) << shift
-        passes += 1
-        # few enough left undecided, or ties that no further byte will split: keep them
-        if counts[d] <= 2 * k + 64 or passes == 3:
-            break
-        shift -= 8
-    for i in range(n):
-        if fastrec_order_key(s[i]) >= prefix:
-            s[kept] = s[i]
-            ids[kept] = ids[i]
-            kept += 1
-    return kept
-
-
 cdef inline Py_ssize_t select_best(value_t* cand_s, index_t* cand_ids, Py_ssize_t size,
                                    Py_ssize_t cap, value_t* out_s, index_t* out_ids) noexcept nogil:
     """Write the ``cap`` best candidates to ``out_*`` in descending order; returns how many.
 
-    The candidate arrays are reordered (pre-filtered or sorted) in place.
+    The candidate arrays are reordered in place (quickselect, then a sort of the best).
     """
-    cdef Py_ssize_t t, kept = 0
+    cdef Py_ssize_t t
     if size > cap:
-        if cap >= 8 and size > 4 * cap:
-            size = prefilter_top(cand_s, cand_ids, size, cap)
-        for t in range(size):
-            heap_offer(out_s, out_ids, &kept, cap, cand_s[t], cand_ids[t])
-        heap_sort(out_s, out_ids, kept)
-        return kept
+        select_top(cand_s, cand_ids, size, cap)
+        size = cap
     rank_sort(cand_s, cand_ids, size)
     for t in range(size):
         out_s[t] = cand_s[t]
         out_ids[t] = cand_ids[t]
     return size
+
+
+cdef inline void radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t n, value_t* tmp_s,
+                                 index_t* tmp_ids, uint32_t* keys,
+                                 uint32_t* tmp_keys) noexcept nogil:
+    """rank_sort for long runs, with caller-owned scratch of n entries each.
+
+    A stable LSD radix sort on the upper 32 bits of the scores' order key (bytes every
+    pair shares are skipped), then an insertion pass that settles the pairs those bits
+    cannot tell apart (equal or nearly equal scores): the same order as rank_sort.
+    """
+    cdef Py_ssize_t i, j, pos
+    cdef Py_ssize_t counts[256]
+    cdef int shift, d
+    cdef bint in_tmp = False
+    cdef value_t* src_s = s
+    cdef index_t* src_ids = ids
+    cdef uint32_t* src_keys = keys
+    cdef value_t* dst_s = tmp_s
+    cdef index_t* dst_ids = tmp_ids
+    cdef uint32_t* dst_keys = tmp_keys
+    cdef value_t* swap_s
+    cdef index_t* swap_ids
+    cdef uint32_t* swap_keys
+    cdef value_t v
+    cdef index_t w
+    for i in range(n):  # complemented: ascending keys are descending scores
+        keys[i] = ~(<uint32_t>(fastrec_order_key(s[i]) >> 32))
+    for shift in range(0, 32, 8):
+        for d in range(256):
+            counts[d] = 0
+        for i in range(n):
+            counts[(src_keys[i] >> shift) & 255] += 1
+        if counts[(src_keys[0] >> shift) & 255] == n:
+            continue
+        pos = 0
+        for d in range(256):
+            pos += counts[d]
+            counts[d] = pos - counts[d]
+        for i in range(n):
+            d = (src_keys[i] >> shift) & 255
+            dst_s[counts[d]] = src_s[i]
+            dst_ids[counts[d]] = src_ids[i]
+            dst_keys[counts[d]] = src_keys[i]
+            counts[d] += 1
+        swap_s, swap_ids, swap_keys = src_s, src_ids, src_keys
+        src_s, src_ids, src_keys = dst_s, dst_ids, dst_keys
+        dst_s, dst_ids, dst_keys = swap_s, swap_ids, swap_keys
+        in_tmp = not in_tmp
+    if in_tmp:
+        for i in range(n):
+            s[i] = tmp_s[i]
+            ids[i] = tmp_ids[i]
+    for i in range(1, n):
+        v = s[i]
+        w = ids[i]
+        j = i - 1
+        while j >= 0 and rank_before(v, w, s[j], ids[j]):
+            s[j + 1] = s[j]
+            ids[j + 1] = ids[j]
+            j -= 1
+        s[j + 1] = v
+        ids[j + 1] = w
