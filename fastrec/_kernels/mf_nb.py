@@ -131,6 +131,7 @@ def _mse_block(start, stop, users, items, ratings, mu, bu, bi, pu, qi, lr, decay
     for e in range(start, stop):
         if e + PREFETCH_DISTANCE < stop:
             _prefetch_row(qi, items[e + PREFETCH_DISTANCE])
+            _prefetch_row(pu, users[e + PREFETCH_DISTANCE])
         u = users[e]
         i = items[e]
         p = pu[u]

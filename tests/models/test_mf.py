@@ -245,15 +245,19 @@ def test_mse_needs_ratings():
 
 
 def test_rmse_close_to_surprise_svd_on_ml100k(ml100k_path):
+    """Same hyper-parameters, same test RMSE (averaged over seeds: one seed moves it ~0.003)."""
     surprise = pytest.importorskip("surprise")
     pd = pytest.importorskip("pandas")
     train, test = fastrec.datasets.load_movielens_split(ml100k_path, "u1")
     users, items, ratings, _ = train.to_arrays()
     frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
     trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
-    algo = surprise.SVD(random_state=0).fit(trainset)
     tu, ti, tr, _ = test.to_arrays()
-    theirs = fastrec.metrics.rmse(tr, [algo.predict(u, i).est for u, i in zip(tu.tolist(), ti.tolist(), strict=True)])
-    for n_blocks in (1, 8):
-        ours = MatrixFactorization(n_blocks=n_blocks, random_state=0).fit(train)
-        assert abs(fastrec.metrics.rmse(tr, ours.predict(tu, ti)) - theirs) < 0.003
+    pairs = list(zip(tu.tolist(), ti.tolist(), strict=True))
+    rmse = fastrec.metrics.rmse
+    theirs = np.mean([rmse(tr, [algo.predict(u, i).est for u, i in pairs])
+                      for algo in (surprise.SVD(random_state=seed).fit(trainset) for seed in range(3))])
+    for n_blocks in (1, 2):
+        ours = np.mean([rmse(tr, MatrixFactorization(n_blocks=n_blocks, random_state=seed).fit(train)
+                             .predict(tu, ti)) for seed in range(3)])
+        assert abs(ours - theirs) < 0.003, (n_blocks, ours, theirs)
