@@ -18,11 +18,9 @@ def train(ml100k_path):
 
 @pytest.fixture(scope="module")
 def surprise_trainset(train):
-    surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
-    users, items, ratings, _ = train.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
-    return surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    pytest.importorskip("surprise")
+    pytest.importorskip("pandas")
+    return fastrec.testing.surprise_trainset(train)
 
 
 @pytest.mark.parametrize("method", ["als", "sgd"])

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 import fastrec
 from fastrec.metrics import rmse
+from fastrec.testing import surprise_trainset
 
 SURPRISE_ALGOS = {"none": "KNNBasic", "mean": "KNNWithMeans", "zscore": "KNNWithZScore",
                   "baseline": "KNNBaseline"}
@@ -30,11 +31,9 @@ def u1(ml100k_path):
 
 @pytest.fixture(scope="module")
 def trainset(u1):
-    surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
-    users, items, ratings, _ = u1.train.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
-    return surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    pytest.importorskip("surprise")
+    pytest.importorskip("pandas")
+    return surprise_trainset(u1.train)
 
 
 def _group(center, name, based):

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import fastrec
 from fastrec.metrics import rmse
 from fastrec.model_selection import train_test_split
+from fastrec.testing import surprise_trainset
 
 SVD = dict(n_factors=100, n_epochs=20, lr=0.005, reg=0.02)  # Surprise's SVD defaults
 
@@ -55,11 +56,9 @@ def test_fastrec_svd(benchmark, ratings, threads):
 
 def test_surprise_svd(benchmark, ratings):
     surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     name, (train, test) = ratings
-    users, items, values, _ = train.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": values})
-    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    trainset = surprise_trainset(train)
     algo = surprise.SVD(random_state=0)
     benchmark.group = _svd_group(name)
     benchmark.pedantic(algo.fit, args=(trainset,), rounds=1)

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import fastrec
 from fastrec.similarity import item_similarity, topk_arrays, user_similarity
+from fastrec.testing import surprise_trainset
 
 K = 50
 SIZES = {"1M": (100_000, 20_000, 1_000_000)}
@@ -111,10 +112,8 @@ def test_fastrec_surprise_measures(benchmark, ml100k, surprise_name, ours, user_
 @pytest.mark.parametrize("surprise_name, ours", SURPRISE, ids=[s for s, _ in SURPRISE])
 def test_surprise_compute_similarities(benchmark, ml100k, surprise_name, ours, user_based):
     surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
-    users, items, values, _ = ml100k.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": values})
-    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    pytest.importorskip("pandas")
+    trainset = surprise_trainset(ml100k)
     algo = surprise.KNNBasic(sim_options={"name": surprise_name, "user_based": user_based}, verbose=False)
     algo.trainset = trainset
     algo.bu = algo.bi = None

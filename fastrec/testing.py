@@ -76,3 +76,18 @@ def movielens_100k_dir(from_file):
     root = os.environ.get("FASTREC_DATA_DIR")
     base = Path(root) if root else Path(from_file).resolve().parents[2] / "shared" / "data"
     return base / "ml-100k"
+
+
+def surprise_trainset(data):
+    """The same ratings as a scikit-surprise ``Trainset``: raw ids kept, fed in CSR order
+    (user by user, items in id order), rating scale from ``data`` (default 1-5).
+
+    Needs scikit-surprise and pandas (the ``peers`` and ``pandas`` extras).
+    """
+    import pandas as pd
+    import surprise
+
+    users, items, ratings, _ = data.to_arrays()
+    frame = pd.DataFrame({"user": users, "item": items, "rating": ratings})
+    reader = surprise.Reader(rating_scale=data.rating_scale or (1, 5))
+    return surprise.Dataset.load_from_df(frame, reader).build_full_trainset()

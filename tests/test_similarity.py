@@ -7,7 +7,7 @@ import fastrec
 from fastrec import Interactions
 from fastrec.similarity import (METRICS, content_similarity, item_similarity, topk_arrays,
                                 user_similarity)
-from fastrec.testing import assert_topk_equal, make_interactions
+from fastrec.testing import assert_topk_equal, make_interactions, surprise_trainset
 
 ALL = sorted(METRICS)
 
@@ -249,11 +249,9 @@ SURPRISE = [("cosine", "corated_cosine"), ("msd", "msd"), ("pearson", "pearson")
 @pytest.mark.parametrize("name, ours", SURPRISE, ids=[s for s, _ in SURPRISE])
 def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based):
     surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     data = fastrec.datasets.load_movielens(ml100k_path / "u1.base")
-    users, items, ratings, _ = data.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
-    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    trainset = surprise_trainset(data)
     algo = surprise.KNNBasic(sim_options={"name": name, "user_based": user_based}, verbose=False)
     algo.trainset, algo.bu, algo.bi = trainset, None, None
     theirs = algo.compute_similarities()

@@ -434,6 +434,8 @@ class _Schedule:
         item_group = _deal(data.item_counts, b)
         users, items = data.entry_users, data.csr.indices
         block = user_group[users] * b + item_group[items]
+        if b * b <= np.iinfo(np.int16).max:
+            block = block.astype(np.int16)  # a stable argsort of 16-bit keys is a radix sort
         self.block_ptr = np.zeros(b * b + 1, dtype=np.int64)
         np.cumsum(np.bincount(block, minlength=b * b), out=self.block_ptr[1:])
         order = _two_lanes(np.argsort(block, kind="stable"), users, self.block_ptr)

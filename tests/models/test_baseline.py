@@ -4,17 +4,14 @@ import pytest
 
 import fastrec
 from fastrec import reference
-from fastrec.testing import make_interactions
+from fastrec.testing import make_interactions, surprise_trainset
 
 
 def surprise_order_fit(data, **bsl_options):
     """Fit Surprise's BaselineOnly on our ratings fed in CSR (user, then item) order."""
     surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
-    users, items, ratings, _ = data.to_arrays()
-    frame = pd.DataFrame({"user": users, "item": items, "rating": ratings})
-    reader = surprise.Reader(rating_scale=data.rating_scale)
-    trainset = surprise.Dataset.load_from_df(frame, reader).build_full_trainset()
+    pytest.importorskip("pandas")
+    trainset = surprise_trainset(data)
     return surprise.BaselineOnly(bsl_options=bsl_options, verbose=False).fit(trainset)
 
 

@@ -9,7 +9,7 @@ from fastrec._kernels import knn as kernels
 from fastrec.models.knn import CENTERS
 from fastrec.reference import knn as reference
 from fastrec.reference.similarity import rows_to_csr
-from fastrec.testing import make_interactions
+from fastrec.testing import make_interactions, surprise_trainset
 
 MODELS = [fastrec.ItemKNN, fastrec.UserKNN]
 MODEL_IDS = ["item", "user"]
@@ -342,13 +342,10 @@ SURPRISE_METRICS = {"cosine": "corated_cosine", "msd": "msd", "pearson": "pearso
 
 @pytest.fixture(scope="module")
 def ml100k_u1(ml100k_path):
-    surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("surprise")
+    pytest.importorskip("pandas")
     train, test = fastrec.datasets.load_movielens_split(ml100k_path, "u1")
-    users, items, ratings, _ = train.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
-    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
-    return train, test, trainset
+    return train, test, surprise_trainset(train)
 
 
 @pytest.mark.parametrize("user_based", [False, True], ids=MODEL_IDS)

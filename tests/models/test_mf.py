@@ -6,7 +6,7 @@ import pytest
 import fastrec
 from fastrec.models.mf import MatrixFactorization, _gd_epoch, _Schedule
 from fastrec.reference import mf as reference
-from fastrec.testing import make_interactions
+from fastrec.testing import make_interactions, surprise_trainset
 
 LOSSES = ["mse", "logistic", "bpr"]
 
@@ -247,11 +247,9 @@ def test_mse_needs_ratings():
 def test_rmse_close_to_surprise_svd_on_ml100k(ml100k_path):
     """Same hyper-parameters, same test RMSE (averaged over seeds: one seed moves it ~0.003)."""
     surprise = pytest.importorskip("surprise")
-    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pandas")
     train, test = fastrec.datasets.load_movielens_split(ml100k_path, "u1")
-    users, items, ratings, _ = train.to_arrays()
-    frame = pd.DataFrame({"u": users, "i": items, "r": ratings})
-    trainset = surprise.Dataset.load_from_df(frame, surprise.Reader(rating_scale=(1, 5))).build_full_trainset()
+    trainset = surprise_trainset(train)
     tu, ti, tr, _ = test.to_arrays()
     pairs = list(zip(tu.tolist(), ti.tolist(), strict=True))
     rmse = fastrec.metrics.rmse
