@@ -55,6 +55,7 @@ def test_scipy_reference_cosine(benchmark, ratings, expected):
     np.testing.assert_allclose(scores, expected[1], rtol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:Method expects CSR input")
 def test_implicit_cosine(benchmark, ratings, expected):
     implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
     name, data = ratings

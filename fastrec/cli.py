@@ -22,6 +22,8 @@ MODELS = {
                  "item-based kNN (Surprise's KNNBaseline, pearson_baseline)"),
     "user-knn": (lambda: _models().UserKNN(center="mean", metric="pearson"),
                  "user-based kNN (Surprise's KNNWithMeans, pearson)"),
+    "mf": (lambda: _models().MatrixFactorization(random_state=0),
+           "matrix factorisation by SGD (Surprise's SVD)"),
 }
 SIZES = {  # synthetic dataset sizes: users, items, ratings
     "small": (2_000, 1_000, 60_000),
