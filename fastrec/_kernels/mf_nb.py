@@ -207,27 +207,34 @@ def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, gro
               biased, block_loss, block_count):
     """One epoch of SGD over the blocked schedule, updating the parameters in place.
 
-    Contract: entries sorted by block (``block_ptr``, B*B + 1), ``users``/``items``
-    int32/int64 per entry, ``ratings`` in the parameters' dtype; ``group_items`` lists
-    the items of each item group (``group_ptr``, B + 1); ``indptr``/``indices`` the
-    sorted CSR of the training data (to skip sampled negatives that are positives);
-    scalars in the parameters' dtype, ``decay`` = 1 - lr * reg.  ``block_loss`` /
-    ``block_count`` receive each block's summed loss and its number of terms.
+    Contract: entries sorted by block, ``block_ptr`` of length C*B*B + 1 where block
+    b = (c * B + g) * B + h holds chunk c of user group g against item group h;
+    ``users``/``items`` int32/int64 per entry, ``ratings`` in the parameters' dtype;
+    ``group_items`` lists the items of each item group (``group_ptr``, B + 1);
+    ``indptr``/``indices`` the sorted CSR of the training data (to skip sampled
+    negatives that are positives); scalars in the parameters' dtype, ``decay`` =
+    1 - lr * reg.  ``block_loss`` / ``block_count`` receive each block's summed loss
+    and its number of terms.  Chunk by chunk, the B strata run one after the other,
+    so a chunk's user rows are still in cache when its next stratum comes.
     """
-    for s in range(n_blocks):
-        for g in numba.prange(n_blocks):
-            h = (g + s) % n_blocks
-            b = g * n_blocks + h
-            if loss == MSE:
-                total, count = _mse_block(block_ptr[b], block_ptr[b + 1], users, items, ratings,
-                                          mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b, biased)
-            else:
-                total, count = _sampled_block(
-                    loss == BPR, block_ptr[b], block_ptr[b + 1], users, items, group_ptr[h],
-                    group_ptr[h + 1] - group_ptr[h], group_items, indptr, indices, n_neg,
-                    _block_state(seed, epoch, b), bu, bi, pu, qi, lr, decay, lr_b, reg_b, biased)
-            block_loss[b] = total
-            block_count[b] = count
+    n_chunks = (block_ptr.shape[0] - 1) // (n_blocks * n_blocks)
+    for c in range(n_chunks):
+        for s in range(n_blocks):
+            for g in numba.prange(n_blocks):
+                h = (g + s) % n_blocks
+                b = (c * n_blocks + g) * n_blocks + h
+                if loss == MSE:
+                    total, count = _mse_block(block_ptr[b], block_ptr[b + 1], users, items,
+                                              ratings, mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
+                                              biased)
+                else:
+                    total, count = _sampled_block(
+                        loss == BPR, block_ptr[b], block_ptr[b + 1], users, items, group_ptr[h],
+                        group_ptr[h + 1] - group_ptr[h], group_items, indptr, indices, n_neg,
+                        _block_state(seed, epoch, b), bu, bi, pu, qi, lr, decay, lr_b, reg_b,
+                        biased)
+                block_loss[b] = total
+                block_count[b] = count
 
 
 @numba.njit(cache=True)
@@ -241,18 +248,20 @@ def epoch_plan(block_ptr, n_blocks, users, items, group_items, group_ptr, indptr
     order = np.empty(users.shape[0], dtype=np.int64)
     negatives = np.full((users.shape[0], n_neg), -1, dtype=np.int64)
     pos = 0
-    for s in range(n_blocks):
-        for g in range(n_blocks):
-            h = (g + s) % n_blocks
-            b = g * n_blocks + h
-            state = _block_state(seed, epoch, b)
-            g_start = group_ptr[h]
-            g_size = group_ptr[h + 1] - g_start
-            for e in range(block_ptr[b], block_ptr[b + 1]):
-                order[pos] = e
-                for t in range(n_neg):
-                    state, j = _draw(state, g_start, g_size, group_items)
-                    if not _is_positive(indptr, indices, users[e], j):
-                        negatives[pos, t] = j
-                pos += 1
+    n_chunks = (block_ptr.shape[0] - 1) // (n_blocks * n_blocks)
+    for c in range(n_chunks):
+        for s in range(n_blocks):
+            for g in range(n_blocks):
+                h = (g + s) % n_blocks
+                b = (c * n_blocks + g) * n_blocks + h
+                state = _block_state(seed, epoch, b)
+                g_start = group_ptr[h]
+                g_size = group_ptr[h + 1] - g_start
+                for e in range(block_ptr[b], block_ptr[b + 1]):
+                    order[pos] = e
+                    for t in range(n_neg):
+                        state, j = _draw(state, g_start, g_size, group_items)
+                        if not _is_positive(indptr, indices, users[e], j):
+                            negatives[pos, t] = j
+                    pos += 1
     return order, negatives

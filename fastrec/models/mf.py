@@ -192,7 +192,8 @@ class MatrixFactorization(Recommender):
         dtype = np.dtype(self.dtype)
         threads = effective_num_threads(self.num_threads)
         validation = self._checked_validation(data)
-        plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks or threads, dtype)
+        plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks or threads, dtype,
+                                                             self.n_factors * dtype.itemsize)
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias
         reg_bias = self.reg if self.reg_bias is None else self.reg_bias
         scalars = [dtype.type(v) for v in (self.global_mean_, self.lr, self.reg, lr_bias, reg_bias)]
@@ -428,16 +429,22 @@ class _Schedule:
     so the CPU overlaps them instead of waiting on the previous step's stores.
     """
 
-    def __init__(self, data, n_blocks, dtype):
+    def __init__(self, data, n_blocks, dtype, row_bytes=0):
         self.n_blocks = b = n_blocks
         user_group = _contiguous_groups(data.user_counts, b)
         item_group = _deal(data.item_counts, b)
+        # each group's users in chunks of about CHUNK_BYTES of factor rows (with b > 1):
+        # a chunk meets every item group while its rows are still in cache
+        group_rows = data.n_users * row_bytes / b
+        n_chunks = max(1, int(np.ceil(group_rows / CHUNK_BYTES))) if b > 1 else 1
+        chunk = _chunks_within(user_group, data.user_counts, b, n_chunks)
         users, items = data.entry_users, data.csr.indices
-        block = user_group[users] * b + item_group[items]
-        if b * b <= np.iinfo(np.int16).max:
+        block = (chunk[users] * b + user_group[users]) * b + item_group[items]
+        n_keys = n_chunks * b * b
+        if n_keys <= np.iinfo(np.int16).max:
             block = block.astype(np.int16)  # a stable argsort of 16-bit keys is a radix sort
-        self.block_ptr = np.zeros(b * b + 1, dtype=np.int64)
-        np.cumsum(np.bincount(block, minlength=b * b), out=self.block_ptr[1:])
+        self.block_ptr = np.zeros(n_keys + 1, dtype=np.int64)
+        np.cumsum(np.bincount(block, minlength=n_keys), out=self.block_ptr[1:])
         order = _two_lanes(np.argsort(block, kind="stable"), users, self.block_ptr)
         index_dtype = data.csr.indices.dtype
         self.users = users[order].astype(index_dtype)
@@ -453,8 +460,8 @@ class _Schedule:
         """One epoch; returns the mean loss of its steps (before each step)."""
         from fastrec._kernels.mf_nb import LOSSES as CODES, sgd_epoch
 
-        block_loss = np.zeros(self.n_blocks ** 2)
-        block_count = np.zeros(self.n_blocks ** 2, dtype=np.int64)
+        block_loss = np.zeros(self.block_ptr.size - 1)
+        block_count = np.zeros(self.block_ptr.size - 1, dtype=np.int64)
         mu, lr, reg, lr_bias, reg_bias = scalars
         decay = lr.dtype.type(1) - lr * reg
         sgd_epoch(CODES[loss], self.block_ptr, self.n_blocks, self.users, self.items, self.ratings,
@@ -470,6 +477,20 @@ class _Schedule:
 
         return epoch_plan(self.block_ptr, self.n_blocks, self.users, self.items, self.group_items,
                           self.group_ptr, self.indptr, self.indices, neg_samples, seed, epoch)
+
+
+CHUNK_BYTES = 512 * 1024  # factor rows of one user chunk: about half a core's L2
+
+
+def _chunks_within(group, counts, n_groups, n_chunks):
+    """Chunk of each row: each group's rows (contiguous) cut into ``n_chunks`` ranges of
+    about equal totals, so the blocks of one chunk step are balanced across threads."""
+    chunk = np.zeros(group.size, dtype=np.int64)
+    for g in range(n_groups):
+        rows = np.flatnonzero(group == g)
+        if rows.size:
+            chunk[rows] = _contiguous_groups(counts[rows], n_chunks)
+    return chunk
 
 
 def _contiguous_groups(counts, n_groups):
@@ -539,18 +560,19 @@ def _normal(rng, shape, mean, std, dtype, threads):
     the values do not depend on the thread count."""
     from concurrent.futures import ThreadPoolExecutor
 
-    out = np.empty(shape, dtype=np.float32)
+    draws = np.empty(shape, dtype=np.float32)
+    out = draws if dtype == np.float32 else np.empty(shape, dtype=dtype)
     streams = rng.spawn(INIT_CHUNKS)
     bounds = np.linspace(0, shape[0], INIT_CHUNKS + 1).astype(np.int64)
 
     def fill(chunk):  # numpy releases the GIL while it fills
-        streams[chunk].standard_normal(out=out[bounds[chunk]:bounds[chunk + 1]], dtype=np.float32)
+        rows = slice(bounds[chunk], bounds[chunk + 1])
+        streams[chunk].standard_normal(out=draws[rows], dtype=np.float32)
+        np.multiply(draws[rows], dtype.type(std), out=out[rows], dtype=dtype)
+        out[rows] += dtype.type(mean)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(fill, range(INIT_CHUNKS)))
-    out = out.astype(dtype, copy=False)
-    out *= dtype.type(std)
-    out += dtype.type(mean)
     return out
 
 
