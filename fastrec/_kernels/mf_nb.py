@@ -22,7 +22,7 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-PREFETCH_DISTANCE = 6  # entries ahead whose item row is fetched into cache
+PREFETCH_DISTANCE = 10  # entries ahead whose item row is fetched into cache
 
 
 @intrinsic
