@@ -1,12 +1,13 @@
 """Numba kernels for matrix factorisation (twins in ``fastrec.reference.mf``).
 
-SGD runs on a LIBMF-style blocked schedule.  Users and items are dealt into B groups
+SGD runs on a LIBMF-style blocked schedule.  Users and items are split into B groups
 each and the ratings into B x B blocks; in stratum s the B blocks (g, (g + s) mod B)
-share no user and no item, so threads take whole blocks without locks.  Each block
-visits its ratings in a fixed order and draws its negatives from its own random
-stream (seeded by seed, epoch and block), so the factors are bit-identical for every
-thread count, run after run.  One loop body per loss; Numba specialises each for
-float32 or float64 parameters.
+share no user and no item, so threads take whole blocks without locks.  The user
+groups are further cut into chunks that go through all B strata back to back, so
+their factor rows stay in cache.  Each block visits its ratings in a fixed order and
+draws its negatives from its own random stream (seeded by seed, epoch and block), so
+the factors are bit-identical for every thread count, run after run.  One loop body
+per loss; Numba specialises each for float32 or float64 parameters.
 """
 import numba
 import numpy as np
@@ -35,8 +36,13 @@ def _prefetch(typingctx, matrix, row, col):
                  for value, kind in zip(args[1:], signature.args[1:])]
         pointer = cgutils.get_item_pointer(context, builder, array_type, array, index)
         i32 = ir.IntType(32)
+        if getattr(pointer.type, "is_opaque", False):  # LLVM 15+: one pointer type
+            name = "llvm.prefetch.p0"
+        else:  # older llvmlite: typed pointers, the intrinsic takes an i8*
+            pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+            name = "llvm.prefetch.p0i8"
         hint = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, hint, name)
         builder.call(fn, [pointer, i32(0), i32(3), i32(1)])  # read, keep in all caches, data
         return context.get_dummy_value()
     return types.void(matrix, row, col), codegen

@@ -422,11 +422,13 @@ class _Schedule:
     """The blocked SGD schedule of one training set: groups, visiting order, arrays.
 
     Users are cut into contiguous ranges with balanced rating counts (a block's user
-    rows are then one stretch of memory); items are dealt by popularity in snake order
-    (each group gets popular and rare items alike, so negatives drawn within a group
-    are representative).  Inside a block the ratings of two halves of its users
-    alternate, each half user by user: consecutive steps then touch different users,
-    so the CPU overlaps them instead of waiting on the previous step's stores.
+    rows are then one stretch of memory), and each range into chunks of about
+    ``CHUNK_BYTES`` of factor rows that meet every item group back to back; items are
+    dealt by popularity in snake order (each group gets popular and rare items alike,
+    so negatives drawn within a group are representative).  Inside a block the
+    ratings of two halves of its users alternate, each half user by user: consecutive
+    steps then touch different users, so the CPU overlaps them instead of waiting on
+    the previous step's stores.
     """
 
     def __init__(self, data, n_blocks, dtype, row_bytes=0):
