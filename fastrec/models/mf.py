@@ -557,21 +557,26 @@ INIT_CHUNKS = 8  # independent streams the initial factors are drawn from
 
 
 def _normal(rng, shape, mean, std, dtype, threads):
-    """Normal draws in float32 (twice as fast; float32 and float64 models then start
-    alike) from ``INIT_CHUNKS`` streams over row ranges, filled on ``threads`` threads:
-    the values do not depend on the thread count."""
+    """Normal draws from ``INIT_CHUNKS`` streams over row ranges, filled on ``threads``
+    threads (the values do not depend on the thread count).  Float32 Box-Muller on
+    NumPy's vectorised log/sin/cos, twice as fast as ``standard_normal``; float32 and
+    float64 models start from the same values."""
     from concurrent.futures import ThreadPoolExecutor
 
-    draws = np.empty(shape, dtype=np.float32)
-    out = draws if dtype == np.float32 else np.empty(shape, dtype=dtype)
+    out = np.empty(shape, dtype=dtype)
     streams = rng.spawn(INIT_CHUNKS)
     bounds = np.linspace(0, shape[0], INIT_CHUNKS + 1).astype(np.int64)
 
-    def fill(chunk):  # numpy releases the GIL while it fills
-        rows = slice(bounds[chunk], bounds[chunk + 1])
-        streams[chunk].standard_normal(out=draws[rows], dtype=np.float32)
-        np.multiply(draws[rows], dtype.type(std), out=out[rows], dtype=dtype)
-        out[rows] += dtype.type(mean)
+    def fill(chunk):  # NumPy releases the GIL in these loops
+        rows = out[bounds[chunk]:bounds[chunk + 1]].reshape(-1)
+        half = (rows.size + 1) // 2
+        uniform = streams[chunk].random((2, half), dtype=np.float32)
+        radius = np.sqrt(np.float32(-2.0) * np.log1p(-uniform[0]))  # 1 - u lies in (0, 1]
+        angle = np.float32(2 * np.pi) * uniform[1]
+        rows[:half] = radius * np.cos(angle)
+        rows[half:] = (radius * np.sin(angle))[:rows.size - half]
+        rows *= dtype.type(std)
+        rows += dtype.type(mean)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(fill, range(INIT_CHUNKS)))
