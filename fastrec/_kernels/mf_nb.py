@@ -207,10 +207,86 @@ def _pairwise(i, j, bi, p, qi, qj, lr, decay, lr_b, reg_b, biased):
     return _softplus(-x)
 
 
+@numba.njit(inline="always", fastmath=True)
+def _adagrad_row(row, grad_scale, direction_a, direction_b, coef_b, reg, acc, index, lr, eps):
+    """row += lr / sqrt(acc + eps) * g with g = grad_scale * (a + coef_b b) - reg row,
+    acc[index] += mean(g^2) first (row-wise Adagrad); ``direction_b`` may be ``direction_a``."""
+    total = 0.0
+    for f in range(row.shape[0]):
+        g = grad_scale * (direction_a[f] + coef_b * direction_b[f]) - reg * row[f]
+        total += g * g
+    acc[index] += total / row.shape[0]
+    scale = row.dtype.type(lr / np.sqrt(acc[index] + eps))
+    for f in range(row.shape[0]):
+        row[f] += scale * (grad_scale * (direction_a[f] + coef_b * direction_b[f]) - reg * row[f])
+
+
+@numba.njit(inline="always")
+def _adagrad_bias(bias, index, grad, acc, lr, eps):
+    acc[index] += grad * grad
+    bias[index] += bias.dtype.type(lr / np.sqrt(acc[index] + eps) * grad)
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
+def _adagrad_block(loss, start, stop, users, items, ratings, g_start, g_size, group_items,
+                   indptr, indices, n_neg, state, mu, bu, bi, pu, qi, lr, reg, lr_b, reg_b,
+                   biased, acc_u, acc_i, acc_bu, acc_bi, eps):
+    """The block's steps with row-wise Adagrad: each user and item row (and bias) keeps
+    the running sum of its squared gradients and steps by lr / sqrt(sum + eps)."""
+    total = 0.0
+    count = 0
+    zero = pu.dtype.type(0)
+    old_p = np.empty(pu.shape[1], dtype=pu.dtype)  # the user row before a step
+    for e in range(start, stop):
+        u = users[e]
+        i = items[e]
+        p = pu[u]
+        n_terms = 1 if loss == MSE else (n_neg + 1 if loss == LOGISTIC else n_neg)
+        for t in range(n_terms):  # mse: the rating; logistic: the positive, then negatives
+            if loss == MSE or (loss == LOGISTIC and t == 0):
+                j = i
+            else:
+                state, j = _draw(state, g_start, g_size, group_items)
+                if _is_positive(indptr, indices, u, j):
+                    continue
+            q = qi[j]
+            if loss == BPR:
+                qi_row = qi[i]
+                x = (bi[i] - bi[j]) if biased else zero
+                for f in range(p.shape[0]):
+                    x += p[f] * (qi_row[f] - q[f])
+                g = pu.dtype.type(1.0 / (1.0 + np.exp(x)))
+                total += _softplus(-x)
+                old_p[:] = p
+                _adagrad_row(p, g, qi_row, q, -1.0, reg, acc_u, u, lr, eps)
+                _adagrad_row(qi_row, g, old_p, old_p, 0.0, reg, acc_i, i, lr, eps)
+                _adagrad_row(q, -g, old_p, old_p, 0.0, reg, acc_i, j, lr, eps)
+                if biased:
+                    _adagrad_bias(bi, i, g - reg_b * bi[i], acc_bi, lr_b, eps)
+                    _adagrad_bias(bi, j, -g - reg_b * bi[j], acc_bi, lr_b, eps)
+            else:
+                x = _dot(p, q, (mu + bu[u] + bi[j]) if biased else mu)
+                if loss == MSE:
+                    err = ratings[e] - x
+                    total += err * err
+                else:
+                    target = 1.0 if t == 0 else 0.0
+                    err = pu.dtype.type(target - 1.0 / (1.0 + np.exp(-x)))
+                    total += _softplus(-x) if t == 0 else _softplus(x)
+                if biased:
+                    _adagrad_bias(bu, u, err - reg_b * bu[u], acc_bu, lr_b, eps)
+                    _adagrad_bias(bi, j, err - reg_b * bi[j], acc_bi, lr_b, eps)
+                old_p[:] = p
+                _adagrad_row(p, err, q, q, 0.0, reg, acc_u, u, lr, eps)
+                _adagrad_row(q, err, old_p, old_p, 0.0, reg, acc_i, j, lr, eps)
+            count += 1
+    return total, count
+
+
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, group_ptr,
               indptr, indices, n_neg, seed, epoch, mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
-              biased, block_loss, block_count):
+              biased, block_loss, block_count, use_adagrad, acc_u, acc_i, acc_bu, acc_bi, eps):
     """One epoch of SGD over the blocked schedule, updating the parameters in place.
 
     Contract: entries sorted by block, ``block_ptr`` of length C*B*B + 1 where block
@@ -222,6 +298,8 @@ def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, gro
     1 - lr * reg.  ``block_loss`` / ``block_count`` receive each block's summed loss
     and its number of terms.  Chunk by chunk, the B strata run one after the other,
     so a chunk's user rows are still in cache when its next stratum comes.
+    ``use_adagrad``: row-wise Adagrad with the running sums ``acc_*`` (users, items,
+    user and item biases) and ``eps``; ``decay`` is then taken as ``reg``.
     """
     n_chunks = (block_ptr.shape[0] - 1) // (n_blocks * n_blocks)
     for c in range(n_chunks):
@@ -229,7 +307,13 @@ def sgd_epoch(loss, block_ptr, n_blocks, users, items, ratings, group_items, gro
             for g in numba.prange(n_blocks):
                 h = (g + s) % n_blocks
                 b = (c * n_blocks + g) * n_blocks + h
-                if loss == MSE:
+                if use_adagrad:
+                    total, count = _adagrad_block(
+                        loss, block_ptr[b], block_ptr[b + 1], users, items, ratings, group_ptr[h],
+                        group_ptr[h + 1] - group_ptr[h], group_items, indptr, indices, n_neg,
+                        _block_state(seed, epoch, b), mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
+                        biased, acc_u, acc_i, acc_bu, acc_bi, eps)
+                elif loss == MSE:
                     total, count = _mse_block(block_ptr[b], block_ptr[b + 1], users, items,
                                               ratings, mu, bu, bi, pu, qi, lr, decay, lr_b, reg_b,
                                               biased)

@@ -17,7 +17,8 @@ from fastrec.data import as_interactions
 from fastrec.models.base import Explanation, Recommender, _raw_ids
 
 LOSSES = ("mse", "logistic", "bpr")
-OPTIMIZERS = ("sgd", "gd")
+OPTIMIZERS = ("sgd", "adagrad", "gd")
+ADAGRAD_EPS = 1e-8
 FOLD_IN_EPOCHS = 30  # SGD passes over a new user's history for the implicit losses
 
 
@@ -33,6 +34,9 @@ class MatrixFactorization(Recommender):
       positive (y = 1) and ``neg_samples`` sampled negatives (y = 0); no :math:`\\mu`.
     - ``loss="bpr"``: Bayesian personalised ranking on (u, i, j) with ``neg_samples``
       negatives j per positive; :math:`b_u` cancels and is not learned.
+    - ``optimizer="adagrad"``: the same steps scaled per row by Adagrad, lr /
+      sqrt(running sum of the row's mean squared gradient + eps) (user and item rows,
+      biases alike); it suits larger ``lr`` (e.g. 0.05-0.1) and sparse rows.
     - ``optimizer="gd"``: full-batch gradient descent on the summed squared error (mse
       only); ``lr`` then scales summed gradients.
 
@@ -51,7 +55,7 @@ class MatrixFactorization(Recommender):
         Step size and regularisation of the factors (Surprise's ``lr_all``, ``reg_all``).
     biased : bool
     loss : {"mse", "logistic", "bpr"}
-    optimizer : {"sgd", "gd"}
+    optimizer : {"sgd", "adagrad", "gd"}
     init_mean, init_std : float
         Factors start from normal draws.
     lr_bias, reg_bias : float, optional
@@ -82,7 +86,7 @@ class MatrixFactorization(Recommender):
     """
 
     _learned = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_mean_",
-                "loss_history_", "epochs_done_", "seed_")
+                "loss_history_", "epochs_done_", "seed_", "adagrad_sums_")
     _unsaved_params = ("validation", "callback")  # data and code: saved as None
 
     def __init__(self, n_factors=100, n_epochs=20, lr=0.005, reg=0.02, *, biased=True,
@@ -187,6 +191,9 @@ class MatrixFactorization(Recommender):
         self.seed_ = np.array(rng.integers(0, 2**63 - 1), dtype=np.int64)
         self.epochs_done_ = np.array(0)
         self.loss_history_ = np.zeros((0, 2))
+        # Adagrad's running sums of squared gradients: users, items, user and item biases
+        sizes = (data.n_users, data.n_items) * 2 if self.optimizer == "adagrad" else ()
+        self.adagrad_sums_ = np.zeros(sum(sizes), dtype=dtype)
 
     def _train(self, data, n_epochs):
         dtype = np.dtype(self.dtype)
@@ -210,7 +217,7 @@ class MatrixFactorization(Recommender):
             else:
                 with numba_threads(threads):
                     train_loss = plan.run(self.loss, self.neg_samples, int(self.seed_), epoch,
-                                          scalars, params, self.biased)
+                                          scalars, params, self.biased, self._adagrad_sums())
             # every step adds its loss, so a non-finite parameter shows in the epoch's loss
             if not np.isfinite(train_loss) or (plan is None and not all(np.isfinite(p).all() for p in params)):
                 raise ValueError(f"training diverged at epoch {epoch + 1}: non-finite factors; "
@@ -237,6 +244,14 @@ class MatrixFactorization(Recommender):
             for target, saved in zip(params, best, strict=True):
                 target[...] = saved
         self.loss_history_ = np.concatenate(history)
+
+    def _adagrad_sums(self):
+        """Views of ``adagrad_sums_`` per parameter group, or None for plain SGD."""
+        if self.optimizer != "adagrad":
+            return None
+        n_users, n_items = self.user_factors_.shape[0], self.item_factors_.shape[0]
+        cuts = np.cumsum([n_users, n_items, n_users])
+        return np.split(self.adagrad_sums_, cuts)
 
     @property
     def history_(self):
@@ -458,17 +473,23 @@ class _Schedule:
         self.indptr = data.csr.indptr.astype(np.int64)
         self.indices = data.csr.indices
 
-    def run(self, loss, neg_samples, seed, epoch, scalars, params, biased):
-        """One epoch; returns the mean loss of its steps (before each step)."""
+    def run(self, loss, neg_samples, seed, epoch, scalars, params, biased, adagrad=None):
+        """One epoch; returns the mean loss of its steps (before each step).
+
+        ``adagrad``: None for plain SGD, else the running sums of squared gradients
+        (users, items, user biases, item biases), updated in place.
+        """
         from fastrec._kernels.mf_nb import LOSSES as CODES, sgd_epoch
 
         block_loss = np.zeros(self.block_ptr.size - 1)
         block_count = np.zeros(self.block_ptr.size - 1, dtype=np.int64)
         mu, lr, reg, lr_bias, reg_bias = scalars
-        decay = lr.dtype.type(1) - lr * reg
+        decay = lr.dtype.type(1) - lr * reg if adagrad is None else reg
+        sums = adagrad if adagrad is not None else [np.zeros(0, dtype=lr.dtype)] * 4
         sgd_epoch(CODES[loss], self.block_ptr, self.n_blocks, self.users, self.items, self.ratings,
                   self.group_items, self.group_ptr, self.indptr, self.indices, neg_samples, seed,
-                  epoch, mu, *params, lr, decay, lr_bias, reg_bias, biased, block_loss, block_count)
+                  epoch, mu, *params, lr, decay, lr_bias, reg_bias, biased, block_loss, block_count,
+                  adagrad is not None, *sums, ADAGRAD_EPS)
         total = block_loss.sum()
         return float(np.sqrt(total / max(block_count.sum(), 1)) if loss == "mse"
                      else total / max(block_count.sum(), 1))

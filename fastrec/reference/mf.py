@@ -76,3 +76,45 @@ def gd_epoch(users, items, ratings, mu, bu, bi, pu, qi, lr, reg, lr_bias, reg_bi
         bi += lr_bias * (np.bincount(items, weights=err, minlength=n_items) - reg_bias * count_i[:, 0] * bi)
     pu += lr * grad_p
     qi += lr * grad_q
+
+
+def adagrad_epoch(loss, users, items, ratings, negatives, mu, bu, bi, pu, qi, lr, reg, lr_bias,
+                  reg_bias, biased, sums, eps):
+    """``sgd_epoch`` with row-wise Adagrad: every row (and bias) g-step is scaled by
+    lr / sqrt(sum + eps) after adding the step's mean squared gradient (the bias's
+    squared gradient) to its running sum; ``sums`` = (users, items, user bias, item bias).
+    """
+    acc_u, acc_i, acc_bu, acc_bi = sums
+
+    def row_step(rows, index, grad, acc):
+        acc[index] += np.mean(grad ** 2)
+        rows[index] += lr / np.sqrt(acc[index] + eps) * grad
+
+    def bias_step(bias, index, grad, acc):
+        acc[index] += grad ** 2
+        bias[index] += lr_bias / np.sqrt(acc[index] + eps) * grad
+
+    for e in range(users.size):
+        u, i = users[e], items[e]
+        if loss == "bpr":
+            for j in negatives[e]:
+                x = pu[u] @ (qi[i] - qi[j]) + ((bi[i] - bi[j]) if biased else 0.0)
+                g = 1.0 / (1.0 + np.exp(x))
+                p, a, b = pu[u].copy(), qi[i].copy(), qi[j].copy()
+                row_step(pu, u, g * (a - b) - reg * p, acc_u)
+                row_step(qi, i, g * p - reg * a, acc_i)
+                row_step(qi, j, -g * p - reg * b, acc_i)
+                if biased:
+                    bias_step(bi, i, g - reg_bias * bi[i], acc_bi)
+                    bias_step(bi, j, -g - reg_bias * bi[j], acc_bi)
+            continue
+        terms = [(i, ratings[e])] if loss == "mse" else [(i, 1.0)] + [(j, 0.0) for j in negatives[e]]
+        for j, target in terms:
+            x = mu + pu[u] @ qi[j] + ((bu[u] + bi[j]) if biased else 0.0)
+            err = target - (x if loss == "mse" else 1.0 / (1.0 + np.exp(-x)))
+            if biased:
+                bias_step(bu, u, err - reg_bias * bu[u], acc_bu)
+                bias_step(bi, j, err - reg_bias * bi[j], acc_bi)
+            p, q = pu[u].copy(), qi[j].copy()
+            row_step(pu, u, err * q - reg * p, acc_u)
+            row_step(qi, j, err * p - reg * q, acc_i)

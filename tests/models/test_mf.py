@@ -25,7 +25,7 @@ def test_sgd_epoch_matches_reference(loss, n_blocks, num_threads, seed):
     start = [a.copy() for a in (model.user_bias_, model.item_bias_, model.user_factors_,
                                 model.item_factors_)]
     model.partial_fit(data, 1)
-    schedule = _Schedule(data, n_blocks, np.float64)
+    schedule = _Schedule(data, n_blocks, np.float64, 5 * 8)
     order, negatives = schedule.plan(2, int(model.seed_), 0)
     bu, bi, pu, qi = start
     reference.sgd_epoch(loss, schedule.users[order], schedule.items[order], schedule.ratings[order],
@@ -34,6 +34,42 @@ def test_sgd_epoch_matches_reference(loss, n_blocks, num_threads, seed):
     for got, expected in zip((model.user_bias_, model.item_bias_, model.user_factors_,
                               model.item_factors_), (bu, bi, pu, qi), strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_blocks", [1, 3])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_adagrad_epoch_matches_reference(loss, n_blocks, seed):
+    data = _data_for(loss, seed, empty_users=2, empty_items=2)
+    kwargs = dict(n_factors=5, lr=0.05, loss=loss, optimizer="adagrad", n_blocks=n_blocks,
+                  neg_samples=2, dtype=np.float64, random_state=seed)
+    model = MatrixFactorization(n_epochs=1, **kwargs).fit(data)
+    model.partial_fit(data, 1)  # the second epoch starts from non-zero sums
+    start = MatrixFactorization(n_epochs=1, **kwargs).fit(data)
+    params = [a.copy() for a in (start.user_bias_, start.item_bias_, start.user_factors_,
+                                 start.item_factors_)]
+    sums = [a.copy() for a in start._adagrad_sums()]
+    schedule = _Schedule(data, n_blocks, np.float64, 5 * 8)
+    order, negatives = schedule.plan(2, int(start.seed_), 1)
+    reference.adagrad_epoch(loss, schedule.users[order], schedule.items[order],
+                            schedule.ratings[order], [row[row >= 0] for row in negatives],
+                            start.global_mean_, *params, 0.05, 0.02, 0.05, 0.02, True, sums, 1e-8)
+    for got, expected in zip((model.user_bias_, model.item_bias_, model.user_factors_,
+                              model.item_factors_, *model._adagrad_sums()), (*params, *sums),
+                             strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_adagrad_learns_and_saves_its_sums(tmp_path):
+    data = fastrec.datasets.synthetic(300, 100, 6000, seed=0)
+    model = MatrixFactorization(n_factors=8, n_epochs=10, lr=0.05, optimizer="adagrad",
+                                random_state=0).fit(data)
+    assert model.history_["train"][-1] < model.history_["train"][0]
+    model.save(tmp_path / "m.npz")
+    loaded = fastrec.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.adagrad_sums_, model.adagrad_sums_)
+    model.partial_fit(data, 1)
+    loaded.partial_fit(data, 1)
+    np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
 
 
 @pytest.mark.parametrize("loss", LOSSES)
