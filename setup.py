@@ -23,6 +23,7 @@ KERNELS = {
     "topk": "fastrec/_kernels/topk.pyx",
     "similarity": "fastrec/_kernels/similarity.pyx",
     "knn": "fastrec/_kernels/knn.pyx",
+    "metrics": "fastrec/_kernels/metrics.pyx",
 }
 
 OPENMP_PROBE = textwrap.dedent(

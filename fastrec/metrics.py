@@ -34,8 +34,10 @@ def mae(y_true, y_pred):
     return float(np.mean(np.abs(y_true - y_pred)))
 
 
-def ranking_metrics(top_items, users, test, ks=(10,)):
-    """Precision, recall, NDCG and hit rate at every cut-off in ``ks``.
+def ranking_metrics(top_items, users, test, ks=(10,), *, num_threads=None, backend="auto"):
+    """Precision, recall, NDCG, MAP, MRR and hit rate at every cut-off in ``ks``.
+
+    One compiled pass over each list computes every metric at every cut-off.
 
     Parameters
     ----------
@@ -46,38 +48,57 @@ def ranking_metrics(top_items, users, test, ks=(10,)):
     test : Interactions
         Held-out interactions sharing the id maps of the training data.
     ks : iterable of int
+    num_threads : int, optional
+    backend : {"auto", "compiled", "numpy"}
+        "numpy" runs the vectorised reference.
 
     Returns
     -------
     dict
-        ``{"precision@10": ..., "recall@10": ..., "ndcg@10": ..., "hit_rate@10": ...,
-        "n_users": evaluated users, "n_skipped_users": rows without test items}``.
+        ``{"precision@10": ..., "recall@10": ..., "ndcg@10": ..., "map@10": ...,
+        "mrr@10": ..., "hit_rate@10": ..., "n_users": evaluated users,
+        "n_skipped_users": rows without test items}``; NaN when no user has test items.
+        With R relevant items and hits h_j at ranks j <= k: precision = sum h / k,
+        recall = sum h / R, ndcg = DCG / ideal DCG of min(R, k) hits,
+        map = sum_j h_j precision@j / min(R, k), mrr = 1 / rank of the first hit.
     """
+    from fastrec._checks import check_choice
+    from fastrec._threads import effective_num_threads
+
+    check_choice(backend, "backend", ("auto", "compiled", "numpy"))
     top_items = np.asarray(top_items)
     users = np.asarray(users)
-    ks = sorted({int(k) for k in ks})
-    if top_items.ndim != 2 or top_items.shape[0] != users.size:
+    if top_items.ndim != 2 or users.ndim != 1 or top_items.shape[0] != users.size:
         raise ValueError("top_items must be (len(users), n)")
-    if ks[0] < 1 or ks[-1] > top_items.shape[1]:
+    if top_items.dtype.kind not in "iu" or users.dtype.kind not in "iu":
+        raise TypeError("top_items and users must hold integer indices")
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1 or ks[-1] > top_items.shape[1]:
         raise ValueError(f"cut-offs must lie in [1, {top_items.shape[1]}], got {ks}")
-    n_relevant = test.user_counts[users].astype(np.float64)
-    evaluated = n_relevant > 0
-    top_items, users, n_relevant = top_items[evaluated], users[evaluated], n_relevant[evaluated]
-    # a hit is a (user, item) key present in the test CSR, whose keys are sorted
-    test_keys = test.entry_users.astype(np.int64) * test.n_items + test.csr.indices
-    keys = users[:, None].astype(np.int64) * test.n_items + top_items
-    pos = np.minimum(np.searchsorted(test_keys, keys), max(test_keys.size - 1, 0))
-    hits = (top_items >= 0) & (test_keys[pos] == keys) if test_keys.size else np.zeros(keys.shape, bool)
-    discounts = 1.0 / np.log2(np.arange(2, top_items.shape[1] + 2))
+    if users.size and (users.min() < 0 or users.max() >= test.n_users):
+        raise ValueError(f"users must be indices in [0, {test.n_users})")
+    if top_items.size and top_items.max() >= test.n_items:
+        raise ValueError(f"top_items must be item indices below {test.n_items} (or -1)")
+    evaluated = test.user_counts[users] > 0
+    rows = np.flatnonzero(evaluated)
+    kept_users = np.ascontiguousarray(users[rows], dtype=np.int64)
+    csr = test.csr
+    if backend == "numpy":
+        from fastrec.reference.metrics import ranking_rows
+
+        values = ranking_rows(top_items, rows, kept_users, csr.indptr, csr.indices, test.n_items, ks)
+    else:
+        from fastrec._kernels.metrics import ranking_rows
+
+        values = np.empty((6, len(ks), rows.size))
+        ranking_rows(np.ascontiguousarray(top_items, dtype=np.int64), rows, kept_users, csr.indptr,
+                     csr.indices, test.n_items, np.array(ks, dtype=np.int64), values,
+                     effective_num_threads(num_threads))
+    means = values.sum(axis=2) / rows.size if rows.size else np.full((6, len(ks)), np.nan)
     result = {}
-    for k in ks:
-        hits_k = hits[:, :k]
-        n_hits = hits_k.sum(axis=1)
-        ideal = np.cumsum(discounts[:k])[np.minimum(n_relevant, k).astype(np.int64) - 1]
-        result[f"precision@{k}"] = float(np.mean(n_hits / k)) if n_hits.size else float("nan")
-        result[f"recall@{k}"] = float(np.mean(n_hits / n_relevant)) if n_hits.size else float("nan")
-        result[f"ndcg@{k}"] = float(np.mean((hits_k @ discounts[:k]) / ideal)) if n_hits.size else float("nan")
-        result[f"hit_rate@{k}"] = float(np.mean(n_hits > 0)) if n_hits.size else float("nan")
+    for c, k in enumerate(ks):
+        for m, name in enumerate(("precision", "recall", "ndcg", "map", "mrr", "hit_rate")):
+            result[f"{name}@{k}"] = float(means[m, c])
     result["n_users"] = int(evaluated.sum())
     result["n_skipped_users"] = int((~evaluated).sum())
     return result
