@@ -1,4 +1,5 @@
-"""The ``fastrec`` command: evaluate models on a dataset, print the configuration.
+"""The ``fastrec`` command: evaluate models, recommend for a user, find similar items,
+print the configuration.
 
 A bad path, id or option gives one line on stderr and exit status 2 (set
 ``FASTREC_DEBUG=1`` to see the traceback instead).
@@ -54,28 +55,47 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="fit models on a dataset and print accuracy and timings")
-    ev.add_argument("--data", help="MovieLens folder or ratings file, or a CSV file "
-                    "(default: the built-in synthetic dataset)")
-    ev.add_argument("--size", choices=sorted(SIZES), default="small",
-                    help="size of the synthetic dataset (default: small)")
+    _add_data_arguments(ev)
     ev.add_argument("--models", default=",".join(MODELS),
                     help=f"comma-separated, from: {', '.join(MODELS)} (default: all)")
     ev.add_argument("--split", choices=["random", "leave-one-out", "temporal"], default="random")
     ev.add_argument("--test-size", type=float, default=0.2, help="test fraction (random, temporal)")
     ev.add_argument("-k", type=int, default=10, help="cut-off of the ranking metrics (default 10)")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    ev.add_argument("--csv-user", default="user", help="user column of a CSV file")
-    ev.add_argument("--csv-item", default="item", help="item column of a CSV file")
-    ev.add_argument("--csv-rating", default=None, help="rating column of a CSV file")
-    ev.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(run=run_evaluate)
+
+    rec = sub.add_parser("recommend", help="fit a model on a dataset and show one user's top-N")
+    _add_data_arguments(rec)
+    rec.add_argument("--user", required=True, help="raw user id")
+    rec.add_argument("-n", type=int, default=10, help="how many items (default 10)")
+    rec.add_argument("--model", default="item-knn", help=f"one of: {', '.join(MODELS)} (default item-knn)")
+    rec.add_argument("--explain", action="store_true", help="show why under each item")
+    rec.set_defaults(run=run_recommend)
+
+    sim = sub.add_parser("similar", help="fit a model on a dataset and show an item's neighbours")
+    _add_data_arguments(sim)
+    sim.add_argument("--item", required=True, help="raw item id")
+    sim.add_argument("-n", type=int, default=10, help="how many items (default 10)")
+    sim.add_argument("--model", default="item-knn", help="item-knn or mf (default item-knn)")
+    sim.set_defaults(run=run_similar)
 
     info = sub.add_parser("info", help="versions, OpenMP, threads and BLAS")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=run_info)
     return parser
+
+
+def _add_data_arguments(parser):
+    parser.add_argument("--data", help="MovieLens folder or ratings file, or a CSV file "
+                        "(default: the built-in synthetic dataset)")
+    parser.add_argument("--size", choices=sorted(SIZES), default="small",
+                        help="size of the synthetic dataset (default: small)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    parser.add_argument("--csv-user", default="user", help="user column of a CSV file")
+    parser.add_argument("--csv-item", default="item", help="item column of a CSV file")
+    parser.add_argument("--csv-rating", default=None, help="rating column of a CSV file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def load_data(args):
@@ -142,6 +162,95 @@ def run_evaluate(args):
         print(json.dumps(report, indent=2, default=_json_value))
     else:
         print(format_table(report))
+    return 0
+
+
+def _fitted(name, data, threads):
+    """The named model, fitted on all of ``data``."""
+    if name not in MODELS:
+        raise UsageError(f"--model: unknown model {name!r}; choose from {', '.join(MODELS)}")
+    model = MODELS[name][0]()
+    if data.is_implicit and model.requires_ratings:
+        raise UsageError(f"--model {name} needs explicit ratings; this data is implicit")
+    if "num_threads" in model.get_params():
+        model.num_threads = threads
+    return model.fit(data)
+
+
+def _raw_id(text, ids, option):
+    """The raw id a command-line string names, checked against the dataset's ids."""
+    import numpy as np
+
+    value = text
+    if ids.dtype.kind in "iu":
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"{option}: ids of this dataset are integers, got {text!r}") from None
+    if not np.isin(np.array([value], dtype=ids.dtype if ids.dtype.kind in "iuUS" else object), ids)[0]:
+        raise UsageError(f"{option}: unknown id {text!r}")
+    return value
+
+
+def _line(rank, item, title, score):
+    return f"{rank:>3}. {item}" + (f"  {title}" if title else "") + f"  ({score:.3f})"
+
+
+def _title(data, item):
+    import numpy as np
+
+    if data.item_titles is None:
+        return ""
+    return str(data.item_titles[data.item_index(np.array([item]))[0]])
+
+
+def run_recommend(args):
+    if args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    _, data = load_data(args)
+    user = _raw_id(args.user, data.user_ids, "--user")
+    model = _fitted(args.model, data, args.threads)
+    items, scores = model.recommend([user], n=args.n)
+    rows = []
+    for item, score in zip(items[0].tolist(), scores[0].tolist(), strict=True):
+        if not math.isfinite(score):
+            continue
+        row = {"item": item, "title": _title(data, item), "score": score}
+        if args.explain and hasattr(model, "explain"):
+            why = model.explain(user, item, n=3)
+            row["because"] = [{"item": nb.item() if hasattr(nb, "item") else nb, "title": _title(data, nb),
+                               "rating": float(r), "contribution": float(c)}
+                              for nb, r, c in zip(why.neighbors, why.rating, why.contribution, strict=True)]
+        rows.append(row)
+    if args.json:
+        print(json.dumps({"user": user, "model": args.model, "items": rows}, indent=2, default=_json_value))
+        return 0
+    print(f"top {len(rows)} for user {user} ({args.model}):")
+    for rank, row in enumerate(rows, 1):
+        print(_line(rank, row["item"], row["title"], row["score"]))
+        for part in row.get("because", []):
+            print(f"       because of {part['item']} {part['title']} (rated {part['rating']:g}): "
+                  f"{part['contribution']:+.3f}")
+    return 0
+
+
+def run_similar(args):
+    if args.n < 1:
+        raise UsageError(f"-n must be >= 1, got {args.n}")
+    _, data = load_data(args)
+    item = _raw_id(args.item, data.item_ids, "--item")
+    model = _fitted(args.model, data, args.threads)
+    if not hasattr(model, "similar_items"):
+        raise UsageError(f"--model {args.model} has no item similarity; use item-knn or mf")
+    items, scores = model.similar_items([item], n=args.n)
+    rows = [{"item": i, "title": _title(data, i), "similarity": s}
+            for i, s in zip(items[0].tolist(), scores[0].tolist(), strict=True) if math.isfinite(s)]
+    if args.json:
+        print(json.dumps({"item": item, "model": args.model, "similar": rows}, indent=2, default=_json_value))
+        return 0
+    print(f"items most similar to {item} {_title(data, item)} ({args.model}):")
+    for rank, row in enumerate(rows, 1):
+        print(_line(rank, row["item"], row["title"], row["similarity"]))
     return 0
 
 

@@ -52,3 +52,43 @@ def test_errors_are_one_line_with_exit_2(args, message):
     out = run(*args)
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_recommend_and_explain_synthetic_json():
+    out = run("recommend", "--user", "3", "-n", "4", "--explain", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["user"] == 3 and report["model"] == "item-knn"
+    assert 0 < len(report["items"]) <= 4
+    scores = [row["score"] for row in report["items"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(len(row["because"]) <= 3 for row in report["items"])
+    assert any(row["because"] for row in report["items"])
+
+
+def test_similar_synthetic_json():
+    out = run("similar", "--item", "7", "-n", "5", "--model", "mf", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["item"] == 7 and len(report["similar"]) == 5
+    assert 7 not in [row["item"] for row in report["similar"]]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("recommend", "--user", "999999"), "--user: unknown id '999999'"),
+    (("recommend", "--user", "abc"), "ids of this dataset are integers"),
+    (("recommend", "--user", "1", "--model", "svdpp"), "--model: unknown model 'svdpp'"),
+    (("recommend", "--user", "1", "-n", "0"), "-n must be >= 1"),
+    (("similar", "--item", "1", "--model", "baseline"), "has no item similarity"),
+])
+def test_recommend_and_similar_usage_errors(args, message):
+    out = run(*args)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_recommend_shows_titles_on_movielens(ml100k_path):
+    out = run("recommend", "--data", str(ml100k_path), "--user", "196", "-n", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("top 3 for user 196") and "(19" in out.stdout  # titles carry years
+    out = run("similar", "--data", str(ml100k_path), "--item", "50", "-n", "3")
+    assert "Star Wars" in out.stdout and "Empire Strikes Back" in out.stdout
