@@ -34,6 +34,18 @@ def mae(y_true, y_pred):
     return float(np.mean(np.abs(y_true - y_pred)))
 
 
+def log_loss(y_true, y_prob, eps=1e-15):
+    """Mean binary cross-entropy of probabilities ``y_prob`` for 0/1 labels ``y_true``
+    (probabilities clipped to [eps, 1 - eps])."""
+    y_true, y_prob = _pair(y_true, y_prob)
+    if not np.isin(y_true, (0.0, 1.0)).all():
+        raise ValueError("y_true must hold 0/1 labels")
+    if ((y_prob < 0) | (y_prob > 1) | np.isnan(y_prob)).any():
+        raise ValueError("y_prob must hold probabilities in [0, 1]")
+    p = np.clip(y_prob, eps, 1 - eps)
+    return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log1p(-p)))
+
+
 def ranking_metrics(top_items, users, test, ks=(10,), *, num_threads=None, backend="auto"):
     """Precision, recall, NDCG, MAP, MRR and hit rate at every cut-off in ``ks``.
 

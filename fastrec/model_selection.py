@@ -27,7 +27,8 @@ import numpy as np
 from fastrec._checks import check_choice, check_positive_int, check_random_state
 from fastrec.data import Interactions, as_interactions
 
-__all__ = ["TrainTestSplit", "train_test_split", "leave_k_out", "temporal_split", "KFold"]
+__all__ = ["TrainTestSplit", "train_test_split", "leave_k_out", "temporal_split", "KFold",
+           "cross_validate"]
 
 LEAVE_K_OUT_ORDERS = ("time", "random")
 
@@ -347,6 +348,61 @@ class KFold:
     def __repr__(self):
         return (f"KFold(n_splits={self.n_splits}, shuffle={self.shuffle}, "
                 f"random_state={self.random_state!r})")
+
+
+def cross_validate(model, data, cv=5, *, k=(10,), random_state=None, num_threads=None):
+    """Evaluate a fresh copy of ``model`` on every fold: a :class:`CrossValidationResult`.
+
+    ``cv``: the number of folds (shuffled :class:`KFold` with ``random_state``) or any
+    splitter with a ``split(data)`` method.  Each fold fits ``type(model)(**params)``
+    on its training part and scores it with :func:`fastrec.evaluate` (``k`` cut-offs).
+    """
+    from fastrec.evaluation import evaluate
+
+    data = as_interactions(data)
+    splitter = KFold(cv, random_state=random_state) if isinstance(cv, numbers.Integral) else cv
+    if isinstance(splitter, (str, bytes)) or not callable(getattr(splitter, "split", None)):
+        raise TypeError(f"cv must be a number of folds or a splitter with split(data), got {cv!r}")
+    folds = []
+    for split in splitter.split(data):
+        fresh = type(model)(**model.get_params())
+        folds.append(evaluate(fresh, split.train, split.test, k=k, num_threads=num_threads,
+                              name=repr(model)).to_dict())
+    return CrossValidationResult(repr(model), folds)
+
+
+class CrossValidationResult:
+    """Per-fold metrics (``folds``) and their mean and standard deviation."""
+
+    def __init__(self, model_name, folds):
+        self.model_name = model_name
+        self.folds = folds
+
+    def _numeric_keys(self):
+        return [key for key, value in self.folds[0].items()
+                if isinstance(value, numbers.Real) and not isinstance(value, bool)]
+
+    def mean(self):
+        return {key: float(np.mean([fold[key] for fold in self.folds])) for key in self._numeric_keys()}
+
+    def std(self):
+        return {key: float(np.std([fold[key] for fold in self.folds])) for key in self._numeric_keys()}
+
+    def to_dict(self):
+        return {"model": self.model_name, "n_folds": len(self.folds), "mean": self.mean(),
+                "std": self.std(), "folds": self.folds}
+
+    def to_frame(self):
+        """One row per fold (pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.folds).rename_axis("fold")
+
+    def __getitem__(self, key):
+        return self.mean()[key]
+
+    def __repr__(self):
+        return f"<CrossValidationResult {self.model_name}: {len(self.folds)} folds>"
 
 
 # --------------------------------------------------------------------------- helpers

@@ -110,3 +110,12 @@ def test_ranking_rejects_bad_input():
         metrics.ranking_metrics(np.zeros((1, 3), int), np.array([0]), test, backend="gpu")
     empty = metrics.ranking_metrics(np.zeros((0, 3), int), np.zeros(0, int), test, ks=(2,))
     assert empty["n_users"] == 0 and np.isnan(empty["ndcg@2"])
+
+
+def test_log_loss_hand_computed_and_checks():
+    assert metrics.log_loss([1, 0], [0.8, 0.4]) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+    assert np.isfinite(metrics.log_loss([1, 0], [0.0, 1.0]))  # clipped, not infinite
+    with pytest.raises(ValueError, match="0/1 labels"):
+        metrics.log_loss([2, 0], [0.5, 0.5])
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.log_loss([1, 0], [1.5, 0.5])

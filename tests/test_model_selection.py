@@ -514,3 +514,23 @@ def test_temporal_split_properties(d, fraction):
     assert split.cutoff == cutoff
     assert split.test.timestamps.min() == cutoff > split.train.timestamps.max()
     assert split.test.nnz == np.sum(ts >= cutoff) >= n_test
+
+
+def test_cross_validate_fits_a_fresh_model_per_fold():
+    import fastrec
+    from fastrec.model_selection import KFold, cross_validate
+
+    data = fastrec.datasets.synthetic(200, 80, 4000, seed=1)
+    model = fastrec.Baseline()
+    result = cross_validate(model, data, cv=3, k=(5,), random_state=0)
+    assert not hasattr(model, "interactions_")  # the caller's model is left unfitted
+    assert len(result.folds) == 3 and result.to_dict()["n_folds"] == 3
+    rmses = [fold["rmse"] for fold in result.folds]
+    assert result["rmse"] == pytest.approx(np.mean(rmses)) and 0.5 < result["rmse"] < 1.5
+    assert result.std()["rmse"] == pytest.approx(np.std(rmses))
+    again = cross_validate(model, data, cv=KFold(3, random_state=0), k=(5,))
+    assert [f["rmse"] for f in again.folds] == rmses  # the same folds, the same numbers
+    pytest.importorskip("pandas")
+    assert len(result.to_frame()) == 3
+    with pytest.raises(TypeError, match="number of folds or a splitter"):
+        cross_validate(model, data, cv="five")
