@@ -76,6 +76,7 @@ def ranking_metrics(top_items, users, test, ks=(10,), *, num_threads=None, backe
     """
     from fastrec._checks import check_choice
     from fastrec._threads import effective_num_threads
+    from fastrec.reference.metrics import METRICS
 
     check_choice(backend, "backend", ("auto", "compiled", "numpy"))
     top_items = np.asarray(top_items)
@@ -102,14 +103,14 @@ def ranking_metrics(top_items, users, test, ks=(10,), *, num_threads=None, backe
     else:
         from fastrec._kernels.metrics import ranking_rows
 
-        values = np.empty((6, len(ks), rows.size))
+        values = np.empty((len(METRICS), len(ks), rows.size))
         ranking_rows(np.ascontiguousarray(top_items, dtype=np.int64), rows, kept_users, csr.indptr,
                      csr.indices, test.n_items, np.array(ks, dtype=np.int64), values,
                      effective_num_threads(num_threads))
-    means = values.sum(axis=2) / rows.size if rows.size else np.full((6, len(ks)), np.nan)
+    means = values.sum(axis=2) / rows.size if rows.size else np.full((len(METRICS), len(ks)), np.nan)
     result = {}
     for c, k in enumerate(ks):
-        for m, name in enumerate(("precision", "recall", "ndcg", "map", "mrr", "hit_rate")):
+        for m, name in enumerate(METRICS):
             result[f"{name}@{k}"] = float(means[m, c])
     result["n_users"] = int(evaluated.sum())
     result["n_skipped_users"] = int((~evaluated).sum())

@@ -39,6 +39,7 @@ from fastrec._threads import effective_num_threads
 from fastrec.data import Interactions, as_interactions
 
 BACKENDS = ("auto", "compiled", "numpy")
+BM25_K1, BM25_B = 1.2, 0.75  # implicit's defaults
 FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
 MIRROR_TOP_BYTES = 256 * 2**20  # top-k: per-thread candidate buffers allowed for scoring pairs once
 MIRROR_TOP_MIN_UPDATES = 1.0    # top-k: scores each pair once from this many updates per possible pair
@@ -70,7 +71,7 @@ CONTENT_METRICS = ("cosine", "jaccard", "tfidf", "bm25")
 
 def item_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
                     num_threads=None, dtype=np.float32, backend="auto", baseline=None,
-                    bm25_k1=1.2, bm25_b=0.75):
+                    bm25_k1=BM25_K1, bm25_b=BM25_B):
     """Top-k most similar items of every item.
 
     Parameters
@@ -109,15 +110,15 @@ def item_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=
 
 def user_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
                     num_threads=None, dtype=np.float32, backend="auto", baseline=None,
-                    bm25_k1=1.2, bm25_b=0.75):
+                    bm25_k1=BM25_K1, bm25_b=BM25_B):
     """Top-k most similar users of every user; parameters as :func:`item_similarity`."""
     return _similarity(data, "users", metric, k, shrinkage, min_support, num_threads, dtype,
                        backend, baseline, bm25_k1, bm25_b)
 
 
 def content_similarity(features, metric="cosine", k=50, *, shrinkage=None, min_support=1,
-                       num_threads=None, dtype=np.float32, backend="auto", bm25_k1=1.2,
-                       bm25_b=0.75):
+                       num_threads=None, dtype=np.float32, backend="auto", bm25_k1=BM25_K1,
+                       bm25_b=BM25_B):
     """Item-item similarity from side information (genres, tags) for cold-start items.
 
     ``features`` is an Interactions with ``item_features`` or a sparse
@@ -285,15 +286,20 @@ def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
     return values
 
 
+def prepared_user_matrix(data, metric, baseline=None, bm25_k1=BM25_K1, bm25_b=BM25_B):
+    """The training side of :func:`similarity_to_history`: users' prepared values (CSC)."""
+    values = _prepared_values(data, metric, "users", baseline, bm25_k1, bm25_b)
+    return sp.csr_array((values, data.csr.indices, data.csr.indptr), shape=data.shape).tocsc()
+
+
 def similarity_to_history(data, metric, codes, values, *, shrinkage=None, min_support=1,
-                          baseline=None, bm25_k1=1.2, bm25_b=0.75, prepared=None):
+                          baseline=None, bm25_k1=BM25_K1, bm25_b=BM25_B, prepared=None):
     """Scores of a user not in ``data`` (sorted item ``codes``, ``values``) against every user.
 
     The user-based twin of one row of :func:`user_similarity`, with the training
     data's statistics (item idf, mean length, baseline biases) held fixed; the new
     user's baseline bias is its ALS update against them.  ``prepared``: the training
-    side, ``_prepared_values(data, metric, "users", ...)`` as a CSC matrix, when the
-    caller keeps it across calls.  Returns ``(user_codes, scores)`` of the non-zero scores.
+    side, :func:`prepared_user_matrix`, when the caller keeps it across calls.  Returns ``(user_codes, scores)`` of the non-zero scores.
     """
     from fastrec.reference.similarity import score_pairs
 
@@ -301,8 +307,7 @@ def similarity_to_history(data, metric, codes, values, *, shrinkage=None, min_su
     shrinkage = spec.default_shrinkage if shrinkage is None else shrinkage
     min_support = max(min_support, spec.min_support_floor)
     if prepared is None:
-        prepared = sp.csr_array((_prepared_values(data, metric, "users", baseline, bm25_k1, bm25_b),
-                                 data.csr.indices, data.csr.indptr), shape=data.shape).tocsc()
+        prepared = prepared_user_matrix(data, metric, baseline, bm25_k1, bm25_b)
     x = _history_values(data, metric, codes, np.asarray(values, dtype=np.float64), baseline,
                         bm25_k1, bm25_b)
     columns = sp.csr_array(prepared[:, codes])

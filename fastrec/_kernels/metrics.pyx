@@ -8,7 +8,7 @@ from libc.stdlib cimport calloc, free
 
 from fastrec._kernels._heap cimport index_t
 
-cdef enum:  # metric columns, in METRICS order
+cdef enum:  # metric columns, in fastrec.reference.metrics.METRICS order
     PRECISION = 0
     RECALL = 1
     NDCG = 2
@@ -16,8 +16,6 @@ cdef enum:  # metric columns, in METRICS order
     RR = 4
     HIT = 5
     N_METRICS = 6
-
-METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
 
 
 def ranking_rows(const int64_t[:, ::1] top_items, const int64_t[::1] rows,

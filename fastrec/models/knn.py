@@ -127,6 +127,7 @@ class _Neighborhood(Recommender):
         by_y = data.csr if self._orientation == "items" else sp.csr_array(data.csc.T)
         self._yr_indptr = by_y.indptr.astype(np.int64)
         self._yr_indices = by_y.indices
+        self._yr_values = by_y.data  # the ratings themselves, for explain
         values = by_y.data.astype(np.float64)
         x2 = by_y.indices
         if self.center == "mean":
@@ -134,9 +135,8 @@ class _Neighborhood(Recommender):
         elif self.center == "zscore":
             values = (values - self.means_[x2]) / self.sigmas_[x2]
         elif self.center == "baseline":
-            x_bias, y_bias = self._biases()
             y = np.repeat(np.arange(by_y.shape[0]), np.diff(by_y.indptr))
-            values = values - (self.global_mean_ + x_bias[x2] + y_bias[y])
+            values = values - self._baseline_part(x2, y)
         self._yr_dev = np.ascontiguousarray(values)
         sim = self.similarity_
         self._sim_indptr = sim.indptr.astype(np.int64)
@@ -147,6 +147,13 @@ class _Neighborhood(Recommender):
         if self._orientation == "items":
             return self.item_bias_, self.user_bias_
         return self.user_bias_, self.item_bias_
+
+    def _baseline_part(self, x, y):
+        """mu + b_x + b_y (arrays broadcast) for center="baseline", else 0."""
+        if self.center != "baseline":
+            return 0.0
+        x_bias, y_bias = self._biases()
+        return self.global_mean_ + x_bias[x] + y_bias[y]
 
     # ------------------------------------------------------------ estimates
     def _neighbour_means(self, groups_x, starts, stops, outs, query_y, n_out, yr=None):
@@ -215,10 +222,8 @@ class _Neighborhood(Recommender):
         mean, n_used = self._neighbour_means(sorted_x[starts], starts, stops, starts, y[order], x.size)
         unsorted_mean, unsorted_count = np.empty_like(mean), np.empty_like(n_used)
         unsorted_mean[order], unsorted_count[order] = mean, n_used
-        x_bias, y_bias = self._biases() if self.center == "baseline" else (None, None)
-        base = (self.global_mean_ + x_bias[x] + y_bias[y]) if x_bias is not None else 0.0
         estimates[known] = self._estimates(unsorted_mean, unsorted_count, self.means_[x],
-                                           self.sigmas_[x], base)
+                                           self.sigmas_[x], self._baseline_part(x, y))
         count[known] = unsorted_count
         return self._clipped(estimates), count
 
@@ -343,9 +348,8 @@ class _Neighborhood(Recommender):
                                                     np.arange(b) * n_items, np.arange(n_items), n_items * b)
                 mean, count = mean.reshape(b, n_items), count.reshape(b, n_items)
                 x, y = users[:, None], np.arange(n_items)[None, :]
-            x_bias, y_bias = self._biases() if self.center == "baseline" else (None, None)
-            base = (self.global_mean_ + x_bias[x] + y_bias[y]) if x_bias is not None else 0.0
-            out[known] = self._estimates(mean, count, self.means_[x], self.sigmas_[x], base)
+            out[known] = self._estimates(mean, count, self.means_[x], self.sigmas_[x],
+                                         self._baseline_part(x, y))
         return out
 
     def _history_fallback(self):
@@ -387,8 +391,7 @@ class _Neighborhood(Recommender):
         start, stop = self._yr_indptr[y], self._yr_indptr[y + 1]
         neighbor = self._yr_indices[start:stop].astype(np.int64)
         dev = self._yr_dev[start:stop]
-        rating = (self.interactions_.csr if self._orientation == "items"
-                  else sp.csr_array(self.interactions_.csc.T))[[y]].toarray().ravel()[neighbor]
+        rating = self._yr_values[start:stop].astype(np.float64)
         row = self.similarity_[[x]].toarray().ravel().astype(np.float64)
         row[x] = SELF_SIMILARITY
         sim = row[neighbor]
@@ -398,14 +401,13 @@ class _Neighborhood(Recommender):
         if neighbor.size < max(self.min_k, 1):
             return neighbor[:0], sim[:0], rating[:0], sim[:0], 0.0
         share = sim * dev / sim.sum()
-        x_bias, y_bias = self._biases() if self.center == "baseline" else (None, None)
         if self.center == "none":
             return neighbor, sim, rating, share, 0.0
         if self.center == "zscore":
             return neighbor, sim, rating, share * self.sigmas_[x], float(self.means_[x])
         if self.center == "mean":
             return neighbor, sim, rating, share, float(self.means_[x])
-        return neighbor, sim, rating, share, float(self.global_mean_ + x_bias[x] + y_bias[y])
+        return neighbor, sim, rating, share, float(self._baseline_part(x, y))
 
     def _implicit_parts(self, x, y):
         """Item-based: the user's items i with s(i, target); user-based: neighbours v who have the item."""
@@ -534,24 +536,20 @@ class UserKNN(_Neighborhood):
     def _history_scores(self, codes, values):
         """Scores of every item for one new user: its similarity to every training user
         (``fastrec.similarity.similarity_to_history``), then the trained estimates."""
-        from fastrec.similarity import _prepared_values, similarity_to_history
+        from fastrec.similarity import prepared_user_matrix, similarity_to_history
 
         data = self.interactions_
         metric = self._resolved_metric(self._implicit)
         baseline = self._baseline_for_history() if metric == "pearson_baseline" else None
         if getattr(self, "_prepared_users", None) is None:
-            self._prepared_users = sp.csr_array(
-                (_prepared_values(data, metric, "users", baseline, 1.2, 0.75), data.csr.indices,
-                 data.csr.indptr), shape=data.shape).tocsc()
+            self._prepared_users = prepared_user_matrix(data, metric, baseline)
         users, sims = similarity_to_history(data, metric, codes, values, shrinkage=self.shrinkage,
                                             min_support=self.min_support, baseline=baseline,
                                             prepared=self._prepared_users)
         order = np.lexsort((users, -sims))[:self._kept_neighbors(self._implicit)]
         users, sims = users[order], sims[order].astype(self.similarity_.dtype)
         if self._implicit:  # sum over the neighbours of s_v r_vj
-            ratings = sp.csr_array(data.csr, dtype=np.float64)[users]
-            return np.asarray(sims.astype(np.float64) @ ratings.toarray()).ravel() if users.size else \
-                np.zeros(data.n_items)
+            return sims.astype(np.float64) @ data.csr[users].toarray()  # at most k rows
         n, n_items = data.n_users, data.n_items
         sim_indptr = np.r_[np.zeros(n + 1, dtype=np.int64), users.size]  # the new user is row n
         from fastrec._kernels.knn import knn_estimate
