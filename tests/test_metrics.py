@@ -84,15 +84,17 @@ def test_ranking_kernel_matches_reference(seed, index_dtype, num_threads):
     top = np.array([rng.permutation(40)[:12] for _ in users])
     top[rng.random(top.shape) < 0.1] = -1  # padding anywhere is never a hit
     ks = np.array([1, 5, 12])
-    got = np.empty((6, 3, users.size))
+    train = make_interactions(80, 40, 0.2, empty_users=5, seed=seed + 1)  # overlaps test at times
+    got = np.empty((7, 3, users.size))
     rows = np.arange(users.size, dtype=np.int64)
-    ranking_rows(top.astype(np.int64), rows, users.astype(np.int64),
-                 test.csr.indptr.astype(index_dtype), test.csr.indices.astype(index_dtype), 40, ks,
-                 got, num_threads)
-    expected = reference_rows(top, rows, users, test.csr.indptr, test.csr.indices, 40, list(ks))
+    csr = [a.astype(index_dtype) for a in (test.csr.indptr, test.csr.indices, train.csr.indptr,
+                                           train.csr.indices)]
+    ranking_rows(top.astype(np.int64), rows, users.astype(np.int64), *csr, 40, ks, got, num_threads)
+    expected = reference_rows(top, rows, users, test.csr.indptr, test.csr.indices, train.csr.indptr,
+                              train.csr.indices, 40, list(ks))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    compiled = metrics.ranking_metrics(top, users, test, ks=ks)
-    numpy = metrics.ranking_metrics(top, users, test, ks=ks, backend="numpy")
+    compiled = metrics.ranking_metrics(top, users, test, ks=ks, train=train)
+    numpy = metrics.ranking_metrics(top, users, test, ks=ks, train=train, backend="numpy")
     assert compiled.keys() == numpy.keys()
     for key in compiled:
         assert compiled[key] == pytest.approx(numpy[key], rel=1e-12)
@@ -119,3 +121,95 @@ def test_log_loss_hand_computed_and_checks():
         metrics.log_loss([2, 0], [0.5, 0.5])
     with pytest.raises(ValueError, match="probabilities"):
         metrics.log_loss([1, 0], [1.5, 0.5])
+
+
+def plain_auc(top, user, test, train, k):
+    """AUC by brute force over every (relevant, negative) pair, listed items ranked first
+    in list order and every other item tied below them."""
+    n_items = test.n_items
+    relevant = set(test.csr[[user]].indices.tolist())
+    seen = set(train.csr[[user]].indices.tolist()) - relevant if train is not None else set()
+    rank = {item: r for r, item in enumerate(top[:k].tolist()) if item >= 0}
+    score = [k - rank[i] if i in rank else 0 for i in range(n_items)]
+    negatives = [i for i in range(n_items) if i not in relevant and i not in seen]
+    if not negatives:
+        return 1.0
+    pairs = [1.0 if score[p] > score[q] else 0.5 if score[p] == score[q] else 0.0
+             for p in relevant for q in negatives]
+    return float(np.mean(pairs))
+
+
+@pytest.mark.parametrize("with_train", [False, True])
+def test_auc_matches_brute_force(seed, with_train):
+    test = make_interactions(30, 25, 0.12, implicit=True, seed=seed)
+    train = make_interactions(30, 25, 0.3, implicit=True, seed=seed + 7) if with_train else None
+    rng = np.random.default_rng(seed)
+    top = np.array([rng.permutation(25)[:8] for _ in range(30)])
+    top[rng.random(top.shape) < 0.15] = -1
+    users = np.arange(30)
+    for backend in ("compiled", "numpy"):
+        got = metrics.ranking_metrics(top, users, test, ks=(3, 8), train=train, backend=backend)
+        for k in (3, 8):
+            expected = np.mean([plain_auc(top[u], u, test, train, k) for u in users
+                                if test.user_counts[u] > 0])
+            assert got[f"auc@{k}"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_auc_hand_computed():
+    # 5 items; user 0 relevant {1}; train {4}: negatives {0, 2, 3}
+    test = Interactions.from_arrays([0], [1], user_ids=[0], item_ids=[0, 1, 2, 3, 4])
+    train = Interactions.from_arrays([0], [4], user_ids=[0], item_ids=[0, 1, 2, 3, 4])
+    top = np.array([[2, 1, 0]])
+    got = metrics.ranking_metrics(top, np.array([0]), test, ks=(1, 2, 3), train=train)
+    assert got["auc@2"] == pytest.approx(2 / 3)  # above 0 and 3, below 2
+    assert got["auc@3"] == pytest.approx(2 / 3)  # listed above 0 now, still below 2
+    assert got["auc@1"] == pytest.approx(0.5 * 2 / 3)  # unlisted: tied with 0 and 3, below 2
+    no_train = metrics.ranking_metrics(top, np.array([0]), test, ks=(2,))
+    assert no_train["auc@2"] == pytest.approx(3 / 4)  # 4 is a negative too, below
+
+
+def test_novelty_hand_computed():
+    # 4 users; item 0 has 4 of them, item 1 has 1, item 2 none
+    train = Interactions.from_arrays([0, 1, 2, 3, 0], [0, 0, 0, 0, 1], user_ids=[0, 1, 2, 3],
+                                     item_ids=[0, 1, 2])
+    top = np.array([[0, 1], [2, -1], [-1, -1]])
+    assert metrics.novelty(top, train) == pytest.approx(((0 + 2) / 2 + 2) / 2)
+    with pytest.raises(ValueError, match="below 3"):
+        metrics.novelty(np.array([[3]]), train)
+
+
+def test_intra_list_diversity_hand_computed():
+    import scipy.sparse as sp
+
+    sim = sp.csr_matrix(np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.4, 1.0]]))
+    top = np.array([[0, 1, 2], [1, 1, -1], [2, -1, -1]])  # the second list has one distinct item
+    expected = 1 - (0.5 + 0.5 + 0.2 + 0.4) / 6
+    for backend in ("compiled", "numpy"):
+        assert metrics.intra_list_diversity(top, sim, backend=backend) == pytest.approx(expected)
+    with pytest.raises(TypeError, match="square"):
+        metrics.intra_list_diversity(top, sim[:2])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.intra_list_diversity(top, sp.csr_matrix(np.full((3, 3), np.nan)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_intra_list_diversity_kernel_matches_reference(seed, dtype, index_dtype, num_threads):
+    import scipy.sparse as sp
+
+    from fastrec._kernels.metrics import list_similarity_rows
+    from fastrec.reference.metrics import list_similarity_rows as reference_rows
+
+    rng = np.random.default_rng(seed)
+    sim = sp.random(50, 50, density=0.2, format="csr", random_state=seed, dtype=dtype)
+    sim.data[sim.indptr[3]:sim.indptr[4]] = 0  # an empty row
+    sim.eliminate_zeros()
+    top = rng.integers(-1, 50, (40, 10))  # repeats and padding
+    total = np.empty(40)
+    distinct = np.empty(40, dtype=np.int64)
+    list_similarity_rows(top, sim.indptr.astype(index_dtype), sim.indices.astype(index_dtype), sim.data,
+                         50, total, distinct, num_threads)
+    expected_total, expected_distinct = reference_rows(top, sim)
+    np.testing.assert_allclose(total, expected_total, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(distinct, expected_distinct)
+    np.testing.assert_array_equal(distinct, [len(set(r[r >= 0].tolist())) for r in top])
