@@ -1,4 +1,8 @@
-"""``evaluate``: fit a model, time it, and score its ratings and top-N lists on held-out data."""
+"""``evaluate``: fit a model, time it, and score its ratings and top-N lists on held-out data.
+
+``evaluate_sampled``: the sampled protocol of the NCF paper (each held-out item ranked
+among 100 sampled negatives), with ``sampled_ranking_metrics`` for the ranks.
+"""
 import time
 
 import numpy as np
@@ -66,3 +70,164 @@ def evaluate(model, train, test, k=(10,), *, fit=True, name=None, num_threads=No
     values["coverage"] = metrics.coverage(codes, test.n_items)
     return EvaluationResult(name or repr(model), values)
 
+
+def evaluate_sampled(model, train, test, n_negatives=100, k=10, *, fit=True, random_state=None,
+                     num_threads=None, name=None):
+    """The sampled protocol of He et al. (2017): rank each held-out item among negatives.
+
+    The evaluation of "Neural Collaborative Filtering" (He, Liao, Zhang, Nie, Hu and
+    Chua, WWW 2017), usable with any fastrec model: split with
+    ``fastrec.model_selection.leave_k_out(data, 1, by="time")``, fit ``model`` on
+    ``train`` (unless ``fit=False``), then for every test interaction score the
+    held-out item and ``n_negatives`` items the user has in neither train nor test
+    (drawn by :func:`fastrec.model_selection.sample_negatives`), and average the hit
+    ratio and NDCG of the held-out item's rank (:func:`sampled_ranking_metrics`).
+
+    Scores are ``model.predict(user_ids, item_ids)`` on raw ids, one call for every
+    (row, candidate) pair.  Ties count against the held-out item (pessimistic ranks),
+    so a model that gives many items the same score -- a constant, a rating clipped
+    to the top of the scale, the zero score of an item without training data --
+    earns no hits from the tie.
+
+    Parameters
+    ----------
+    model : fastrec model (a ``Recommender``)
+    train, test : Interactions
+        Sharing their id maps (as the splits in ``fastrec.model_selection`` produce).
+    n_negatives : int >= 0
+        Sampled negatives per test interaction (100 in the paper).
+    k : int or tuple of int
+        Cut-offs (10 in the paper).
+    fit : bool
+        Fit ``model`` on ``train`` first; with False it must already be fitted.
+    random_state : None, int, SeedSequence or numpy.random.Generator
+        Seeds the negatives, so models scored with the same seed see the same lists.
+    num_threads : int, optional
+        Accepted for symmetry with :func:`evaluate` and checked; ``predict`` runs
+        with the model's own ``num_threads`` (kNN and MF take one at construction).
+    name : str, optional
+        The result's model name (default ``repr(model)``).
+
+    Returns
+    -------
+    EvaluationResult
+        ``hit_rate@k`` and ``ndcg@k`` for each k, ``n_users`` (rows evaluated: one per
+        test interaction), ``fit_seconds`` and ``score_seconds`` (``predict`` and the
+        ranks; drawing the negatives is not timed).
+
+    Raises
+    ------
+    ValueError
+        train and test with different id maps; a user with fewer than ``n_negatives``
+        items to sample; NaN scores.  Errors from ``fit`` or ``predict`` (a model
+        that needs ratings on implicit data, say) propagate, with a note naming the
+        model.
+    """
+    from fastrec._threads import effective_num_threads
+    from fastrec.model_selection import sample_negatives
+
+    if not train.same_ids(test):
+        raise ValueError("train and test must share id maps; build them with fastrec.model_selection")
+    ks = _cutoffs(k)
+    effective_num_threads(num_threads)  # validate only
+    users, candidates = sample_negatives(train, test, n_negatives, random_state=random_state)
+    values = {}
+    start = time.perf_counter()
+    if fit:
+        try:
+            model.fit(train)
+        except Exception as error:
+            error.add_note(f"evaluate_sampled: fitting {model!r} on the training data failed")
+            raise
+    values["fit_seconds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    user_ids = np.repeat(train.user_ids[users], candidates.shape[1])
+    item_ids = train.item_ids[candidates.ravel()]
+    try:
+        scores = np.asarray(model.predict(user_ids, item_ids))
+    except Exception as error:
+        error.add_note(f"evaluate_sampled: {model!r}.predict(users, items) failed; the sampled "
+                       "protocol needs a model whose predict scores any (user, item) pair")
+        raise
+    if scores.shape != user_ids.shape:
+        raise ValueError(f"{model!r}.predict returned shape {scores.shape} for {user_ids.size} pairs")
+    try:
+        ranking = sampled_ranking_metrics(scores.reshape(candidates.shape), ks)
+    except ValueError as error:
+        error.add_note(f"evaluate_sampled: scores from {model!r}.predict")
+        raise
+    values["score_seconds"] = time.perf_counter() - start
+    values.update(ranking)
+    return EvaluationResult(name or repr(model), values)
+
+
+def sampled_ranking_metrics(scores, k=(10,)):
+    """Hit ratio and NDCG of one positive ranked among sampled negatives, per row.
+
+    Parameters
+    ----------
+    scores : array (n_rows, 1 + n_negatives), ints or floats
+        Column 0 the held-out (positive) item's score, the other columns its
+        negatives' scores.
+    k : int or iterable of int >= 1
+        Cut-offs.
+
+    Returns
+    -------
+    dict
+        ``{"hit_rate@10": ..., "ndcg@10": ..., "n_users": n_rows}`` (both metrics for
+        each k, in increasing k), means over rows; NaN when there are no rows.
+
+    Raises
+    ------
+    ValueError
+        NaN scores, bad shape or cut-offs.
+
+    Notes
+    -----
+    The rank of the positive counts the negatives scored at least as high, so ties
+    are pessimistic (a constant score ranks the positive last, at ``1 + n_negatives``):
+
+    .. math::
+
+        r = 1 + \\sum_{j \\geq 1} [s_j \\geq s_0], \\qquad
+        \\mathrm{HR@}k = [r \\leq k], \\qquad
+        \\mathrm{NDCG@}k = \\frac{[r \\leq k]}{\\log_2(r + 1)}
+
+    Examples
+    --------
+    >>> sampled_ranking_metrics([[0.9, 0.1, 0.5], [0.2, 0.3, 0.2]], k=1)
+    {'hit_rate@1': 0.5, 'ndcg@1': 0.5, 'n_users': 2}
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[1] < 1:
+        raise ValueError(f"scores must be (n_rows, 1 + n_negatives), got shape {scores.shape}")
+    if scores.dtype.kind not in "iuf":
+        raise TypeError(f"scores must be ints or floats, got {scores.dtype}")
+    ks = _cutoffs(k)
+    if scores.dtype.kind == "f":
+        nan_rows = np.isnan(scores).any(axis=1)
+        if nan_rows.any():
+            raise ValueError(f"scores hold NaN in {int(nan_rows.sum())} of {scores.shape[0]} rows "
+                             f"(first: row {int(np.argmax(nan_rows))}); rank needs comparable scores")
+    n_rows = scores.shape[0]
+    ranks = 1 + np.count_nonzero(scores[:, 1:] >= scores[:, :1], axis=1)
+    result = {}
+    for cut in ks:
+        hit = ranks <= cut
+        gain = np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
+        result[f"hit_rate@{cut}"] = float(hit.mean()) if n_rows else float("nan")
+        result[f"ndcg@{cut}"] = float(gain.mean()) if n_rows else float("nan")
+    result["n_users"] = int(n_rows)
+    return result
+
+
+def _cutoffs(k):
+    """Sorted distinct cut-offs from an int or an iterable of ints."""
+    from fastrec._checks import check_positive_int
+
+    ks = (k,) if np.ndim(k) == 0 else tuple(k)
+    if not ks:
+        raise ValueError("k must be a cut-off or a non-empty tuple of cut-offs")
+    return sorted({check_positive_int(cut, "k") for cut in ks})

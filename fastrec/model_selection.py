@@ -20,6 +20,7 @@ one sort) and deterministic for a given ``random_state`` (None, an int, a
 ``SeedSequence`` or a ``numpy.random.Generator``).  A scipy sparse users x items
 matrix is accepted wherever an Interactions is.
 """
+import itertools
 import numbers
 
 import numpy as np
@@ -28,7 +29,7 @@ from fastrec._checks import check_choice, check_positive_int, check_random_state
 from fastrec.data import Interactions, as_interactions
 
 __all__ = ["TrainTestSplit", "train_test_split", "leave_k_out", "temporal_split", "KFold",
-           "cross_validate"]
+           "cross_validate", "sample_negatives"]
 
 LEAVE_K_OUT_ORDERS = ("time", "random")
 
@@ -525,3 +526,152 @@ def _draw_per_group(groups, need, rng, group_bits):
     limit = np.full(need.size, -1, dtype=np.int64)
     limit[present] = ordered[starts[present] + need[present] - 1] & ((1 << rank_bits) - 1)
     return ranks <= limit[groups]
+
+
+# ------------------------------------------------------------- sampled evaluation
+NEGATIVE_BLOCK_DRAWS = 2**16  # first-round draws per block of rows (small blocks stay in cache)
+
+
+def sample_negatives(train, test, n_negatives=100, *, random_state=None):
+    """Per test interaction, the held-out item and ``n_negatives`` sampled negatives.
+
+    The candidate lists of the sampled protocol of He et al. (2017, "Neural
+    Collaborative Filtering"): after :func:`leave_k_out`, each held-out item is ranked
+    among items the user never interacted with.  See
+    :func:`fastrec.evaluation.evaluate_sampled`.
+
+    Parameters
+    ----------
+    train, test : Interactions
+        Sharing their id maps (as the splits of this module produce).
+    n_negatives : int >= 0
+    random_state : None, int, SeedSequence or numpy.random.Generator
+
+    Returns
+    -------
+    users : int64 array (n_rows,)
+        The user index of each row: one row per test interaction, in CSR order (users
+        ascending), so a leave-k-out split gives k rows per test user.
+    candidates : int64 array (n_rows, 1 + n_negatives)
+        Item indices: column 0 the held-out item, columns 1.. distinct items the user
+        has in neither ``train`` nor ``test``, drawn uniformly without replacement
+        (independently for each row) and in the order drawn.
+
+    Raises
+    ------
+    ValueError
+        train and test with different id maps; a test user with fewer than
+        ``n_negatives`` items outside their train and test interactions.
+
+    Notes
+    -----
+    Vectorised rejection sampling in rounds: each pending row draws items uniformly
+    with replacement (about as many as it still needs, scaled by the share of items
+    it may take); a draw is rejected when the (user, item) key is among the sorted
+    train or test keys (``searchsorted``), or repeats an item the row already holds or
+    drew earlier.  Rows keep their first accepted draws, which is a uniform sample
+    without replacement; the rows that are still short draw again.  Deterministic for
+    a given ``random_state``.
+    """
+    train = as_interactions(train, "train")
+    test = as_interactions(test, "test")
+    if not train.same_ids(test):
+        raise ValueError("train and test must share id maps; build them with fastrec.model_selection")
+    n_negatives = check_positive_int(n_negatives, "n_negatives", minimum=0)
+    rng = check_random_state(random_state)
+    n_items = test.n_items
+    users = test.entry_users.astype(np.int64)
+    candidates = np.empty((users.size, 1 + n_negatives), dtype=np.int64)
+    candidates[:, 0] = test.csr.indices
+    if not users.size or not n_negatives:
+        return users, candidates
+
+    # sorted (user, item) keys of every entry in train or test, each once
+    seen_keys = np.sort(np.concatenate([_entry_keys(train), _entry_keys(test)]), kind="stable")
+    seen_keys = seen_keys[np.r_[True, seen_keys[1:] != seen_keys[:-1]]]
+    user_bounds = np.searchsorted(seen_keys, np.arange(test.n_users + 1, dtype=np.int64) * n_items)
+    available = n_items - np.diff(user_bounds)
+    short = np.flatnonzero((test.user_counts > 0) & (available < n_negatives))
+    if short.size:
+        first = short[0]
+        raw = test.user_ids[first]
+        raw = raw.item() if isinstance(raw, np.generic) else raw
+        others = f" (and {_plural(short.size - 1, 'other user')})" if short.size > 1 else ""
+        raise ValueError(
+            f"user {raw!r} has only {_plural(int(available[first]), 'item')} in neither "
+            f"train nor test{others}, fewer than n_negatives={n_negatives}; lower n_negatives"
+        )
+
+    row_available = available[users]
+    # blocks of rows with about NEGATIVE_BLOCK_DRAWS first-round draws bound the memory
+    first_draws = _draw_counts(np.full(users.size, n_negatives), row_available, n_items)
+    block = (np.cumsum(first_draws) - first_draws) // NEGATIVE_BLOCK_DRAWS
+    block_bounds = np.r_[0, np.flatnonzero(block[1:] != block[:-1]) + 1, users.size]
+    for start, stop in itertools.pairwise(block_bounds):
+        # the block's users are contiguous: search only their keys (cache-friendly)
+        keys = seen_keys[user_bounds[users[start]]:user_bounds[users[stop - 1] + 1]]
+        _draw_negatives(candidates[start:stop, 1:], users[start:stop], row_available[start:stop],
+                        keys, n_items, rng)
+    return users, candidates
+
+
+def _entry_keys(data):
+    """Sorted int64 keys ``user * n_items + item`` of the stored entries."""
+    keys = data.entry_users.astype(np.int64) * data.n_items + data.csr.indices
+    if keys.size > 1 and (keys[1:] < keys[:-1]).any():  # unsorted column indices
+        keys.sort()
+    return keys
+
+
+def _member(sorted_keys, keys):
+    """Boolean mask: which ``keys`` occur in ``sorted_keys``."""
+    if not sorted_keys.size:
+        return np.zeros(keys.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[pos] == keys
+
+
+def _draw_counts(need, remaining, n_items):
+    """Uniform draws over ``n_items`` that give a row ``need`` new items, nearly always.
+
+    k draws hit about ``remaining * (1 - exp(-k / n_items))`` distinct items of the
+    row's ``remaining`` ones; solve for k aiming at ``need`` plus two standard
+    deviations (so few rows need a second round), with the share capped at 0.95 (a
+    row needing all its remaining items then takes a few rounds).
+    """
+    target = need + 2.0 * np.sqrt(need) + 2.0
+    share = np.minimum(target / np.maximum(remaining, 1), 0.95)
+    return np.ceil(n_items * -np.log1p(-share)).astype(np.int64) + 1
+
+
+def _draw_negatives(out, users, available, seen_keys, n_items, rng):
+    """Fill ``out`` (rows x n_negatives) with distinct items outside each row user's ``seen_keys``."""
+    n_rows, n_negatives = out.shape
+    filled = np.zeros(n_rows, dtype=np.int64)
+    pending = np.arange(n_rows)
+    while pending.size:
+        need = n_negatives - filled[pending]
+        counts = _draw_counts(need, available[pending] - filled[pending], n_items)
+        draw_rows = np.repeat(pending, counts)
+        items = rng.integers(0, n_items, size=draw_rows.size)
+        # the row's items so far, then this round's draws; a stable sort of (row, item)
+        # keys puts a repeat after its first occurrence, and sorts the user keys within
+        # each row (rows ascend by user), which speeds up the seen lookup
+        held = np.flatnonzero(np.arange(n_negatives) < filled[pending, None])
+        held_rows = pending[held // n_negatives]
+        rows = np.concatenate([held_rows, draw_rows])
+        all_items = np.concatenate([out[held_rows, held % n_negatives], items])
+        order = np.argsort(rows * n_items + all_items, kind="stable")
+        ordered_rows, ordered_items = rows[order], all_items[order]
+        bad = np.empty(rows.size, dtype=bool)
+        bad[order] = _member(seen_keys, users[ordered_rows] * n_items + ordered_items)
+        bad[order[1:]] |= (ordered_rows[1:] == ordered_rows[:-1]) & (ordered_items[1:] == ordered_items[:-1])
+        keep = ~bad[held.size:]
+        # rank of each kept draw among its row's kept draws, in draw order
+        kept_before = np.cumsum(keep) - keep
+        row_starts = np.cumsum(counts) - counts
+        rank = kept_before - np.repeat(kept_before[row_starts], counts)
+        take = keep & (rank < np.repeat(need, counts))
+        out[draw_rows[take], filled[draw_rows[take]] + rank[take]] = items[take]
+        filled += np.bincount(draw_rows[take], minlength=n_rows)
+        pending = pending[filled[pending] < n_negatives]
