@@ -38,9 +38,9 @@ def evaluate(model, train, test, k=(10,), *, fit=True, name=None, num_threads=No
     """Fit ``model`` on ``train`` (unless ``fit=False``) and score it on ``test``.
 
     Rating metrics (RMSE, MAE) are computed for models that predict ratings on
-    explicit data; ranking metrics (precision, recall, NDCG, hit rate at each k) and
-    catalogue coverage from ``recommend`` with seen items excluded, for every user
-    with test items.  ``train`` and ``test`` must share their id maps (as the splits
+    explicit data; ranking metrics (precision, recall, NDCG, MAP, MRR, hit rate, AUC at
+    each k), catalogue coverage and novelty from ``recommend`` with seen items
+    excluded, for every user with test items.  ``train`` and ``test`` must share their id maps (as the splits
     in ``fastrec.model_selection`` produce).
     """
     if not train.same_ids(test):
@@ -66,8 +66,9 @@ def evaluate(model, train, test, k=(10,), *, fit=True, name=None, num_threads=No
     start = time.perf_counter()
     codes, _, _ = model._recommend_codes(test.user_ids[test_users], max(ks), num_threads=num_threads)
     values["recommend_seconds"] = time.perf_counter() - start
-    values.update(metrics.ranking_metrics(codes, test_users, test, ks))
+    values.update(metrics.ranking_metrics(codes, test_users, test, ks, train=train))
     values["coverage"] = metrics.coverage(codes, test.n_items)
+    values["novelty"] = metrics.novelty(codes, train)
     return EvaluationResult(name or repr(model), values)
 
 
