@@ -312,7 +312,8 @@ class Recommender:
     def _savable_params(self):
         params = self.get_params()
         params.update(dict.fromkeys(self._unsaved_params))
-        return params
+        # JSON has no tuples: tag them so they come back as tuples
+        return {k: {"__tuple__": list(v)} if isinstance(v, tuple) else v for k, v in params.items()}
 
     def _restore(self, arrays):
         for name in self._learned:
@@ -397,9 +398,12 @@ def _json_default(value):
 
 
 def _json_object(obj):
-    """Undo ``_json_default``: dtype parameters come back as NumPy scalar types."""
+    """Undo ``_json_default`` and the tuple tags: dtype parameters come back as NumPy
+    scalar types, tuples as tuples."""
     if set(obj) == {"__dtype__"}:
         return np.dtype(obj["__dtype__"]).type
+    if set(obj) == {"__tuple__"}:
+        return tuple(obj["__tuple__"])
     return obj
 
 

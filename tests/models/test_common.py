@@ -13,8 +13,11 @@ MODELS = [
     lambda: fastrec.ItemKNN(k=2, metric="pearson", center="zscore"),
     lambda: fastrec.UserKNN(k=2, center="baseline"),
     lambda: fastrec.MatrixFactorization(n_factors=3, n_epochs=2, random_state=0),
+    lambda: fastrec.NeuralCF("neumf", 3, (4, 2), n_epochs=2, loss="mse", random_state=0),
+    lambda: fastrec.NeuralCF("neumf", 3, (4, 2), n_epochs=2, batch_size=8, random_state=0),
 ]
-IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd", "itemknn", "userknn", "mf"]
+IDS = ["popularity", "popularity-mean", "baseline-als", "baseline-sgd", "itemknn", "userknn", "mf",
+       "ncf-mse", "ncf-bce"]
 
 
 @pytest.fixture(params=MODELS, ids=IDS)
