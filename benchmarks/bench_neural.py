@@ -8,6 +8,10 @@ Accuracy: the paper's protocol (leave the latest interaction out, rank it among 
 sampled negatives; HR@10, NDCG@10) for GMF, MLP, NeuMF and fastrec's BPR and logistic
 MF; the figures are printed and kept in ``extra_info``.
 
+The PyTorch loop runs first: once Numba's OpenMP thread pool has run in a process, a
+PyTorch imported afterwards with 2 threads shares that OpenMP runtime and runs about 12x
+slower on this machine (import torch first, or give it one thread, to avoid this).
+
 Run: pytest benchmarks/bench_neural.py --benchmark-only --benchmark-columns=min,mean,rounds -s
 """
 import numpy as np
@@ -30,20 +34,6 @@ def _fitted_neumf(data, n_epochs, **params):
     model = fastrec.NeuralCF("neumf", FACTORS, LAYERS, n_epochs=n_epochs, batch_size=BATCH,
                              neg_samples=NEGATIVES, random_state=0, num_threads=2, **params)
     return model.fit(data)
-
-
-def test_fastrec_neumf_epoch(benchmark, clicks):
-    benchmark.group = EPOCH_GROUP
-    model = _fitted_neumf(clicks, 1)  # compiles the kernel
-    benchmark.pedantic(model.partial_fit, args=(clicks, 1), rounds=5, warmup_rounds=1)
-    assert np.isfinite(model.history_["train"]).all()
-
-
-def test_fastrec_neumf_epoch_1thread(benchmark, clicks):
-    benchmark.group = EPOCH_GROUP
-    model = _fitted_neumf(clicks, 1)
-    model.num_threads = 1
-    benchmark.pedantic(model.partial_fit, args=(clicks, 1), rounds=3, warmup_rounds=1)
 
 
 class _TorchNeuMF:
@@ -103,6 +93,20 @@ def test_pytorch_neumf_epoch(benchmark, clicks):
     args = (torch.from_numpy(users), torch.from_numpy(items), torch.from_numpy(labels.astype(np.float32)))
     benchmark.extra_info["torch"] = torch.__version__
     benchmark.pedantic(model.epoch, args=args, rounds=3, warmup_rounds=0)
+
+
+def test_fastrec_neumf_epoch(benchmark, clicks):
+    benchmark.group = EPOCH_GROUP
+    model = _fitted_neumf(clicks, 1)  # compiles the kernel
+    benchmark.pedantic(model.partial_fit, args=(clicks, 1), rounds=5, warmup_rounds=1)
+    assert np.isfinite(model.history_["train"]).all()
+
+
+def test_fastrec_neumf_epoch_1thread(benchmark, clicks):
+    benchmark.group = EPOCH_GROUP
+    model = _fitted_neumf(clicks, 1)
+    model.num_threads = 1
+    benchmark.pedantic(model.partial_fit, args=(clicks, 1), rounds=3, warmup_rounds=1)
 
 
 MODELS = {

@@ -25,12 +25,15 @@ MODELS = {
                  "user-based kNN (Surprise's KNNWithMeans, pearson)"),
     "mf": (lambda: _models().MatrixFactorization(random_state=0),
            "matrix factorisation by SGD (Surprise's SVD)"),
+    "ncf": (lambda: _models().NeuralCF(loss="mse", random_state=0),
+            "neural collaborative filtering (NeuMF) on ratings"),
 }
 SIZES = {  # synthetic dataset sizes: users, items, ratings
     "small": (2_000, 1_000, 60_000),
     "medium": (10_000, 4_000, 500_000),
     "large": (50_000, 20_000, 5_000_000),
 }
+BENCH_CASES = ("topk", "similarity", "knn", "mf", "metrics", "ncf")  # fastrec.bench.CASES, kept import-free
 COLUMNS = [  # (result key, header, format)
     ("rmse", "RMSE", "{:.4f}"), ("mae", "MAE", "{:.4f}"),
     ("precision@{k}", "P@{k}", "{:.4f}"), ("recall@{k}", "R@{k}", "{:.4f}"),
@@ -82,6 +85,17 @@ def build_parser():
     info = sub.add_parser("info", help="versions, OpenMP, threads and BLAS")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=run_info)
+
+    bench = sub.add_parser("bench", help="speed-ups over the NumPy references and the installed peers")
+    bench.add_argument("--quick", action="store_true",
+                       help="small sizes, under a minute (default: ~1M ratings, a few minutes)")
+    bench.add_argument("--cases", default=None,
+                       help=f"comma-separated, from: {', '.join(BENCH_CASES)} (default: all)")
+    bench.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of text")
+    bench.add_argument("--preset", choices=["tiny", "quick", "full"], default=None,
+                       help=argparse.SUPPRESS)  # "tiny" is for the tests
+    bench.set_defaults(run=run_bench)
     return parser
 
 
@@ -290,6 +304,30 @@ def run_info(args):
     else:
         show_config()
     return 0
+
+
+def run_bench(args):
+    from fastrec import bench
+
+    try:
+        cases = bench.parse_cases(args.cases)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    preset = args.preset or ("quick" if args.quick else "full")
+    if args.json:
+        report = bench.run(cases, preset=preset, num_threads=args.threads)
+        print(json.dumps(report, indent=2, default=_json_value))
+    else:
+        print(bench.format_machine(bench.machine(args.threads), preset))
+        print(bench.format_header(), flush=True)
+        report = bench.run(cases, preset=preset, num_threads=args.threads,
+                           on_row=lambda row: print(bench.format_row(row), flush=True))
+        print(bench.format_footer(report))
+    wrong = bench.mismatches(report)
+    for row in wrong:
+        print(f"fastrec bench: MISMATCH in {row['case']} vs {row['compared_with']}: {row['detail']}",
+              file=sys.stderr)
+    return 1 if wrong else 0
 
 
 def main(argv=None):

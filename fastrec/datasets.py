@@ -21,8 +21,6 @@ from fastrec.io import _error, build_interactions, load_csv, read_number_table
 
 __all__ = ["load_movielens", "load_movielens_split", "load_csv", "synthetic"]
 
-__all__ = ["load_movielens", "load_movielens_split", "load_csv", "synthetic"]
-
 # The 19 genres of MovieLens 100k, in the order of the flag columns of u.item.
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",

@@ -14,10 +14,6 @@ from numba import prange
 
 from fastrec._kernels.mf_nb import _GOLDEN, _block_state, _is_positive, _mix, _softplus
 
-SGD, ADAM = 0, 1
-OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
-
-
 @numba.njit(inline="always")
 def _below(state, n):
     """Next draw of the stream, uniform in [0, n) (n < 2**32), and the advanced state."""
@@ -65,39 +61,173 @@ def epoch_samples(indptr, indices, values, n_items, neg_samples, implicit, seed,
     return users, items, labels
 
 
-@numba.njit(inline="always")
-def _apply(param, m, v, index, grad, adam, lr_t, beta1, beta2, eps_t, bias2):
-    """One optimiser step on ``param[index]`` (flat arrays).  Adam's bias corrections are
-    folded into ``lr_t = lr / (1 - beta1^t)`` and the denominator sqrt(v) / sqrt(1 - beta2^t) + eps."""
+@numba.njit(inline="always", fastmath=True)
+def _step_vector(param, m, v, grad, adam, lr_t, beta1, beta2, eps_t, bias2):
+    """One optimiser step on the vector ``param``.  Adam's bias corrections are folded
+    into ``lr_t = lr / (1 - beta1^t)`` and ``bias2 = 1 / sqrt(1 - beta2^t)``, so the step
+    is lr * m_hat / (sqrt(v_hat) + eps); SGD ignores ``m`` and ``v``."""
     if adam:
-        m[index] = beta1 * m[index] + (1 - beta1) * grad
-        v[index] = beta2 * v[index] + (1 - beta2) * grad * grad
-        param[index] -= lr_t * m[index] / (np.sqrt(v[index]) * bias2 + eps_t)
+        for q in range(param.shape[0]):
+            g = grad[q]
+            mq = beta1 * m[q] + (1 - beta1) * g
+            vq = beta2 * v[q] + (1 - beta2) * g * g
+            m[q] = mq
+            v[q] = vq
+            param[q] -= lr_t * mq / (np.sqrt(vq) * bias2 + eps_t)
     else:
-        param[index] -= lr_t * grad
+        for q in range(param.shape[0]):
+            param[q] -= lr_t * grad[q]
 
 
-@numba.njit(cache=True, fastmath=True)
-def _update_rows(keys, grads, table, m, v, adam, lr_t, beta1, beta2, eps_t, bias2):
-    """Add the per-sample gradient rows of each distinct key (in sample order) and step
-    that row of ``table`` once (lazy Adam: rows not in the batch are left alone)."""
-    width = table.shape[1]
-    if width == 0:
-        return
+@numba.njit(cache=True)
+def _groups(keys):
+    """Positions of ``keys`` sorted by key (stable), and where each key's run starts."""
     order = np.argsort(keys, kind="mergesort")
-    flat, m_flat, v_flat = table.reshape(-1), m.reshape(-1), v.reshape(-1)
-    start = 0
-    while start < order.size:
-        stop = start + 1
-        row = keys[order[start]]
-        while stop < order.size and keys[order[stop]] == row:
-            stop += 1
-        for q in range(width):
-            grad = grads[order[start], q]
-            for p in range(start + 1, stop):
-                grad += grads[order[p], q]
-            _apply(flat, m_flat, v_flat, row * width + q, grad, adam, lr_t, beta1, beta2, eps_t, bias2)
-        start = stop
+    starts = np.empty(order.size + 1, dtype=np.int64)
+    n = 0
+    for p in range(order.size):
+        if p == 0 or keys[order[p]] != keys[order[p - 1]]:
+            starts[n] = p
+            n += 1
+    starts[n] = order.size
+    return order, starts[:n + 1]
+
+
+@numba.njit(inline="always", fastmath=True)
+def _step_rows(keys, order, starts, grads, table, m, v, adam, lr_t, beta1, beta2, eps_t, bias2):
+    """Add the per-sample gradient rows of each distinct key (in sample order, into the
+    first one's row) and step that row of ``table`` once: lazy Adam, rows not in the
+    batch are left alone."""
+    if table.shape[1] == 0:
+        return
+    for k in range(starts.size - 1):
+        g = grads[order[starts[k]]]
+        for p in range(starts[k] + 1, starts[k + 1]):
+            other = grads[order[p]]
+            for q in range(g.shape[0]):
+                g[q] += other[q]
+        key = keys[order[starts[k]]]
+        if adam:
+            _step_vector(table[key], m[key], v[key], g, True, lr_t, beta1, beta2, eps_t, bias2)
+        else:
+            _step_vector(table[key], g, g, g, False, lr_t, beta1, beta2, eps_t, bias2)
+
+
+@numba.njit(fastmath=True, cache=True, nogil=True)
+def _chunk_gradients(lo, hi, batch_start, users, items, labels, mse, inv_b, reg_e, user_gmf, item_gmf,
+                     user_mlp, item_mlp, dense, dims, w_off, b_off, h_off, gd, act_buf, back_buf, delta,
+                     grad_user_gmf, grad_item_gmf, grad_user_mlp, grad_item_mlp):
+    """Forward and backward pass of samples ``lo:hi``: adds their dense gradients to ``gd``,
+    writes their embedding gradients (rows ``s - batch_start``), returns their summed loss.
+
+    The MLP tower runs layer by layer over the chunk as small matrix products (BLAS),
+    so each weight row is read once per chunk rather than once per sample.
+    """
+    rows = hi - lo
+    f = user_gmf.shape[1]
+    e = user_mlp.shape[1]
+    n_layers = dims.size - 1 if e > 0 else 0
+    top = dims[dims.size - 1] if e > 0 else 0
+    c_off = h_off + f + top
+    zero = dense.dtype.type(0)
+    # activations of layer l: rows x dims[l], one after the other in act_buf
+    starts = np.zeros(n_layers + 2, dtype=np.int64)
+    for l in range(n_layers + 1):
+        starts[l + 1] = starts[l] + rows * dims[l]
+    x = act_buf[0:rows * dims[0]].reshape((rows, dims[0])) if e > 0 else act_buf[0:0].reshape((0, 0))
+    for r in range(rows):
+        pm, qm = user_mlp[users[lo + r]], item_mlp[items[lo + r]]
+        xr = x[r]
+        for q in range(e):
+            xr[q] = pm[q]
+            xr[e + q] = qm[q]
+    for l in range(n_layers):
+        d_in, d_out = dims[l], dims[l + 1]
+        w = dense[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
+        bias = dense[b_off[l]:b_off[l] + d_out]
+        x = act_buf[starts[l]:starts[l + 1]].reshape((rows, d_in))
+        out = act_buf[starts[l + 1]:starts[l + 2]].reshape((rows, d_out))
+        np.dot(x, w, out)
+        for r in range(rows):
+            o = out[r]
+            for j in range(d_out):
+                o[j] = max(o[j] + bias[j], zero)
+    last = act_buf[starts[n_layers]:starts[n_layers + 1]].reshape((rows, top))
+    h_gmf = dense[h_off:h_off + f]
+    h_mlp = dense[h_off + f:h_off + f + top]
+    loss = 0.0
+    for r in range(rows):
+        s = lo + r
+        pu, qi = user_gmf[users[s]], item_gmf[items[s]]
+        logit = dense[c_off]
+        for q in range(f):
+            logit += h_gmf[q] * pu[q] * qi[q]
+        lr_ = last[r]
+        for j in range(top):
+            logit += h_mlp[j] * lr_[j]
+        y = labels[s]
+        if mse:
+            diff = logit - y
+            loss += diff * diff
+            delta[r] = 2 * diff * inv_b
+        else:
+            loss += _softplus(logit) - y * logit
+            delta[r] = (1 / (1 + np.exp(-logit)) - y) * inv_b
+    # backward: the output layer and GMF per sample
+    g_h_gmf = gd[h_off:h_off + f]
+    g_h_mlp = gd[h_off + f:h_off + f + top]
+    for r in range(rows):
+        s = lo + r
+        dr = delta[r]
+        gd[c_off] += dr
+        pu, qi = user_gmf[users[s]], item_gmf[items[s]]
+        g_pu, g_qi = grad_user_gmf[s - batch_start], grad_item_gmf[s - batch_start]
+        for q in range(f):
+            g_h_gmf[q] += dr * pu[q] * qi[q]
+            dg = dr * h_gmf[q]
+            g_pu[q] = dg * qi[q] + reg_e * pu[q]
+            g_qi[q] = dg * pu[q] + reg_e * qi[q]
+    if e == 0:
+        return loss
+    # the tower, layer by layer: dA (rows x d_out) in one half of back_buf, dA below in the other
+    half = back_buf.size // 2
+    d_above = back_buf[0:rows * top].reshape((rows, top))
+    for r in range(rows):
+        lr_ = last[r]
+        dr = delta[r]
+        da = d_above[r]
+        for j in range(top):
+            g_h_mlp[j] += dr * lr_[j]
+            da[j] = dr * h_mlp[j]
+    current = 0
+    for l in range(n_layers - 1, -1, -1):
+        d_in, d_out = dims[l], dims[l + 1]
+        w = dense[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
+        gw = gd[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
+        g_bias = gd[b_off[l]:b_off[l] + d_out]
+        x = act_buf[starts[l]:starts[l + 1]].reshape((rows, d_in))
+        out = act_buf[starts[l + 1]:starts[l + 2]].reshape((rows, d_out))
+        dz = back_buf[current * half:current * half + rows * d_out].reshape((rows, d_out))
+        below = back_buf[(1 - current) * half:(1 - current) * half + rows * d_in].reshape((rows, d_in))
+        for r in range(rows):
+            o, z = out[r], dz[r]
+            for j in range(d_out):
+                if o[j] <= 0:
+                    z[j] = 0
+                g_bias[j] += z[j]
+        gw += np.dot(x.T, dz)
+        np.dot(dz, w.T, below)
+        current = 1 - current
+    d0 = back_buf[current * half:current * half + rows * dims[0]].reshape((rows, dims[0]))
+    for r in range(rows):
+        s = lo + r
+        g_pm, g_qm = grad_user_mlp[s - batch_start], grad_item_mlp[s - batch_start]
+        pm, qm = user_mlp[users[s]], item_mlp[items[s]]
+        dr_ = d0[r]
+        for q in range(e):
+            g_pm[q] = dr_[q] + reg_e * pm[q]
+            g_qm[q] = dr_[e + q] + reg_e * qm[q]
+    return loss
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -116,22 +246,19 @@ def train_epoch(users, items, labels, batch, chunk, mse, user_gmf, item_gmf, use
     n = users.size
     f = user_gmf.shape[1]
     e = user_mlp.shape[1]
-    n_layers = dims.size - 1 if e > 0 else 0
-    top = dims[dims.size - 1] if e > 0 else 0
     width = 1
     for l in range(dims.size):
         width = max(width, dims[l])
-    c_off = h_off + f + top
     n_chunks = (batch + chunk - 1) // chunk
     grad_dense = np.zeros((n_chunks, dense.size), dtype=dtype)
-    acts = np.zeros((n_chunks, n_layers + 1, width), dtype=dtype)
-    back = np.zeros((n_chunks, 2, width), dtype=dtype)
+    act_buf = np.zeros((n_chunks, chunk * max(dims.sum(), 1)), dtype=dtype)
+    back_buf = np.zeros((n_chunks, 2 * chunk * width), dtype=dtype)
+    delta_buf = np.zeros((n_chunks, chunk), dtype=dtype)
     grad_user_gmf = np.zeros((batch, f), dtype=dtype)
     grad_item_gmf = np.zeros((batch, f), dtype=dtype)
     grad_user_mlp = np.zeros((batch, e), dtype=dtype)
     grad_item_mlp = np.zeros((batch, e), dtype=dtype)
     chunk_loss = np.zeros(n_chunks)
-    zero = dense.dtype.type(0)
     total = 0.0
     for s0 in range(0, n, batch):
         s1 = min(n, s0 + batch)
@@ -141,91 +268,11 @@ def train_epoch(users, items, labels, batch, chunk, mse, user_gmf, item_gmf, use
         for c in prange(used):
             gd = grad_dense[c]
             gd[:] = 0
-            a = acts[c]
-            loss = 0.0
-            for s in range(s0 + c * chunk, min(s1, s0 + (c + 1) * chunk)):
-                # row views indexed by range() loops: no negative-index checks, so LLVM vectorises
-                t = s - s0
-                pu, qi = user_gmf[users[s]], item_gmf[items[s]]
-                pm, qm = user_mlp[users[s]], item_mlp[items[s]]
-                # forward: the MLP tower, then the output layer
-                a0 = a[0]
-                for q in range(e):
-                    a0[q] = pm[q]
-                    a0[e + q] = qm[q]
-                for l in range(n_layers):
-                    d_in, d_out = dims[l], dims[l + 1]
-                    w = dense[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
-                    bias = dense[b_off[l]:b_off[l] + d_out]
-                    x, out = a[l], a[l + 1]
-                    for j in range(d_out):
-                        out[j] = bias[j]
-                    for k in range(d_in):
-                        xk = x[k]
-                        if xk != 0:
-                            wk = w[k]
-                            for j in range(d_out):
-                                out[j] += xk * wk[j]
-                    for j in range(d_out):
-                        out[j] = max(out[j], zero)
-                h_gmf = dense[h_off:h_off + f]
-                h_mlp = dense[h_off + f:h_off + f + top]
-                last = a[n_layers]
-                logit = dense[c_off]
-                for q in range(f):
-                    logit += h_gmf[q] * pu[q] * qi[q]
-                for j in range(top):
-                    logit += h_mlp[j] * last[j]
-                y = labels[s]
-                if mse:
-                    diff = logit - y
-                    loss += diff * diff
-                    delta = 2 * diff * inv_b
-                else:
-                    loss += _softplus(logit) - y * logit
-                    delta = (1 / (1 + np.exp(-logit)) - y) * inv_b
-                # backward
-                gd[c_off] += delta
-                g_h_gmf = gd[h_off:h_off + f]
-                g_pu, g_qi = grad_user_gmf[t], grad_item_gmf[t]
-                for q in range(f):
-                    g_h_gmf[q] += delta * pu[q] * qi[q]
-                    dg = delta * h_gmf[q]
-                    g_pu[q] = dg * qi[q] + reg_e * pu[q]
-                    g_qi[q] = dg * pu[q] + reg_e * qi[q]
-                if e > 0:
-                    current = 0
-                    d = back[c, 0]
-                    g_h_mlp = gd[h_off + f:h_off + f + top]
-                    for j in range(top):
-                        g_h_mlp[j] += delta * last[j]
-                        d[j] = delta * h_mlp[j]
-                    for l in range(n_layers - 1, -1, -1):
-                        d_in, d_out = dims[l], dims[l + 1]
-                        w = dense[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
-                        gw = gd[w_off[l]:w_off[l] + d_in * d_out].reshape((d_in, d_out))
-                        g_bias = gd[b_off[l]:b_off[l] + d_out]
-                        dz, below = back[c, current], back[c, 1 - current]
-                        x, out = a[l], a[l + 1]
-                        for j in range(d_out):
-                            if out[j] <= 0:
-                                dz[j] = 0
-                            g_bias[j] += dz[j]
-                        for k in range(d_in):
-                            xk = x[k]
-                            wk, gwk = w[k], gw[k]
-                            acc = zero
-                            for j in range(d_out):
-                                gwk[j] += xk * dz[j]
-                                acc += wk[j] * dz[j]
-                            below[k] = acc
-                        current = 1 - current
-                    d = back[c, current]
-                    g_pm, g_qm = grad_user_mlp[t], grad_item_mlp[t]
-                    for q in range(e):
-                        g_pm[q] = d[q] + reg_e * pm[q]
-                        g_qm[q] = d[e + q] + reg_e * qm[q]
-            chunk_loss[c] = loss
+            lo = s0 + c * chunk
+            chunk_loss[c] = _chunk_gradients(
+                lo, min(s1, lo + chunk), s0, users, items, labels, mse, inv_b, reg_e, user_gmf,
+                item_gmf, user_mlp, item_mlp, dense, dims, w_off, b_off, h_off, gd, act_buf[c],
+                back_buf[c], delta_buf[c], grad_user_gmf, grad_item_gmf, grad_user_mlp, grad_item_mlp)
         for c in range(used):
             total += chunk_loss[c]
         # the optimiser: dense parameters, then the embedding rows of the batch
@@ -239,21 +286,25 @@ def train_epoch(users, items, labels, batch, chunk, mse, user_gmf, item_gmf, use
         eps_t = dtype.type(eps)
         b1 = dtype.type(beta1)
         b2 = dtype.type(beta2)
-        for p in range(dense.size):
-            grad = dtype.type(0)
-            for c in range(used):
-                grad += grad_dense[c, p]
-            grad += dtype.type(reg) * decay_mask[p] * dense[p]
-            _apply(dense, m_dense, v_dense, p, grad, adam, lr_t, b1, b2, eps_t, bias2)
-        b = s1 - s0
+        g = grad_dense[0]  # the chunks' rows added in chunk order
+        for c in range(1, used):
+            gc = grad_dense[c]
+            for p in range(g.shape[0]):
+                g[p] += gc[p]
+        reg_w = dtype.type(reg)
+        for p in range(g.shape[0]):
+            g[p] += reg_w * decay_mask[p] * dense[p]
+        _step_vector(dense, m_dense, v_dense, g, adam, lr_t, b1, b2, eps_t, bias2)
         batch_users = users[s0:s1]
         batch_items = items[s0:s1]
-        _update_rows(batch_users, grad_user_gmf[:b], user_gmf, m_user_gmf, v_user_gmf, adam, lr_t,
-                     b1, b2, eps_t, bias2)
-        _update_rows(batch_items, grad_item_gmf[:b], item_gmf, m_item_gmf, v_item_gmf, adam, lr_t,
-                     b1, b2, eps_t, bias2)
-        _update_rows(batch_users, grad_user_mlp[:b], user_mlp, m_user_mlp, v_user_mlp, adam, lr_t,
-                     b1, b2, eps_t, bias2)
-        _update_rows(batch_items, grad_item_mlp[:b], item_mlp, m_item_mlp, v_item_mlp, adam, lr_t,
-                     b1, b2, eps_t, bias2)
+        u_order, u_starts = _groups(batch_users)
+        i_order, i_starts = _groups(batch_items)
+        _step_rows(batch_users, u_order, u_starts, grad_user_gmf, user_gmf, m_user_gmf, v_user_gmf,
+                   adam, lr_t, b1, b2, eps_t, bias2)
+        _step_rows(batch_users, u_order, u_starts, grad_user_mlp, user_mlp, m_user_mlp, v_user_mlp,
+                   adam, lr_t, b1, b2, eps_t, bias2)
+        _step_rows(batch_items, i_order, i_starts, grad_item_gmf, item_gmf, m_item_gmf, v_item_gmf,
+                   adam, lr_t, b1, b2, eps_t, bias2)
+        _step_rows(batch_items, i_order, i_starts, grad_item_mlp, item_mlp, m_item_mlp, v_item_mlp,
+                   adam, lr_t, b1, b2, eps_t, bias2)
     return total, step

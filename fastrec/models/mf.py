@@ -5,7 +5,6 @@
 are for implicit feedback.  The SGD kernel (``_kernels/mf_nb.py``) runs a blocked
 schedule whose result does not depend on the thread count.
 """
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +12,7 @@ import scipy.sparse as sp
 from fastrec._checks import (as_1d, check_choice, check_non_negative_float, check_positive_int,
                              check_random_state)
 from fastrec._threads import effective_num_threads, limit_blas_threads, numba_threads
-from fastrec.data import as_interactions
+from fastrec.models._training import EpochTraining
 from fastrec.models.base import Explanation, Recommender, _raw_ids
 
 LOSSES = ("mse", "logistic", "bpr")
@@ -22,7 +21,7 @@ ADAGRAD_EPS = 1e-8
 FOLD_IN_EPOCHS = 30  # SGD passes over a new user's history for the implicit losses
 
 
-class MatrixFactorization(Recommender):
+class MatrixFactorization(EpochTraining, Recommender):
     """Biased matrix factorisation :math:`\\hat r_{ui} = \\mu + b_u + b_i + p_u \\cdot q_i`.
 
     - ``loss="mse"``, ``optimizer="sgd"``: scikit-surprise's ``SVD`` — for each rating,
@@ -145,35 +144,11 @@ class MatrixFactorization(Recommender):
         check_non_negative_float(self.init_std, "init_std")
         check_positive_int(self.neg_samples, "neg_samples")
         check_positive_int(self.n_blocks, "n_blocks", allow_none=True)
-        check_positive_int(self.early_stopping, "early_stopping", allow_none=True)
         if np.dtype(self.dtype) not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError("callback must be callable: callback(epoch, elapsed, loss)")
-        if self.early_stopping is not None and self.validation is None:
-            raise ValueError("early_stopping needs validation data")
+        self._check_training_params()
 
     # ------------------------------------------------------------------ fit
-    def _fit(self, data):
-        self._initialise(data)
-        self._train(data, self.n_epochs)
-
-    def partial_fit(self, data, n_epochs=1):
-        """Train ``n_epochs`` more epochs on ``data`` (same ids as before), keeping the factors.
-
-        On an unfitted model this starts from a fresh initialisation.
-        """
-        data = as_interactions(data)
-        self._check_params()
-        n_epochs = check_positive_int(n_epochs, "n_epochs", minimum=0)
-        if not hasattr(self, "interactions_"):
-            self._initialise(data)
-        elif not data.same_ids(self.interactions_):
-            raise ValueError("partial_fit needs data with the ids of the fitted data")
-        self._train(data, n_epochs)
-        self.interactions_ = data
-        return self
-
     def _initialise(self, data):
         if self.loss == "mse" and data.is_implicit:
             raise ValueError("loss='mse' needs explicit ratings; for implicit feedback use "
@@ -198,19 +173,14 @@ class MatrixFactorization(Recommender):
     def _train(self, data, n_epochs):
         dtype = np.dtype(self.dtype)
         threads = effective_num_threads(self.num_threads)
-        validation = self._checked_validation(data)
         plan = None if self.optimizer == "gd" else _Schedule(data, self.n_blocks or threads, dtype,
                                                              self.n_factors * dtype.itemsize)
         lr_bias = self.lr if self.lr_bias is None else self.lr_bias
         reg_bias = self.reg if self.reg_bias is None else self.reg_bias
         scalars = [dtype.type(v) for v in (self.global_mean_, self.lr, self.reg, lr_bias, reg_bias)]
         params = (self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
-        best, best_loss, stale = None, np.inf, 0
-        bar = _progress(n_epochs, self.show_progress)
-        start = time.perf_counter()
-        history = [self.loss_history_]
-        for _ in range(n_epochs):
-            epoch = int(self.epochs_done_)
+
+        def run_epoch(epoch):
             if plan is None:
                 with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                     train_loss = _gd_epoch(data, *scalars, *params, self.biased)
@@ -222,28 +192,13 @@ class MatrixFactorization(Recommender):
             if not np.isfinite(train_loss) or (plan is None and not all(np.isfinite(p).all() for p in params)):
                 raise ValueError(f"training diverged at epoch {epoch + 1}: non-finite factors; "
                                  f"use a smaller lr (now {self.lr})")
-            self.epochs_done_ = np.array(epoch + 1)
-            val_loss = self._validation_loss(validation) if validation is not None else np.nan
-            history.append(np.array([[train_loss, val_loss]]))
-            if self.callback is not None:
-                self.callback(epoch + 1, time.perf_counter() - start, train_loss)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{train_loss:.4f}")
-            if self.early_stopping is not None:
-                if val_loss < best_loss:
-                    best_loss, stale = val_loss, 0
-                    best = [p.copy() for p in params]
-                else:
-                    stale += 1
-                    if stale >= self.early_stopping:
-                        break
-        if bar is not None:
-            bar.close()
-        if best is not None:
-            for target, saved in zip(params, best, strict=True):
-                target[...] = saved
-        self.loss_history_ = np.concatenate(history)
+            return train_loss
+
+        def restore(saved):
+            for target, values in zip(params, saved, strict=True):
+                target[...] = values
+
+        self._run_epochs(data, n_epochs, run_epoch, lambda: [p.copy() for p in params], restore)
 
     def _adagrad_sums(self):
         """Views of ``adagrad_sums_`` per parameter group, or None for plain SGD."""
@@ -252,20 +207,6 @@ class MatrixFactorization(Recommender):
         n_users, n_items = self.user_factors_.shape[0], self.item_factors_.shape[0]
         cuts = np.cumsum([n_users, n_items, n_users])
         return np.split(self.adagrad_sums_, cuts)
-
-    @property
-    def history_(self):
-        """Training and validation loss per epoch: ``{"train": [...], "validation": [...]}``."""
-        return {"train": self.loss_history_[:, 0].tolist(), "validation": self.loss_history_[:, 1].tolist()}
-
-    def _checked_validation(self, data):
-        if self.validation is None:
-            return None
-        validation = as_interactions(self.validation)
-        if not validation.same_ids(data):
-            raise ValueError("validation must use the training data's user and item ids "
-                             "(split one Interactions with fastrec.model_selection)")
-        return validation
 
     def _validation_loss(self, validation):
         """RMSE (mse), mean BCE over positives and as many sampled items (logistic),
@@ -602,13 +543,3 @@ def _normal(rng, shape, mean, std, dtype, threads):
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(fill, range(INIT_CHUNKS)))
     return out
-
-
-def _progress(total, show):
-    if not show:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="epochs", unit="epoch", leave=False)

@@ -5,15 +5,14 @@ no deep-learning framework is needed.  Scoring every item for a user splits the
 tower's first layer into a user part and an item part, so a block of users costs
 one small matrix product per layer.
 """
-import time
 
 import numpy as np
 
 from fastrec._checks import check_choice, check_non_negative_float, check_positive_int, check_random_state
 from fastrec._threads import effective_num_threads, limit_blas_threads, numba_threads
-from fastrec.data import as_interactions
+from fastrec.models._training import EpochTraining
 from fastrec.models.base import Recommender
-from fastrec.models.mf import _normal, _progress
+from fastrec.models.mf import _normal
 
 ARCHITECTURES = ("neumf", "gmf", "mlp")
 LOSSES = ("bce", "mse")
@@ -25,7 +24,7 @@ FOLD_IN_STEPS = 50  # full-batch Adam steps on a new user's embeddings
 SCORE_ELEMENTS = 4 * 2**20  # hidden activations held at once while scoring all items
 
 
-class NeuralCF(Recommender):
+class NeuralCF(EpochTraining, Recommender):
     """Neural collaborative filtering: ``logit(u, i) = h . [p_u * q_i, mlp(p'_u, q'_i)] + c``.
 
     - ``architecture="gmf"``: generalised matrix factorisation, h . (p_u * q_i) + c.
@@ -50,7 +49,8 @@ class NeuralCF(Recommender):
     ----------
     params_ : array
         Every parameter, flat; ``tables_`` gives named views.
-    history_ : dict with "train" and "validation" loss per epoch
+    history_ : dict with "train" and "validation" loss per epoch (RMSE for mse, mean
+        binary cross-entropy for bce)
     """
 
     _learned = ("params_", "adam_m_", "adam_v_", "adam_step_", "global_mean_", "loss_history_",
@@ -107,7 +107,6 @@ class NeuralCF(Recommender):
         check_non_negative_float(self.lr, "lr", strictly_positive=True)
         check_non_negative_float(self.reg, "reg")
         check_non_negative_float(self.init_std, "init_std")
-        check_positive_int(self.early_stopping, "early_stopping", allow_none=True)
         if self.architecture != "gmf":
             layers = self.layers
             if (not isinstance(layers, (tuple, list)) or not layers
@@ -121,10 +120,7 @@ class NeuralCF(Recommender):
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha!r}")
         if np.dtype(self.dtype) not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {np.dtype(self.dtype)}")
-        if self.callback is not None and not callable(self.callback):
-            raise TypeError("callback must be callable: callback(epoch, elapsed, loss)")
-        if self.early_stopping is not None and self.validation is None:
-            raise ValueError("early_stopping needs validation data")
+        self._check_training_params()
         if self.pretrained is not None and self.architecture != "neumf":
             raise ValueError("pretrained=(gmf, mlp) initialises architecture='neumf' only")
 
@@ -166,25 +162,6 @@ class NeuralCF(Recommender):
         return views
 
     # ------------------------------------------------------------------ fit
-    def _fit(self, data):
-        self._initialise(data)
-        self._train(data, self.n_epochs)
-
-    def partial_fit(self, data, n_epochs=1):
-        """Train ``n_epochs`` more epochs on ``data`` (same ids), keeping the parameters and
-        the optimiser state; on an unfitted model this starts from a fresh initialisation."""
-        data = as_interactions(data)
-        self._check_params()
-        n_epochs = check_positive_int(n_epochs, "n_epochs", minimum=0)
-        if not hasattr(self, "interactions_"):
-            self.interactions_ = data
-            self._initialise(data)
-        elif not data.same_ids(self.interactions_):
-            raise ValueError("partial_fit needs data with the ids of the fitted data")
-        self._train(data, n_epochs)
-        self.interactions_ = data
-        return self
-
     def _initialise(self, data):
         if self.loss == "mse" and data.is_implicit:
             raise ValueError("loss='mse' needs explicit ratings; for implicit feedback use loss='bce'")
@@ -243,12 +220,10 @@ class NeuralCF(Recommender):
         dense[-1] = self.alpha * g["dense"][-1] + (1 - self.alpha) * m["dense"][-1]
 
     def _train(self, data, n_epochs):
-        from fastrec._kernels.ncf_nb import OPTIMIZERS as CODES
         from fastrec._kernels.ncf_nb import epoch_samples, train_epoch
 
         dtype = np.dtype(self.dtype)
         threads = effective_num_threads(self.num_threads)
-        validation = self._checked_validation(data)
         dims, w_off, b_off, h_off, _, _, n_dense = self._layout()
         decay = np.ones(n_dense, dtype=dtype)
         for l in range(b_off.size):
@@ -264,15 +239,12 @@ class NeuralCF(Recommender):
             moment_arrays = [np.zeros((0, 0) if name != "dense" else 0, dtype) for name in order for _ in "mv"]
         csr = data.csr
         implicit = self.loss == "bce"
-        best, best_loss, stale = None, np.inf, 0
-        bar = _progress(n_epochs, self.show_progress)
-        start = time.perf_counter()
-        history = [self.loss_history_]
-        for _ in range(n_epochs):
-            epoch = int(self.epochs_done_)
+
+        def run_epoch(epoch):
             users, items, labels = epoch_samples(csr.indptr, csr.indices, data.values, data.n_items,
                                                  self.neg_samples, implicit, int(self.seed_), epoch)
-            with numba_threads(threads), np.errstate(over="ignore", invalid="ignore"):
+            # the tower's small matrix products call BLAS from our threads: keep BLAS to one
+            with numba_threads(threads), limit_blas_threads(1), np.errstate(over="ignore", invalid="ignore"):
                 total, step = train_epoch(
                     users, items, labels.astype(dtype), self.batch_size, CHUNK, self.loss == "mse",
                     *(tables[name] for name in order), dims, w_off, b_off, h_off,
@@ -284,41 +256,12 @@ class NeuralCF(Recommender):
             if not np.isfinite(train_loss) or not np.isfinite(self.params_).all():
                 raise ValueError(f"training diverged at epoch {epoch + 1}: non-finite parameters; "
                                  f"use a smaller lr (now {self.lr})")
-            self.epochs_done_ = np.array(epoch + 1)
-            val_loss = self._validation_loss(validation) if validation is not None else np.nan
-            history.append(np.array([[train_loss, val_loss]]))
-            if self.callback is not None:
-                self.callback(epoch + 1, time.perf_counter() - start, train_loss)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{train_loss:.4f}")
-            if self.early_stopping is not None:
-                if val_loss < best_loss:
-                    best_loss, stale, best = val_loss, 0, self.params_.copy()
-                else:
-                    stale += 1
-                    if stale >= self.early_stopping:
-                        break
-        if bar is not None:
-            bar.close()
-        if best is not None:
-            self.params_[...] = best
-        self.loss_history_ = np.concatenate(history)
+            return train_loss
 
-    @property
-    def history_(self):
-        """Training and validation loss per epoch: ``{"train": [...], "validation": [...]}``
-        (RMSE for mse, mean binary cross-entropy for bce)."""
-        return {"train": self.loss_history_[:, 0].tolist(), "validation": self.loss_history_[:, 1].tolist()}
+        def restore(saved):
+            self.params_[...] = saved
 
-    def _checked_validation(self, data):
-        if self.validation is None:
-            return None
-        validation = as_interactions(self.validation)
-        if not validation.same_ids(data):
-            raise ValueError("validation must use the training data's user and item ids "
-                             "(split one Interactions with fastrec.model_selection)")
-        return validation
+        self._run_epochs(data, n_epochs, run_epoch, self.params_.copy, restore)
 
     def _validation_loss(self, validation):
         """RMSE (mse); mean BCE over the positives and as many random items as negatives
