@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from fastrec import metrics
+from fastrec.metrics import _cutoffs, sampled_ranking_metrics
 
 
 class EvaluationResult:
@@ -161,74 +162,3 @@ def evaluate_sampled(model, train, test, n_negatives=100, k=10, *, fit=True, ran
     values["score_seconds"] = time.perf_counter() - start
     values.update(ranking)
     return EvaluationResult(name or repr(model), values)
-
-
-def sampled_ranking_metrics(scores, k=(10,)):
-    """Hit ratio and NDCG of one positive ranked among sampled negatives, per row.
-
-    Parameters
-    ----------
-    scores : array (n_rows, 1 + n_negatives), ints or floats
-        Column 0 the held-out (positive) item's score, the other columns its
-        negatives' scores.
-    k : int or iterable of int >= 1
-        Cut-offs.
-
-    Returns
-    -------
-    dict
-        ``{"hit_rate@10": ..., "ndcg@10": ..., "n_users": n_rows}`` (both metrics for
-        each k, in increasing k), means over rows; NaN when there are no rows.
-
-    Raises
-    ------
-    ValueError
-        NaN scores, bad shape or cut-offs.
-
-    Notes
-    -----
-    The rank of the positive counts the negatives scored at least as high, so ties
-    are pessimistic (a constant score ranks the positive last, at ``1 + n_negatives``):
-
-    .. math::
-
-        r = 1 + \\sum_{j \\geq 1} [s_j \\geq s_0], \\qquad
-        \\mathrm{HR@}k = [r \\leq k], \\qquad
-        \\mathrm{NDCG@}k = \\frac{[r \\leq k]}{\\log_2(r + 1)}
-
-    Examples
-    --------
-    >>> sampled_ranking_metrics([[0.9, 0.1, 0.5], [0.2, 0.3, 0.2]], k=1)
-    {'hit_rate@1': 0.5, 'ndcg@1': 0.5, 'n_users': 2}
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.shape[1] < 1:
-        raise ValueError(f"scores must be (n_rows, 1 + n_negatives), got shape {scores.shape}")
-    if scores.dtype.kind not in "iuf":
-        raise TypeError(f"scores must be ints or floats, got {scores.dtype}")
-    ks = _cutoffs(k)
-    if scores.dtype.kind == "f":
-        nan_rows = np.isnan(scores).any(axis=1)
-        if nan_rows.any():
-            raise ValueError(f"scores hold NaN in {int(nan_rows.sum())} of {scores.shape[0]} rows "
-                             f"(first: row {int(np.argmax(nan_rows))}); rank needs comparable scores")
-    n_rows = scores.shape[0]
-    ranks = 1 + np.count_nonzero(scores[:, 1:] >= scores[:, :1], axis=1)
-    result = {}
-    for cut in ks:
-        hit = ranks <= cut
-        gain = np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)
-        result[f"hit_rate@{cut}"] = float(hit.mean()) if n_rows else float("nan")
-        result[f"ndcg@{cut}"] = float(gain.mean()) if n_rows else float("nan")
-    result["n_users"] = int(n_rows)
-    return result
-
-
-def _cutoffs(k):
-    """Sorted distinct cut-offs from an int or an iterable of ints."""
-    from fastrec._checks import check_positive_int
-
-    ks = (k,) if np.ndim(k) == 0 else tuple(k)
-    if not ks:
-        raise ValueError("k must be a cut-off or a non-empty tuple of cut-offs")
-    return sorted({check_positive_int(cut, "k") for cut in ks})

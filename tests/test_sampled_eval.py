@@ -6,7 +6,8 @@ import pytest
 
 import fastrec
 from fastrec.data import Interactions
-from fastrec.evaluation import evaluate_sampled, sampled_ranking_metrics
+from fastrec.evaluation import evaluate_sampled
+from fastrec.metrics import sampled_ranking_metrics
 from fastrec.model_selection import leave_k_out, sample_negatives
 
 

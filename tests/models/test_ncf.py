@@ -84,18 +84,19 @@ def test_kernel_matches_reference(name, loss, optimizer, num_threads, seed):
     np.testing.assert_allclose(reported, np.sqrt(losses) if loss == "mse" else losses, rtol=1e-9)
 
 
-def test_epoch_samples_negatives_and_order(seed):
+def test_epoch_samples_negatives_and_order(seed, index_dtype):
     data = make_interactions(30, 20, 0.2, implicit=True, seed=seed)
     csr = data.csr
-    users, items, labels = epoch_samples(csr.indptr, csr.indices, data.values, 20, 3, True, seed, 0)
+    indptr, indices = csr.indptr.astype(index_dtype), csr.indices.astype(index_dtype)
+    users, items, labels = epoch_samples(indptr, indices, data.values, 20, 3, True, seed, 0)
     assert users.size == 4 * data.nnz and labels.sum() == data.nnz
     dense = data.csr.toarray() > 0
     assert dense[users[labels == 1], items[labels == 1]].all()
     assert not dense[users[labels == 0], items[labels == 0]].any()
     positives = sorted(zip(users[labels == 1].tolist(), items[labels == 1].tolist(), strict=True))
     assert positives == sorted(zip(data.entry_users.tolist(), csr.indices.tolist(), strict=True))
-    again = epoch_samples(csr.indptr, csr.indices, data.values, 20, 3, True, seed, 0)
-    other = epoch_samples(csr.indptr, csr.indices, data.values, 20, 3, True, seed, 1)
+    again = epoch_samples(indptr, indices, data.values, 20, 3, True, seed, 0)
+    other = epoch_samples(indptr, indices, data.values, 20, 3, True, seed, 1)
     assert np.array_equal(again[1], items) and not np.array_equal(other[1], items)
 
 
