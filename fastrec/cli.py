@@ -25,8 +25,8 @@ MODELS = {
                  "user-based kNN (Surprise's KNNWithMeans, pearson)"),
     "mf": (lambda: _models().MatrixFactorization(random_state=0),
            "matrix factorisation by SGD (Surprise's SVD)"),
-    "ncf": (lambda: _models().NeuralCF(loss="mse", random_state=0),
-            "neural collaborative filtering (NeuMF) on ratings"),
+    "ncf": (lambda: _models().NeuralCF(loss="mse", lr=0.005, reg=0.01, random_state=0),
+            "neural collaborative filtering (NeuMF) on ratings"),  # unregularised, it overfits ratings
 }
 SIZES = {  # synthetic dataset sizes: users, items, ratings
     "small": (2_000, 1_000, 60_000),
