@@ -31,6 +31,7 @@ _LAZY = {
     "UserKNN": "fastrec.models.knn",
     "MatrixFactorization": "fastrec.models.mf",
     "NeuralCF": "fastrec.models.ncf",
+    "Blend": "fastrec.models.blend",
     "load": "fastrec.models.base",
     "evaluate": "fastrec.evaluation",
     "evaluate_sampled": "fastrec.evaluation",

@@ -253,6 +253,7 @@ class MatrixFactorization(EpochTraining, Recommender):
                 np.matmul(self.user_factors_[u], self.item_factors_.T, out=scores)
             else:
                 scores[known] = self.user_factors_[u[known]] @ self.item_factors_.T
+                scores[~known] = 0  # filled below: biases only, or popularity
         if self.biased:
             scores[known] += (self.global_mean_ + self.user_bias_[u[known]])[:, None]
             scores += self.item_bias_[None, :]

@@ -295,3 +295,13 @@ def test_rmse_close_to_surprise_svd_on_ml100k(ml100k_path):
         ours = np.mean([rmse(tr, MatrixFactorization(n_blocks=n_blocks, random_state=seed).fit(train)
                              .predict(tu, ti)) for seed in range(3)])
         assert abs(ours - theirs) < 0.003, (n_blocks, ours, theirs)
+
+
+def test_unknown_users_are_ranked_by_the_item_biases(seed):
+    # regression: rows of unknown users were left uninitialised before the biases were added
+    data = make_interactions(40, 25, 0.2, empty_users=3, seed=seed)
+    model = fastrec.MatrixFactorization(4, 3, random_state=seed).fit(data)
+    ids, scores = model.recommend(data.user_ids[-3:], n=5, exclude_seen=False)
+    expected = data.item_ids[np.argsort(-model.item_bias_, kind="stable")[:5]]
+    assert (ids == expected).all()
+    np.testing.assert_allclose(scores[0], model.global_mean_ + np.sort(model.item_bias_)[::-1][:5], rtol=1e-5)

@@ -1,0 +1,302 @@
+"""Fusion: one recommender from several, their scores blended with learned weights.
+
+``method="linear"`` on ratings learns an intercept and one weight per member by least
+squares (non-negative by default) on held-out ratings; ``"linear"`` and ``"rank"`` on
+implicit data learn weights that maximise NDCG@k on held-out interactions, over each
+member's normalised scores or ranks; ``"rrf"`` (reciprocal-rank fusion) needs no weights.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+from fastrec._checks import check_choice, check_positive_int
+from fastrec.data import as_interactions
+from fastrec.models.base import Explanation, Recommender
+
+METHODS = ("linear", "rank", "rrf")
+NORMALIZATIONS = ("zscore", "minmax", None)
+RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al. 2009)
+WEIGHT_STEPS = 10  # the ranking search tries weights on a grid of 1/WEIGHT_STEPS
+
+
+class Blend(Recommender):
+    """A weighted fusion of fitted-or-not recommenders, kept as given in ``models``.
+
+    - ``method="linear"``: rating blends (every member predicts ratings, the data is
+      explicit) predict ``intercept_ + sum_m weights_[m] * member_m``; otherwise the
+      score is ``sum_m weights_[m] * normalize(member_m's scores of the user's items)``.
+    - ``"rank"``: the weighted sum of each member's rank score ``1 - rank / n_items``.
+    - ``"rrf"``: ``sum_m 1 / (RRF_K + rank_m)``, no weights.
+
+    ``normalize`` ("zscore", "minmax" or None) puts each member's scores of one user's
+    items on a common scale before a ranking blend combines them.  ``weights`` given
+    by hand are used as they are; otherwise they are learned in ``fit``.
+
+    Attributes
+    ----------
+    weights_ : array (n_members,)
+    intercept_ : float (rating blends; 0 otherwise)
+    validation_scores_ : dict
+        Each member's and the blend's validation RMSE (rating blends) or NDCG@k.
+    """
+
+    _unsaved_params = ("models",)
+
+    def __init__(self, models, *, method="linear", normalize="zscore", weights=None, nonnegative=True,
+                 validation_size=0.1, k=10, random_state=None, num_threads=None):
+        self.models = models
+        self.method = method
+        self.normalize = normalize
+        self.weights = weights
+        self.nonnegative = nonnegative
+        self.validation_size = validation_size
+        self.k = k
+        self.random_state = random_state
+        self.num_threads = num_threads
+
+    # --------------------------------------------------------------- params
+    def _members(self):
+        return [m[1] if isinstance(m, tuple) else m for m in self.models]
+
+    def _names(self):
+        return [m[0] if isinstance(m, tuple) else f"{type(m).__name__}_{j}" for j, m in enumerate(self.models)]
+
+    @property
+    def predicts_ratings(self):
+        return self._rating_blend
+
+    @property
+    def requires_ratings(self):
+        return any(m.requires_ratings for m in self._members())
+
+    @property
+    def fallback(self):
+        return "the members' fallbacks, blended"
+
+    def _check_params(self):
+        members = self._members()
+        if not isinstance(self.models, (list, tuple)) or not members:
+            raise ValueError("models must be a non-empty list of recommenders (or (name, model) pairs)")
+        for m in members:
+            if not isinstance(m, Recommender):
+                raise TypeError(f"every member must be a fastrec recommender, got {m!r}")
+        check_choice(self.method, "method", METHODS)
+        check_choice(self.normalize, "normalize", NORMALIZATIONS)
+        check_positive_int(self.k, "k")
+        if not 0.0 < self.validation_size < 1.0:
+            raise ValueError(f"validation_size must lie in (0, 1), got {self.validation_size!r}")
+        if self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float64)
+            if weights.shape != (len(members),) or not np.isfinite(weights).all():
+                raise ValueError(f"weights must be {len(members)} finite numbers, one per member")
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data, validation=None, refit=True):
+        """Fit the members and learn the weights.
+
+        Without ``validation`` a random ``validation_size`` share of ``data`` is held
+        out: members are fitted on the rest, their scores on the held-out part give the
+        weights, and with ``refit=True`` (default) the members are fitted again on all
+        of ``data``.  With ``validation`` (same ids), members are fitted on ``data`` and
+        refitted on both when ``refit``.  Given ``weights`` skip the learning.
+        """
+        from fastrec.model_selection import train_test_split
+
+        data = as_interactions(data)
+        self._check_params()
+        members = self._members()
+        self._rating_blend = (self.method == "linear" and not data.is_implicit
+                              and all(m.predicts_ratings for m in members))
+        if validation is None:
+            train, validation = train_test_split(data, self.validation_size, random_state=self.random_state)
+            full = data
+        else:
+            validation = as_interactions(validation)
+            if not validation.same_ids(data):
+                raise ValueError("validation must use the training data's ids (split one Interactions "
+                                 "with fastrec.model_selection)")
+            train, full = data, _union(data, validation)
+        self.interactions_ = train
+        for m in members:
+            m.fit(train)
+        self._learn_weights(train, validation)
+        if refit:
+            for m in members:
+                m.fit(full)
+        self.interactions_ = full if refit else train
+        return self
+
+    def _learn_weights(self, train, validation):
+        from scipy.optimize import nnls
+
+        from fastrec import metrics
+
+        names = self._names()
+        n = len(names)
+        users, items, ratings, _ = validation.to_arrays()
+        u, i = train.user_index(users), train.item_index(items)
+        self.validation_scores_ = {}
+        if self._rating_blend:
+            columns = np.column_stack([m._predict_indices(u, i) for m in self._members()])
+            for name, column in zip(names, columns.T, strict=True):
+                self.validation_scores_[name] = metrics.rmse(ratings, column)
+            if self.weights is not None:
+                weights, intercept = np.asarray(self.weights, dtype=np.float64), 0.0
+            else:
+                design = np.column_stack([columns, np.ones(u.size)])
+                if self.nonnegative:
+                    solution, _ = nnls(design, ratings)
+                else:
+                    solution = np.linalg.lstsq(design, ratings, rcond=None)[0]
+                weights, intercept = solution[:n], float(solution[n])
+            self.weights_, self.intercept_ = weights, intercept
+            blended = self._predict_indices(u, i)
+            self.validation_scores_["blend"] = metrics.rmse(ratings, blended)
+            return
+        # ranking blends: NDCG@k of each member, then a grid search over the weights
+        self.intercept_ = 0.0
+        evaluated = np.flatnonzero(validation.user_counts > 0)
+        member_scores = [self._member_scores(m, evaluated) for m in self._members()]
+
+        def ndcg(weights):
+            combined = sum(w * s for w, s in zip(weights, member_scores, strict=True))
+            top = _top(combined, self.k, train, evaluated)
+            return metrics.ranking_metrics(top, evaluated, validation, (self.k,))[f"ndcg@{self.k}"]
+
+        for j, name in enumerate(names):
+            self.validation_scores_[name] = ndcg(np.eye(n)[j])
+        if self.method == "rrf":
+            weights = np.ones(n)
+        elif self.weights is not None:
+            weights = np.asarray(self.weights, dtype=np.float64)
+        else:
+            weights = _grid_search(ndcg, n)
+        self.weights_ = weights
+        self.validation_scores_["blend"] = ndcg(weights)
+
+    # -------------------------------------------------------------- scoring
+    def _member_scores(self, model, u):
+        """One member's dense scores of every item for users ``u``, on the blend's scale:
+        normalised scores (linear), rank scores (rank) or reciprocal ranks (rrf)."""
+        scores = _dense_scores(model, u).astype(np.float64)
+        if self.method == "linear":
+            return _normalized(scores, self.normalize)
+        ranks = np.empty_like(scores)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        np.put_along_axis(ranks, order, np.arange(scores.shape[1], dtype=np.float64)[None, :], axis=1)
+        if self.method == "rank":
+            return 1.0 - ranks / scores.shape[1]
+        return 1.0 / (RRF_K + 1.0 + ranks)
+
+    def _predict_indices(self, u, i):
+        members = self._members()
+        if self._rating_blend:
+            out = self.intercept_ + sum(w * m._predict_indices(u, i) for w, m in zip(self.weights_, members,
+                                                                                         strict=True))
+            scale = self.interactions_.rating_scale
+            return np.clip(out, *scale) if scale is not None else out
+        out = np.empty(u.size)
+        users, inverse = np.unique(u, return_inverse=True)
+        scores = self._score_users(users)
+        out[:] = scores[inverse, np.maximum(i, 0)]
+        out[i < 0] = 0.0
+        return out
+
+    def _score_users(self, u):
+        members = self._members()
+        if self._rating_blend:
+            return self.intercept_ + sum(w * _dense_scores(m, u) for w, m in zip(self.weights_, members,
+                                                                                  strict=True))
+        return sum(w * self._member_scores(m, u) for w, m in zip(self.weights_, members, strict=True))
+
+    def explain(self, user, item, n=5):
+        """Each member's part of the blended score: ``Explanation.neighbors`` are the
+        member names, ``similarity`` their weights, ``rating`` their own scores and
+        ``contribution`` weight x score; ``base`` is the intercept."""
+        self._check_fitted()
+        u, _ = self._known_users(np.atleast_1d(np.asarray(user)))
+        i, _ = self._known_items(np.atleast_1d(np.asarray(item)))
+        if self._rating_blend:
+            parts = np.array([m._predict_indices(u, i)[0] for m in self._members()])
+        else:
+            parts = np.array([self._member_scores(m, np.maximum(u, 0))[0, max(i[0], 0)] for m in self._members()])
+        contribution = self.weights_ * parts
+        estimate = float(self.intercept_ + contribution.sum())
+        order = np.argsort(-np.abs(contribution), kind="stable")[:n]
+        names = np.array(self._names(), dtype=object)
+        return Explanation(user, item, estimate, self.intercept_, names[order], self.weights_[order],
+                           parts[order], contribution[order])
+
+    def save(self, path):
+        raise NotImplementedError("saving a Blend (its members) is not supported yet; save each member")
+
+
+def _dense_scores(model, u):
+    """A member's dense scores of every item for user indices ``u`` (unknown: -1)."""
+    if getattr(model, "_implicit", False) and hasattr(model, "_sparse_factors"):
+        # implicit kNN recommends through a sparse product; here its rows are made dense
+        left, right = model._sparse_factors()
+        known = u >= 0
+        out = np.empty((u.size, right.shape[1]))
+        out[~known] = model._popularity
+        out[known] = (left[u[known]] @ right).toarray()
+        return out
+    return np.asarray(model._score_users(u), dtype=np.float64)
+
+
+def _normalized(scores, how):
+    if how is None:
+        return scores
+    if how == "zscore":
+        std = scores.std(axis=1, keepdims=True)
+        return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
+    low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
+    return (scores - low) / np.where(high > low, high - low, 1.0)
+
+
+def _top(scores, k, train, users):
+    """Top-k item indices of each row with the user's training items excluded."""
+    from fastrec.models.base import _rows_pattern
+    from fastrec.topk import run_topk
+
+    indptr, indices = _rows_pattern(train.csr, users)
+    ids, _ = run_topk(np.ascontiguousarray(scores), k, None, indptr, indices, 1)
+    return ids
+
+
+def _grid_search(objective, n):
+    """Weights on the simplex maximising ``objective``: coordinate moves of 1/WEIGHT_STEPS
+    from equal weights, until no move helps (deterministic)."""
+    weights = np.full(n, 1.0 / n)
+    best = objective(weights)
+    step = 1.0 / WEIGHT_STEPS
+    improved = True
+    while improved:
+        improved = False
+        for j in range(n):
+            for other in range(n):
+                if j == other or weights[other] < step - 1e-12:
+                    continue
+                trial = weights.copy()
+                trial[j] += step
+                trial[other] -= step
+                value = objective(trial)
+                if value > best + 1e-12:
+                    weights, best, improved = trial, value, True
+    return weights
+
+
+def _union(a, b):
+    """The entries of two Interactions with the same ids and no common entry."""
+    users = np.concatenate([a.entry_users, b.entry_users])
+    items = np.concatenate([a.csr.indices, b.csr.indices])
+    values = np.concatenate([a.csr.data, b.csr.data])
+    order = np.lexsort((items, users))
+    if np.any((users[order][1:] == users[order][:-1]) & (items[order][1:] == items[order][:-1])):
+        raise ValueError("validation repeats (user, item) pairs of the training data")
+    indptr = np.zeros(a.n_users + 1, dtype=a.csr.indptr.dtype)
+    np.cumsum(np.bincount(users, minlength=a.n_users), out=indptr[1:])
+    csr = sp.csr_array((values[order], items[order].astype(a.csr.indices.dtype), indptr), shape=a.shape)
+    stamps = None
+    if a.timestamps is not None and b.timestamps is not None:
+        stamps = np.concatenate([a.timestamps, b.timestamps])[order]
+    return a._replace(csr=csr, timestamps=stamps)

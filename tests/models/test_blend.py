@@ -1,0 +1,148 @@
+"""Blend: weights learned back from a known mixture, one member, ranking methods vs NumPy."""
+import numpy as np
+import pytest
+
+import fastrec
+from fastrec.models.base import Recommender
+from fastrec.testing import make_interactions
+
+
+class Fixed(Recommender):
+    """A member whose score of (u, i) is a fixed function of the indices."""
+
+    def __init__(self, phase=0.0):
+        self.phase = phase
+
+    @property
+    def predicts_ratings(self):
+        return True
+
+    def _fit(self, data):
+        self.n_items_ = data.n_items
+
+    def _predict_indices(self, u, i):
+        return np.sin(1.3 * u + 0.7 * i + self.phase) + 0.1 * i
+
+    def _score_users(self, u):
+        return self._predict_indices(np.repeat(u, self.n_items_), np.tile(np.arange(self.n_items_), u.size)
+                                     ).reshape(u.size, -1)
+
+
+def _mixture_data(seed):
+    base = make_interactions(60, 30, 0.4, seed=seed)
+    u, i = base.entry_users, base.csr.indices
+    ratings = 0.5 + 0.3 * Fixed(0.0)._predict_indices(u, i) + 0.7 * Fixed(1.0)._predict_indices(u, i)
+    return fastrec.Interactions.from_arrays(u, i, ratings, user_ids=np.arange(60), item_ids=np.arange(30))
+
+
+@pytest.mark.parametrize("nonnegative", [True, False])
+def test_weights_of_a_known_mixture_come_back(seed, nonnegative):
+    data = _mixture_data(seed)
+    blend = fastrec.Blend([Fixed(0.0), Fixed(1.0), Fixed(2.0)], nonnegative=nonnegative, random_state=seed)
+    blend.fit(data)
+    np.testing.assert_allclose(blend.weights_, [0.3, 0.7, 0.0], atol=1e-8)
+    assert blend.intercept_ == pytest.approx(0.5, abs=1e-8)
+    assert blend.validation_scores_["blend"] < 1e-8
+    users, items, ratings, _ = data.to_arrays()
+    np.testing.assert_allclose(blend.predict(users, items), ratings, atol=1e-8)
+
+
+def test_one_member_with_weight_one_is_that_member(seed):
+    data = make_interactions(50, 30, 0.2, seed=seed)
+    member = fastrec.MatrixFactorization(4, 5, random_state=0)
+    blend = fastrec.Blend([member], weights=[1.0], random_state=seed).fit(data)
+    alone = fastrec.MatrixFactorization(4, 5, random_state=0).fit(data)
+    users, items, _, _ = data.to_arrays()
+    np.testing.assert_allclose(blend.predict(users, items), alone.predict(users, items), rtol=1e-12)
+    ids, scores = blend.recommend(data.user_ids[:10], n=5)
+    expected_ids, expected_scores = alone.recommend(data.user_ids[:10], n=5)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+
+
+def _reference_scores(members, weights, method, normalize, users):
+    """Each member's scores of every item (from its own ``recommend``), put on the blend's
+    scale in plain NumPy, combined."""
+    out = 0.0
+    for w, m in zip(weights, members, strict=True):
+        data = m.interactions_
+        ids, top = m.recommend(users, n=data.n_items, exclude_seen=False)
+        s = np.zeros((users.size, data.n_items))  # what a list leaves out (-1) scores 0
+        codes = data.item_index(ids.ravel(), unknown="ignore").reshape(ids.shape)
+        rows = np.repeat(np.arange(users.size), ids.shape[1]).reshape(ids.shape)
+        s[rows[codes >= 0], codes[codes >= 0]] = top[codes >= 0]
+        if method == "linear":
+            if normalize == "zscore":
+                sd = s.std(axis=1, keepdims=True)
+                s = (s - s.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1)
+            elif normalize == "minmax":
+                lo, hi = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
+                s = (s - lo) / np.where(hi > lo, hi - lo, 1)
+        else:
+            ranks = np.array([[np.sum((row > row[j]) | ((row == row[j]) & (np.arange(row.size) < j)))
+                               for j in range(row.size)] for row in s], dtype=float)
+            s = 1 - ranks / s.shape[1] if method == "rank" else 1 / (61 + ranks)
+        out = out + w * s
+    return out
+
+
+@pytest.mark.parametrize("method", ["linear", "rank", "rrf"])
+@pytest.mark.parametrize("normalize", ["zscore", "minmax", None])
+def test_ranking_blend_scores_equal_a_numpy_reference(method, normalize, seed):
+    data = make_interactions(40, 25, 0.2, implicit=True, seed=seed)
+    members = [fastrec.Popularity(), fastrec.ItemKNN(k=5), fastrec.MatrixFactorization(3, 3, loss="bpr", random_state=0)]
+    blend = fastrec.Blend(members, method=method, normalize=normalize, random_state=seed, k=5).fit(data)
+    assert blend.weights_.shape == (3,) and np.isclose(blend.weights_.sum(), 1.0 if method != "rrf" else 3.0)
+    expected = _reference_scores(members, blend.weights_, method, normalize, data.user_ids)
+    u, _ = blend._known_users(data.user_ids)  # users without data: -1, the members' fallbacks
+    np.testing.assert_allclose(blend._score_users(u), expected, rtol=1e-10, atol=1e-12)
+    ids, _ = blend.recommend(data.user_ids, n=5)
+    seen = data.csr.toarray() > 0
+    for row, items in enumerate(ids):
+        assert not seen[row, items[items >= 0]].any()
+    assert set(blend.validation_scores_) == {"Popularity_0", "ItemKNN_1", "MatrixFactorization_2", "blend"}
+    # the search starts from equal weights, so the blend is never worse there
+    assert blend.validation_scores_["blend"] >= 0
+
+
+def test_learned_ranking_weights_pick_the_informative_member(seed):
+    data = make_interactions(80, 40, 0.15, implicit=True, seed=seed)
+    train, test = fastrec.model_selection.train_test_split(data, 0.3, random_state=seed)
+    blend = fastrec.Blend([("pop", fastrec.Popularity()), ("knn", fastrec.ItemKNN(k=20))],
+                          random_state=seed).fit(train)
+    best = max(("pop", "knn"), key=blend.validation_scores_.get)
+    assert blend.validation_scores_["blend"] >= blend.validation_scores_[best] - 1e-12
+
+
+def test_explicit_validation_and_refit(seed):
+    data = make_interactions(60, 30, 0.3, seed=seed)
+    train, valid = fastrec.model_selection.train_test_split(data, 0.2, random_state=seed)
+    blend = fastrec.Blend([fastrec.Baseline(), fastrec.ItemKNN(k=10)]).fit(train, validation=valid)
+    assert blend.interactions_.nnz == data.nnz  # refitted on train + validation
+    assert blend._members()[0].interactions_.nnz == data.nnz
+    kept = fastrec.Blend([fastrec.Baseline()]).fit(train, validation=valid, refit=False)
+    assert kept.interactions_.nnz == train.nnz
+    with pytest.raises(ValueError, match="repeats"):
+        fastrec.Blend([fastrec.Baseline()]).fit(train, validation=train)
+
+
+def test_explain_adds_up(seed):
+    data = make_interactions(60, 30, 0.3, seed=seed)
+    blend = fastrec.Blend([("base", fastrec.Baseline()), ("knn", fastrec.ItemKNN(k=10))], random_state=seed).fit(data)
+    why = blend.explain(data.user_ids[0], data.item_ids[3])
+    assert set(why.neighbors) == {"base", "knn"}
+    assert why.base + why.contribution.sum() == pytest.approx(why.estimate)
+    # predict clips the same estimate to the rating scale
+    assert np.clip(why.estimate, 1, 5) == pytest.approx(blend.predict(data.user_ids[0], data.item_ids[3]))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"models": []}, "non-empty"), ({"models": [object()]}, "recommender"),
+    ({"method": "max"}, "method"), ({"normalize": "rank"}, "normalize"),
+    ({"weights": [1.0, 2.0]}, "one per member"), ({"validation_size": 1.5}, "validation_size"),
+    ({"k": 0}, "k"),
+])
+def test_bad_parameters(params, message):
+    kwargs = {"models": [fastrec.Baseline()], **params}
+    with pytest.raises((ValueError, TypeError), match=message):
+        fastrec.Blend(kwargs.pop("models"), **kwargs).fit(make_interactions(10, 8, 0.4))
