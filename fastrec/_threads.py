@@ -7,6 +7,7 @@ negative counts are counted back from it (``-2`` = all but one).
 import contextlib
 import numbers
 import os
+import threading
 import warnings
 
 from fastrec.exceptions import FastrecWarning
@@ -56,13 +57,33 @@ def effective_num_threads(num_threads=None):
     return n
 
 
+_worker = threading.local()
+
+
 @contextlib.contextmanager
 def limit_blas_threads(n=1):
-    """Keep BLAS to ``n`` threads while our own threads run (avoids oversubscription)."""
+    """Keep BLAS to ``n`` threads while our own threads run (avoids oversubscription).
+
+    Inside a ``blas_worker`` thread BLAS is already held at one thread for the whole
+    pool, and is left alone (the limit is process-wide, so threads must not race on it).
+    """
+    if getattr(_worker, "active", False):
+        yield
+        return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n, user_api="blas"):
         yield
+
+
+@contextlib.contextmanager
+def blas_worker():
+    """Mark this thread as a worker of a pool run under ``limit_blas_threads(1)``."""
+    _worker.active = True
+    try:
+        yield
+    finally:
+        _worker.active = False
 
 
 @contextlib.contextmanager

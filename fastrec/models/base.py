@@ -23,6 +23,7 @@ from fastrec.topk import run_topk
 _MODELS = {}
 FORMAT_VERSION = 1
 SCORE_BLOCK_BYTES = 64 * 2**20  # dense score block per recommend batch
+PARALLEL_BLOCK_BYTES = 8 * 2**20  # per thread, when each thread scores its own block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Recommender:
     predicts_ratings = True   # False where predict() returns a ranking score, not a rating
     requires_ratings = False  # True where fit() needs explicit ratings
     fallback = "global mean"  # what unknown users/items get
+    _dense_blas_scores = False  # _score_users is BLAS work: recommend runs one block per thread
     _unsaved_params = ()      # hyper-parameters save() stores as None (data, callables)
 
     def __init_subclass__(cls, **kwargs):
@@ -184,7 +186,17 @@ class Recommender:
             return raw, scores, Details(known_user, all_items, self.fallback)
         return raw, scores
 
-    def _recommend_codes(self, users, n, exclude_seen=True, items=None, num_threads=None):
+    def recommend_all(self, n=10, *, batch_size=None, exclude_seen=True, items=None, num_threads=None):
+        """Top-``n`` items for every user of the training data, ``batch_size`` users at a
+        time (default: blocks of about 64 MB of scores), never all users x all items at
+        once.  Returns ``(user_ids, item_ids, scores)``."""
+        self._check_fitted()
+        check_positive_int(batch_size, "batch_size", allow_none=True)
+        users = self.interactions_.user_ids
+        codes, scores, _ = self._recommend_codes(users, n, exclude_seen, items, num_threads, batch_size)
+        return users, _raw_ids(self.interactions_.item_ids, codes), scores
+
+    def _recommend_codes(self, users, n, exclude_seen=True, items=None, num_threads=None, batch_size=None):
         """``recommend`` on dense item indices: ``(codes, scores, known_user)``, -1 padded."""
         self._check_fitted()
         n = check_positive_int(n, "n", minimum=0)
@@ -193,22 +205,46 @@ class Recommender:
         data = self.interactions_
         u, known_user = self._known_users(users)
         candidates = self._excluded_columns(items)
-        block = max(1, min(max(u.size, 1), SCORE_BLOCK_BYTES // (8 * max(data.n_items, 1))))
+        pooled = self._dense_blas_scores and threads > 1
+        if pooled:  # each thread: its own small block, single-threaded BLAS, then its top-k
+            limit = PARALLEL_BLOCK_BYTES
+        else:
+            limit = SCORE_BLOCK_BYTES
+        block = batch_size or max(1, min(max(u.size, 1), limit // (8 * max(data.n_items, 1))))
         out_ids = np.empty((u.size, n), dtype=np.int64)
-        out_scores = None
-        for start in range(0, u.size, block):
+        out_scores = []
+
+        def one_block(start, topk_threads):
             rows = u[start:start + block]
             scores = np.ascontiguousarray(self._score_users(rows))
             indptr = indices = None
             if exclude_seen:
                 indptr, indices = _rows_pattern(data.csr, rows)
-            ids, top = run_topk(scores, n, candidates, indptr, indices, threads)
-            if out_scores is None:
-                out_scores = np.empty((u.size, n), dtype=top.dtype)
+            ids, top = run_topk(scores, n, candidates, indptr, indices, topk_threads)
+            if not out_scores:  # the first block fixes the dtype
+                out_scores.append(np.empty((u.size, n), dtype=top.dtype))
             out_ids[start:start + block] = ids
-            out_scores[start:start + block] = top
-        if out_scores is None:
-            out_scores = np.empty((0, n))
+            out_scores[0][start:start + block] = top
+
+        starts = range(0, u.size, block)
+        if not pooled or len(starts) < 2:
+            for start in starts:
+                one_block(start, threads)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from fastrec._threads import blas_worker, limit_blas_threads
+
+            def work(start):
+                with blas_worker():
+                    one_block(start, 1)
+
+            # BLAS threads and ours spinning on 2 cores slow both (measured 1.5x): one level only
+            with limit_blas_threads(1):
+                work(starts[0])
+                with ThreadPoolExecutor(max_workers=threads) as pool:
+                    list(pool.map(work, starts[1:]))
+        out_scores = out_scores[0] if out_scores else np.empty((0, n))
         return out_ids, out_scores, known_user
 
     # ------------------------------------------------------ unseen users

@@ -40,6 +40,7 @@ class Blend(Recommender):
     """
 
     _unsaved_params = ("models",)
+    _dense_blas_scores = True
 
     def __init__(self, models, *, method="linear", normalize="zscore", weights=None, nonnegative=True,
                  validation_size=0.1, k=10, random_state=None, num_threads=None):
@@ -90,7 +91,7 @@ class Blend(Recommender):
                 raise ValueError(f"weights must be {len(members)} finite numbers, one per member")
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data, validation=None, refit=True):
+    def fit(self, data, validation=None, refit=True, fit_members=True):
         """Fit the members and learn the weights.
 
         Without ``validation`` a random ``validation_size`` share of ``data`` is held
@@ -98,6 +99,8 @@ class Blend(Recommender):
         weights, and with ``refit=True`` (default) the members are fitted again on all
         of ``data``.  With ``validation`` (same ids), members are fitted on ``data`` and
         refitted on both when ``refit``.  Given ``weights`` skip the learning.
+        ``fit_members=False`` takes members already fitted on ``data`` as they are
+        (weights given, or learned on ``validation``).
         """
         from fastrec.model_selection import train_test_split
 
@@ -106,14 +109,26 @@ class Blend(Recommender):
         members = self._members()
         self._rating_blend = (self.method == "linear" and not data.is_implicit
                               and all(m.predicts_ratings for m in members))
-        if validation is None:
-            train, validation = train_test_split(data, self.validation_size, random_state=self.random_state)
-            full = data
-        else:
+        if validation is not None:
             validation = as_interactions(validation)
             if not validation.same_ids(data):
                 raise ValueError("validation must use the training data's ids (split one Interactions "
                                  "with fastrec.model_selection)")
+        if not fit_members:
+            for m in members:
+                if not hasattr(m, "interactions_") or not m.interactions_.same_ids(data):
+                    raise ValueError(f"fit_members=False needs every member fitted on data with these ids; "
+                                     f"{m!r} is not")
+            if self.weights is None and validation is None:
+                raise ValueError("fit_members=False learns weights on validation data: pass validation "
+                                 "or weights")
+            self.interactions_ = data
+            self._learn_weights(data, validation)
+            return self
+        if validation is None:
+            train, validation = train_test_split(data, self.validation_size, random_state=self.random_state)
+            full = data
+        else:
             train, full = data, _union(data, validation)
         self.interactions_ = train
         for m in members:
@@ -132,9 +147,12 @@ class Blend(Recommender):
 
         names = self._names()
         n = len(names)
+        self.validation_scores_ = {}
+        if validation is None:  # weights given, members taken as they are
+            self.weights_, self.intercept_ = np.asarray(self.weights, dtype=np.float64), 0.0
+            return
         users, items, ratings, _ = validation.to_arrays()
         u, i = train.user_index(users), train.item_index(items)
-        self.validation_scores_ = {}
         if self._rating_blend:
             columns = np.column_stack([m._predict_indices(u, i) for m in self._members()])
             for name, column in zip(names, columns.T, strict=True):

@@ -273,10 +273,10 @@ class _Neighborhood(Recommender):
         return counts
 
     # ------------------------------------------------------------- recommend
-    def _recommend_codes(self, users, n, exclude_seen=True, items=None, num_threads=None):
+    def _recommend_codes(self, users, n, exclude_seen=True, items=None, num_threads=None, batch_size=None):
         self._check_fitted()
         if not self._implicit:
-            return super()._recommend_codes(users, n, exclude_seen, items, num_threads)
+            return super()._recommend_codes(users, n, exclude_seen, items, num_threads, batch_size)
         from fastrec._kernels.knn import product_topk
 
         n = check_positive_int(n, "n", minimum=0)

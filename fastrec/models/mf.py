@@ -84,6 +84,7 @@ class MatrixFactorization(EpochTraining, Recommender):
     history_ : dict with "train" and "validation" loss per epoch (NaN without validation)
     """
 
+    _dense_blas_scores = True
     _learned = ("user_factors_", "item_factors_", "user_bias_", "item_bias_", "global_mean_",
                 "loss_history_", "epochs_done_", "seed_", "adagrad_sums_")
     _unsaved_params = ("validation", "callback")  # data and code: saved as None
@@ -199,6 +200,7 @@ class MatrixFactorization(EpochTraining, Recommender):
                 target[...] = values
 
         self._run_epochs(data, n_epochs, run_epoch, lambda: [p.copy() for p in params], restore)
+        self._scoring_items = None  # the factors changed (early stopping may restore them in place)
 
     def _adagrad_sums(self):
         """Views of ``adagrad_sums_`` per parameter group, or None for plain SGD."""
@@ -244,23 +246,39 @@ class MatrixFactorization(EpochTraining, Recommender):
         return out
 
     def _score_users(self, u):
-        """Dense scores (unclipped; logits for logistic) of every item for users ``u``."""
+        """Dense scores (unclipped; logits for logistic) of every item for users ``u``.
+
+        One matrix product gives the whole score: the user rows are extended with
+        [1, mu + b_u] and the item rows with [b_i, 1] (biased models), so no pass over
+        the scores follows it.  Unknown users get mu + b_i, or popularity when unbiased.
+        """
         known = u >= 0
         threads = effective_num_threads(self.num_threads)
-        scores = np.empty((u.size, self.item_factors_.shape[0]), dtype=self.item_factors_.dtype)
-        with limit_blas_threads(threads):
-            if known.all():
-                np.matmul(self.user_factors_[u], self.item_factors_.T, out=scores)
-            else:
-                scores[known] = self.user_factors_[u[known]] @ self.item_factors_.T
-                scores[~known] = 0  # filled below: biases only, or popularity
+        items = self._items_for_scoring()
+        users = np.zeros((u.size, items.shape[0]), dtype=items.dtype)
+        k = self.n_factors
+        users[known, :k] = self.user_factors_[u[known]]
         if self.biased:
-            scores[known] += (self.global_mean_ + self.user_bias_[u[known]])[:, None]
-            scores += self.item_bias_[None, :]
-            scores[~known] += self.global_mean_
-        else:
+            users[:, k] = 1
+            users[:, k + 1] = self.global_mean_
+            users[known, k + 1] += self.user_bias_[u[known]]
+        scores = np.empty((u.size, items.shape[1]), dtype=items.dtype)
+        with limit_blas_threads(threads):
+            np.matmul(users, items, out=scores)
+        if not self.biased:
             scores[~known] = self.interactions_.item_counts
         return scores
+
+    def _items_for_scoring(self):
+        """The item side of ``_score_users``' product, (k [+ 2]) x n_items, C-contiguous;
+        cached until the factors change."""
+        cached = getattr(self, "_scoring_items", None)
+        if cached is None or cached[0] != int(self.epochs_done_) or cached[1] is not self.item_factors_:
+            q = self.item_factors_
+            if self.biased:
+                q = np.hstack([q, self.item_bias_[:, None], np.ones((q.shape[0], 1), dtype=q.dtype)])
+            cached = self._scoring_items = (int(self.epochs_done_), self.item_factors_, np.ascontiguousarray(q.T))
+        return cached[2]
 
     # -------------------------------------------------------------- fold in
     def fold_in(self, items, ratings=None):

@@ -53,6 +53,7 @@ class NeuralCF(EpochTraining, Recommender):
         binary cross-entropy for bce)
     """
 
+    _dense_blas_scores = True
     _learned = ("params_", "adam_m_", "adam_v_", "adam_step_", "global_mean_", "loss_history_",
                 "epochs_done_", "seed_")
     _unsaved_params = ("validation", "callback", "pretrained")

@@ -111,3 +111,15 @@ def test_predict_length_mismatch(model, string_data):
 
 def test_repr_shows_changed_params():
     assert repr(fastrec.Baseline(method="sgd")) == "Baseline(method='sgd')"
+
+
+def test_recommend_all_equals_recommend_in_any_batch_size(model):
+    data = make_interactions(30, 20, 0.2, seed=1)
+    model.fit(data)
+    users, ids, scores = model.recommend_all(n=4, batch_size=7)
+    expected_ids, expected_scores = model.recommend(data.user_ids, n=4)
+    assert np.array_equal(users, data.user_ids)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-12)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.recommend_all(batch_size=0)

@@ -1,0 +1,94 @@
+"""Fusion.
+
+Accuracy: 5-fold cross-validation on MovieLens 100k; each member's RMSE and the rating
+blend's (weights learned on 10% of each training fold, members refitted on all of it).
+Speed: top-10 for every user of synthetic 10M ratings (FASTREC_BENCH_10M=1; 1M
+otherwise), a 64-factor MF alone and blended with item kNN, against implicit's ALS
+``recommend`` over all users when implicit is installed.
+
+Run: pytest benchmarks/bench_blend.py --benchmark-only --benchmark-columns=min,mean,rounds -s
+"""
+import os
+
+import numpy as np
+import pytest
+
+import fastrec
+from fastrec.metrics import rmse
+from fastrec.model_selection import KFold
+
+
+def members():
+    return [
+        ("baseline", fastrec.Baseline()),
+        ("item-knn", fastrec.ItemKNN(k=40, metric="pearson_baseline", center="baseline")),
+        ("user-knn", fastrec.UserKNN(k=40, metric="pearson_baseline", center="baseline")),
+        ("svd", fastrec.MatrixFactorization(100, 20, random_state=0)),
+        ("svd-200", fastrec.MatrixFactorization(200, 60, reg=0.05, random_state=0)),
+        ("neumf", fastrec.NeuralCF(loss="mse", lr=0.005, reg=0.01, random_state=0)),
+    ]
+
+
+def five_fold(data):
+    per_fold = []
+    for train, test in KFold(5, random_state=0).split(data):
+        blend = fastrec.Blend(members(), random_state=0).fit(train)
+        users, items, ratings, _ = test.to_arrays()
+        row = {name: rmse(ratings, model.predict(users, items)) for name, model in blend.models}
+        row["blend"] = rmse(ratings, blend.predict(users, items))
+        per_fold.append(row)
+    return {name: float(np.mean([row[name] for row in per_fold])) for name in per_fold[0]}
+
+
+def test_blend_accuracy_ml100k(benchmark, ml100k_path):
+    data = fastrec.datasets.load_movielens(ml100k_path)
+    benchmark.group = "blend: ml-100k 5-fold (fit every member and the weights)"
+    means = benchmark.pedantic(five_fold, args=(data,), rounds=1)
+    benchmark.extra_info.update(means)
+    print("\n5-fold RMSE: " + ", ".join(f"{name} {value:.4f}" for name, value in means.items()))
+    assert means["blend"] < min(value for name, value in means.items() if name != "blend")
+
+
+SIZE = (100_000, 20_000, 10_000_000) if os.environ.get("FASTREC_BENCH_10M") else (100_000, 20_000, 1_000_000)
+ALL_USERS = "top-10 for every user: synthetic {:,} ratings, 2 threads".format(SIZE[2])
+
+
+@pytest.fixture(scope="module")
+def clicks():
+    return fastrec.datasets.synthetic(*SIZE, seed=0).to_implicit()
+
+
+@pytest.fixture(scope="module")
+def fitted(clicks):
+    mf = fastrec.MatrixFactorization(64, 5, lr=0.05, loss="bpr", num_threads=2, random_state=0).fit(clicks)
+    knn = fastrec.ItemKNN(k=50, num_threads=2).fit(clicks)
+    blend = fastrec.Blend([("mf", mf), ("knn", knn)], weights=[0.5, 0.5], num_threads=2)
+    return mf, blend.fit(clicks, fit_members=False)
+
+
+def test_mf_recommend_all(benchmark, clicks, fitted):
+    benchmark.group = ALL_USERS
+    mf, _ = fitted
+    users = clicks.user_ids
+    benchmark.pedantic(mf.recommend, args=(users,), kwargs={"n": 10, "num_threads": 2}, rounds=3)
+
+
+def test_blend_recommend_all(benchmark, clicks, fitted):
+    benchmark.group = ALL_USERS
+    _, blend = fitted
+    benchmark.pedantic(blend.recommend_all, kwargs={"n": 10}, rounds=3)
+
+
+def test_implicit_als_recommend_all(benchmark, clicks):
+    implicit = pytest.importorskip("implicit")
+    from threadpoolctl import threadpool_limits
+
+    benchmark.group = ALL_USERS
+    import scipy.sparse as sp
+
+    user_items = sp.csr_matrix(clicks.csr, dtype=np.float32, copy=True)
+    model = implicit.cpu.als.AlternatingLeastSquares(factors=64, iterations=2, num_threads=2, random_state=0)
+    with threadpool_limits(1, "blas"):
+        model.fit(user_items, show_progress=False)
+    users = np.arange(clicks.n_users)
+    benchmark.pedantic(model.recommend, args=(users, user_items), kwargs={"N": 10}, rounds=3)
