@@ -260,3 +260,25 @@ def pair_dot(const double[::1] a_data, const index_t[::1] a_indices, const int64
                     i = i + 1
                     j = j + 1
         out[pair] = total
+
+
+def product_dense(const value_t[::1] x_data, const index_t[::1] x_indices,
+                  const int64_t[::1] x_indptr,
+                  const value_t[::1] t_data, const index_t[::1] t_indices,
+                  const int64_t[::1] t_indptr, const int64_t[::1] rows,
+                  double[:, ::1] out, int num_threads):
+    """``out[r] = X[rows[r]] @ T`` as dense rows (a row -1 is left as it is).
+
+    Contract (unchecked): X (n_x, m) and T (m, out.shape[1]) CSR, ``out`` zeroed by the
+    caller for the rows to fill.  Each row is a scatter of T's rows, in X's order.
+    """
+    cdef Py_ssize_t r, p, q, row
+    cdef double weight
+    for r in prange(rows.shape[0], nogil=True, schedule="dynamic", num_threads=num_threads):
+        row = rows[r]
+        if row < 0:
+            continue
+        for p in range(x_indptr[row], x_indptr[row + 1]):
+            weight = x_data[p]
+            for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
+                out[r, t_indices[q]] += weight * t_data[q]

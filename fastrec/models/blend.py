@@ -195,10 +195,11 @@ class Blend(Recommender):
     def _member_scores(self, model, u):
         """One member's dense scores of every item for users ``u``, on the blend's scale:
         normalised scores (linear), rank scores (rank) or reciprocal ranks (rrf)."""
-        scores = _dense_scores(model, u).astype(np.float64)
+        scores = _dense_scores(model, u)
         if self.method == "linear":
-            return _normalized(scores, self.normalize)
-        ranks = np.empty_like(scores)
+            scale, shift = _scale_and_shift(scores, self.normalize)
+            return (scores - shift[:, None]) * scale[:, None]
+        ranks = np.empty(scores.shape)
         order = np.argsort(-scores, axis=1, kind="stable")
         np.put_along_axis(ranks, order, np.arange(scores.shape[1], dtype=np.float64)[None, :], axis=1)
         if self.method == "rank":
@@ -221,9 +222,18 @@ class Blend(Recommender):
 
     def _score_users(self, u):
         members = self._members()
-        if self._rating_blend:
-            return self.intercept_ + sum(w * _dense_scores(m, u) for w, m in zip(self.weights_, members,
-                                                                                  strict=True))
+        if self._rating_blend or self.method == "linear":
+            # sum_m w_m (s_m - shift_m) * scale_m, with one product pass per member
+            out, offset = None, 0.0
+            for w, m in zip(self.weights_, members, strict=True):
+                scores = _dense_scores(m, u)
+                scale, shift = (np.ones(u.size), np.zeros(u.size)) if self._rating_blend else \
+                    _scale_and_shift(scores, self.normalize)
+                part = np.multiply(scores, (w * scale)[:, None], dtype=np.float64)
+                out = part if out is None else np.add(out, part, out=out)
+                offset = offset + w * scale * shift
+            out -= np.asarray(offset)[:, None] - self.intercept_
+            return out
         return sum(w * self._member_scores(m, u) for w, m in zip(self.weights_, members, strict=True))
 
     def explain(self, user, item, n=5):
@@ -252,23 +262,40 @@ def _dense_scores(model, u):
     """A member's dense scores of every item for user indices ``u`` (unknown: -1)."""
     if getattr(model, "_implicit", False) and hasattr(model, "_sparse_factors"):
         # implicit kNN recommends through a sparse product; here its rows are made dense
+        from fastrec._kernels.knn import product_dense
+        from fastrec._threads import effective_num_threads
+
         left, right = model._sparse_factors()
-        known = u >= 0
-        out = np.empty((u.size, right.shape[1]))
-        out[~known] = model._popularity
-        out[known] = (left[u[known]] @ right).toarray()
+        out = np.zeros((u.size, right.shape[1]))
+        product_dense(left.data, left.indices, left.indptr, right.data, right.indices, right.indptr,
+                      np.ascontiguousarray(u, dtype=np.int64), out,
+                      1 if _in_pool() else effective_num_threads(model.num_threads))
+        out[u < 0] = model._popularity
         return out
-    return np.asarray(model._score_users(u), dtype=np.float64)
+    return np.asarray(model._score_users(u))
 
 
-def _normalized(scores, how):
+def _in_pool():
+    """Whether this thread is one of recommend's block workers (which own one core each)."""
+    from fastrec._threads import _worker
+
+    return getattr(_worker, "active", False)
+
+
+def _scale_and_shift(scores, how):
+    """Per row, (scale, shift) with normalised = (scores - shift) * scale: zscore (mean,
+    1 / std), minmax (min, 1 / range) or None; a constant row gets scale 1."""
+    n = scores.shape[1]
     if how is None:
-        return scores
+        return np.ones(scores.shape[0]), np.zeros(scores.shape[0])
     if how == "zscore":
-        std = scores.std(axis=1, keepdims=True)
-        return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
-    low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
-    return (scores - low) / np.where(high > low, high - low, 1.0)
+        shift = scores.mean(axis=1, dtype=np.float64)
+        square = np.einsum("ij,ij->i", scores, scores, dtype=np.float64) / max(n, 1)
+        spread = np.sqrt(np.maximum(square - shift ** 2, 0.0))
+    else:
+        shift = scores.min(axis=1).astype(np.float64)
+        spread = scores.max(axis=1).astype(np.float64) - shift
+    return 1.0 / np.where(spread > 0, spread, 1.0), shift
 
 
 def _top(scores, k, train, users):

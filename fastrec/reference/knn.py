@@ -82,3 +82,12 @@ def pair_dot(a, b, a_rows, b_rows):
     left = a[np.maximum(a_rows, 0)]
     right = b[np.maximum(b_rows, 0)]
     return np.where(valid, np.asarray(left.multiply(right).sum(axis=1)).ravel(), 0.0)
+
+
+def product_dense(x, t, rows, out):
+    """``out[r] += x[rows[r]] @ t`` for rows >= 0, dense (the kernel's contract)."""
+    x, t = sp.csr_array(x, dtype=np.float64), sp.csr_array(t, dtype=np.float64)
+    rows = np.asarray(rows, dtype=np.int64)
+    valid = rows >= 0
+    out[valid] += (x[rows[valid]] @ t).toarray()
+    return out

@@ -421,3 +421,20 @@ def test_user_based_history_on_implicit_data():
     row = data.csr[[4]]
     scores = model.predict_history(row.indices, None, np.arange(30))
     assert scores.shape == (30,) and (scores >= 0).all() and scores.max() > 0
+
+
+def test_product_dense_matches_reference(seed, dtype, index_dtype, num_threads):
+    import scipy.sparse as sp
+
+    from fastrec._kernels.knn import product_dense
+    from fastrec.reference.knn import product_dense as reference
+
+    x = sp.random(30, 20, density=0.2, format="csr", random_state=seed, dtype=dtype)
+    t = sp.random(20, 25, density=0.3, format="csr", random_state=seed + 1, dtype=dtype)
+    rows = np.array([0, 5, -1, 29, 5, 12], dtype=np.int64)
+    got = np.zeros((rows.size, 25))
+    product_dense(x.data, x.indices.astype(index_dtype), x.indptr.astype(np.int64), t.data,
+                  t.indices.astype(index_dtype), t.indptr.astype(np.int64), rows, got, num_threads)
+    expected = reference(x, t, rows, np.zeros((rows.size, 25)))
+    np.testing.assert_allclose(got, expected, rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert not got[2].any()
