@@ -181,9 +181,8 @@ class Recommender:
         """
         codes, scores, known_user = self._recommend_codes(users, n, exclude_seen, items, num_threads)
         raw = _raw_ids(self.interactions_.item_ids, codes)
-        if return_details:
-            all_items = np.ones(self.interactions_.n_items, dtype=bool)
-            return raw, scores, Details(known_user, all_items, self.fallback)
+        if return_details:  # known_item: which items of the catalogue have interactions
+            return raw, scores, Details(known_user, self._item_has_data().copy(), self.fallback)
         return raw, scores
 
     def recommend_all(self, n=10, *, batch_size=None, exclude_seen=True, items=None, num_threads=None):

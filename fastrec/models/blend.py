@@ -16,6 +16,7 @@ METHODS = ("linear", "rank", "rrf")
 NORMALIZATIONS = ("zscore", "minmax", None)
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al. 2009)
 WEIGHT_STEPS = 10  # the ranking search tries weights on a grid of 1/WEIGHT_STEPS
+CONTENT_K = 20  # content neighbours that score an item without interactions
 
 
 class Blend(Recommender):
@@ -71,7 +72,8 @@ class Blend(Recommender):
 
     @property
     def fallback(self):
-        return "the members' fallbacks, blended"
+        return ("unknown users: the members' fallbacks (popularity, biases), blended; items without "
+                "interactions: their content neighbours' blended scores (item_features)")
 
     def _check_params(self):
         members = self._members()
@@ -107,6 +109,7 @@ class Blend(Recommender):
         data = as_interactions(data)
         self._check_params()
         members = self._members()
+        self.content_items_ = None  # set again once the weights are learned
         self._rating_blend = (self.method == "linear" and not data.is_implicit
                               and all(m.predicts_ratings for m in members))
         if validation is not None:
@@ -124,6 +127,7 @@ class Blend(Recommender):
                                  "or weights")
             self.interactions_ = data
             self._learn_weights(data, validation)
+            self._fit_content(data)
             return self
         if validation is None:
             train, validation = train_test_split(data, self.validation_size, random_state=self.random_state)
@@ -138,6 +142,7 @@ class Blend(Recommender):
             for m in members:
                 m.fit(full)
         self.interactions_ = full if refit else train
+        self._fit_content(self.interactions_)
         return self
 
     def _learn_weights(self, train, validation):
@@ -193,9 +198,12 @@ class Blend(Recommender):
 
     # -------------------------------------------------------------- scoring
     def _member_scores(self, model, u):
-        """One member's dense scores of every item for users ``u``, on the blend's scale:
-        normalised scores (linear), rank scores (rank) or reciprocal ranks (rrf)."""
-        scores = _dense_scores(model, u)
+        """One member's dense scores of every item for users ``u``, on the blend's scale."""
+        return self._on_scale(_dense_scores(model, u))
+
+    def _on_scale(self, scores):
+        """Dense scores on the blend's scale: normalised scores (linear), rank scores
+        (rank) or reciprocal ranks (rrf)."""
         if self.method == "linear":
             scale, shift = _scale_and_shift(scores, self.normalize)
             return (scores - shift[:, None]) * scale[:, None]
@@ -208,7 +216,8 @@ class Blend(Recommender):
 
     def _predict_indices(self, u, i):
         members = self._members()
-        if self._rating_blend:
+        cold = self._content_items(i)
+        if self._rating_blend and not cold.any():
             out = self.intercept_ + sum(w * m._predict_indices(u, i) for w, m in zip(self.weights_, members,
                                                                                          strict=True))
             scale = self.interactions_.rating_scale
@@ -217,24 +226,91 @@ class Blend(Recommender):
         users, inverse = np.unique(u, return_inverse=True)
         scores = self._score_users(users)
         out[:] = scores[inverse, np.maximum(i, 0)]
-        out[i < 0] = 0.0
-        return out
+        out[i < 0] = self.intercept_ if self._rating_blend else 0.0
+        scale = self.interactions_.rating_scale
+        return np.clip(out, *scale) if self._rating_blend and scale is not None else out
 
     def _score_users(self, u):
-        members = self._members()
+        return self._combine([_dense_scores(m, u) for m in self._members()])
+
+    def _combine(self, member_scores):
+        """The blended scores from each member's dense scores (rows: users), with the items
+        that have no interactions scored through their content neighbours."""
         if self._rating_blend or self.method == "linear":
             # sum_m w_m (s_m - shift_m) * scale_m, with one product pass per member
             out, offset = None, 0.0
-            for w, m in zip(self.weights_, members, strict=True):
-                scores = _dense_scores(m, u)
-                scale, shift = (np.ones(u.size), np.zeros(u.size)) if self._rating_blend else \
+            for w, scores in zip(self.weights_, member_scores, strict=True):
+                rows = scores.shape[0]
+                scale, shift = (np.ones(rows), np.zeros(rows)) if self._rating_blend else \
                     _scale_and_shift(scores, self.normalize)
                 part = np.multiply(scores, (w * scale)[:, None], dtype=np.float64)
                 out = part if out is None else np.add(out, part, out=out)
                 offset = offset + w * scale * shift
             out -= np.asarray(offset)[:, None] - self.intercept_
-            return out
-        return sum(w * self._member_scores(m, u) for w, m in zip(self.weights_, members, strict=True))
+        else:
+            out = sum(w * self._on_scale(s) for w, s in zip(self.weights_, member_scores, strict=True))
+        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+            out[:, self.content_items_] = (self.content_weights_.T @ out.T).T
+        return out
+
+    def _history_scores(self, codes, values):
+        """A user unseen in training: each member's fold-in scores (members that cannot
+        fold in give what they give an unknown user), blended."""
+        parts = []
+        for m in self._members():
+            try:
+                scores = m._history_scores(codes, values)
+            except NotImplementedError:
+                scores = _dense_scores(m, np.array([-1]))[0]
+            parts.append(np.asarray(scores, dtype=np.float64)[None, :])
+        return self._combine(parts)[0]
+
+    def _history_fallback(self):
+        return self.intercept_
+
+    # ----------------------------------------------------------- cold items
+    def _content_items(self, i):
+        """Which of the item indices ``i`` are scored through content neighbours."""
+        items = getattr(self, "content_items_", None)
+        if items is None or not items.size:
+            return np.zeros(np.shape(i), dtype=bool)
+        return np.isin(i, items)
+
+    def _known_items(self, raw):
+        """Items with interactions, and items without any that content neighbours score."""
+        i, known = super()._known_items(raw)
+        items = getattr(self, "content_items_", None)
+        if items is not None and items.size:
+            codes = self.interactions_.item_index(raw, unknown="ignore")
+            reachable = np.isin(codes, items)
+            i = np.where(reachable, codes, i)
+        return i, known
+
+    def _fit_content(self, data):
+        """Items without interactions get the blended scores of their ``CONTENT_K`` most
+        similar items with interactions (cosine of ``item_features``), similarity-weighted."""
+        from fastrec.similarity import content_similarity
+
+        self.content_items_ = np.zeros(0, dtype=np.int64)
+        self.content_weights_ = None
+        cold = np.flatnonzero(data.item_counts == 0)
+        if data.item_features is None or not cold.size:
+            return
+        warm = data.item_counts > 0
+        sim = sp.csr_array(content_similarity(data.item_features, "cosine", k=None))
+        sim = sp.csr_array(sim[cold][:, np.flatnonzero(warm)])  # cold rows x warm columns
+        weights = sp.lil_array((data.n_items, cold.size))
+        warm_codes = np.flatnonzero(warm)
+        for row, item in enumerate(cold):
+            start, stop = sim.indptr[row], sim.indptr[row + 1]
+            values, columns = sim.data[start:stop], sim.indices[start:stop]
+            keep = np.lexsort((columns, -values))[:CONTENT_K]
+            keep = keep[values[keep] > 0]
+            if keep.size:
+                weights[warm_codes[columns[keep]], row] = values[keep] / values[keep].sum()
+        reached = np.asarray(weights.sum(axis=0)).ravel() > 0
+        self.content_items_ = cold[reached]
+        self.content_weights_ = sp.csr_array(weights.tocsc()[:, np.flatnonzero(reached)])
 
     def explain(self, user, item, n=5):
         """Each member's part of the blended score: ``Explanation.neighbors`` are the

@@ -146,3 +146,50 @@ def test_bad_parameters(params, message):
     kwargs = {"models": [fastrec.Baseline()], **params}
     with pytest.raises((ValueError, TypeError), match=message):
         fastrec.Blend(kwargs.pop("models"), **kwargs).fit(make_interactions(10, 8, 0.4))
+
+
+def _with_cold_items(seed):
+    """Implicit data whose last 4 items have genres but no interactions."""
+    import scipy.sparse as sp
+
+    data = make_interactions(50, 30, 0.2, implicit=True, empty_items=4, seed=seed)
+    genres = sp.csr_array((np.random.default_rng(seed).random((30, 5)) < 0.4).astype(float))
+    return data.with_item_features(genres)
+
+
+def test_items_without_interactions_are_scored_by_content(seed):
+    data = _with_cold_items(seed)
+    blend = fastrec.Blend([fastrec.ItemKNN(k=10), fastrec.Popularity()], weights=[0.7, 0.3]).fit(data)
+    cold = blend.content_items_
+    assert set(cold) <= {26, 27, 28, 29} and cold.size > 0
+    u, _ = blend._known_users(data.user_ids)
+    scores = blend._score_users(u)
+    # each cold item: the similarity-weighted mean of its most similar items with interactions
+    sim = fastrec.similarity.content_similarity(data.item_features, "cosine", k=None).toarray()
+    for item in cold:
+        row = np.where(data.item_counts > 0, sim[item], 0.0)
+        top = np.lexsort((np.arange(30), -row))[:20]
+        top = top[row[top] > 0]
+        expected = scores[:, top] @ row[top] / row[top].sum()
+        np.testing.assert_allclose(scores[:, item], expected, rtol=1e-5, atol=1e-7)  # float32 similarity
+    ids, _, details = blend.recommend(data.user_ids, n=30, return_details=True)
+    assert np.isin(data.item_ids[cold], ids).all()  # new items can be recommended
+    assert not details.known_item[cold].any() and "content" in details.fallback
+    predicted, why = blend.predict(data.user_ids[:1], data.item_ids[cold[:1]], return_details=True)
+    assert not why.known_item.any()  # reported as a fallback, though scored
+    assert predicted[0] == pytest.approx(scores[0, cold[0]])
+
+
+def test_a_new_user_is_scored_through_each_members_fold_in(seed):
+    data = make_interactions(50, 30, 0.2, implicit=True, seed=seed)
+    knn, mf = fastrec.ItemKNN(k=10), fastrec.MatrixFactorization(4, 5, loss="bpr", random_state=0)
+    blend = fastrec.Blend([knn, mf, fastrec.Popularity()], weights=[0.5, 0.3, 0.2]).fit(data)
+    seeds = data.item_ids[[1, 4, 7]]
+    codes = np.array([1, 4, 7])
+    parts = [knn._history_scores(codes, np.ones(3)), mf._history_scores(codes, np.ones(3)),
+             blend._members()[2]._score_users(np.array([-1]))[0]]
+    expected = blend._combine([np.asarray(p, dtype=np.float64)[None, :] for p in parts])[0]
+    ids, scores = blend.recommend_history(seeds, n=5)
+    order = np.lexsort((np.arange(30), -np.where(np.isin(np.arange(30), codes), -np.inf, expected)))[:5]
+    np.testing.assert_array_equal(ids, data.item_ids[order])
+    np.testing.assert_allclose(scores, expected[order], rtol=1e-10)
