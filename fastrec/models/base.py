@@ -318,6 +318,12 @@ class Recommender:
     # ------------------------------------------------------------ save/load
     def save(self, path):
         """Write the fitted model to ``path`` (``.npz``, no pickle); read it with ``fastrec.load``."""
+        state = self._state()
+        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
+            np.savez(f, **state)
+
+    def _state(self):
+        """Everything ``save`` writes, as a dict of arrays (``_from_state`` reads it back)."""
         self._check_fitted()
         data = self.interactions_
         state = {
@@ -341,8 +347,7 @@ class Recommender:
                 state[f"learned-csr/{name}/shape"] = np.array(value.shape)
             else:
                 state[f"learned/{name}"] = np.asarray(value)
-        with open(path, "wb") as f:  # a file object keeps numpy from appending ".npz"
-            np.savez(f, **state)
+        return state
 
     def _savable_params(self):
         params = self.get_params()
@@ -364,6 +369,11 @@ def load(path):
     """Read a model written by ``Recommender.save``."""
     with np.load(path, allow_pickle=False) as f:
         arrays = {key: f[key] for key in f.files}
+    return _from_state(arrays, path)
+
+
+def _from_state(arrays, path="the state"):
+    """The model a ``Recommender._state()`` dict describes."""
     try:
         name = str(arrays["format/class"])
         params = json.loads(str(arrays["format/params"]), object_hook=_json_object)

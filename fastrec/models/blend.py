@@ -40,7 +40,9 @@ class Blend(Recommender):
         Each member's and the blend's validation RMSE (rating blends) or NDCG@k.
     """
 
-    _unsaved_params = ("models",)
+    _unsaved_params = ("models",)  # saved as members of their own, see _state
+    _learned = ("weights_", "intercept_", "rating_blend_", "member_names_", "named_members_",
+                "content_items_", "content_weights_")
     _dense_blas_scores = True
 
     def __init__(self, models, *, method="linear", normalize="zscore", weights=None, nonnegative=True,
@@ -61,6 +63,10 @@ class Blend(Recommender):
 
     def _names(self):
         return [m[0] if isinstance(m, tuple) else f"{type(m).__name__}_{j}" for j, m in enumerate(self.models)]
+
+    @property
+    def _rating_blend(self):
+        return bool(getattr(self, "rating_blend_", False))
 
     @property
     def predicts_ratings(self):
@@ -110,8 +116,10 @@ class Blend(Recommender):
         self._check_params()
         members = self._members()
         self.content_items_ = None  # set again once the weights are learned
-        self._rating_blend = (self.method == "linear" and not data.is_implicit
-                              and all(m.predicts_ratings for m in members))
+        self.rating_blend_ = np.array(self.method == "linear" and not data.is_implicit
+                                      and all(m.predicts_ratings for m in members))
+        self.member_names_ = np.array(self._names())
+        self.named_members_ = np.array(all(isinstance(m, tuple) for m in self.models))
         if validation is not None:
             validation = as_interactions(validation)
             if not validation.same_ids(data):
@@ -268,6 +276,13 @@ class Blend(Recommender):
     def _history_fallback(self):
         return self.intercept_
 
+    def fold_in(self, items, ratings=None):
+        """Each member's fold-in of a user unseen in training, by member name (members
+        without one are left out); ``recommend_history`` blends their scores."""
+        return {name: model.fold_in(items, ratings) for name, model in zip(self._names(), self._members(),
+                                                                           strict=True)
+                if hasattr(model, "fold_in")}
+
     # ----------------------------------------------------------- cold items
     def _content_items(self, i):
         """Which of the item indices ``i`` are scored through content neighbours."""
@@ -292,7 +307,7 @@ class Blend(Recommender):
         from fastrec.similarity import content_similarity
 
         self.content_items_ = np.zeros(0, dtype=np.int64)
-        self.content_weights_ = None
+        self.content_weights_ = sp.csr_array((data.n_items, 0))
         cold = np.flatnonzero(data.item_counts == 0)
         if data.item_features is None or not cold.size:
             return
@@ -330,8 +345,23 @@ class Blend(Recommender):
         return Explanation(user, item, estimate, self.intercept_, names[order], self.weights_[order],
                            parts[order], contribution[order])
 
-    def save(self, path):
-        raise NotImplementedError("saving a Blend (its members) is not supported yet; save each member")
+    def _state(self):
+        """The blend's own state, and each member's under ``member<j>/``."""
+        state = super()._state()
+        for j, member in enumerate(self._members()):
+            state.update({f"member{j}/{key}": value for key, value in member._state().items()})
+        return state
+
+    def _restore(self, arrays):
+        from fastrec.models.base import _from_state
+
+        super()._restore(arrays)
+        members = []
+        for j, name in enumerate(self.member_names_.tolist()):
+            prefix = f"member{j}/"
+            state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+            members.append((name, _from_state(state)))
+        self.models = members if bool(self.named_members_) else [m for _, m in members]
 
 
 def _dense_scores(model, u):

@@ -189,7 +189,28 @@ def test_a_new_user_is_scored_through_each_members_fold_in(seed):
     parts = [knn._history_scores(codes, np.ones(3)), mf._history_scores(codes, np.ones(3)),
              blend._members()[2]._score_users(np.array([-1]))[0]]
     expected = blend._combine([np.asarray(p, dtype=np.float64)[None, :] for p in parts])[0]
+    assert set(blend.fold_in(seeds)) == {"MatrixFactorization_1"}  # the only member with a fold_in
     ids, scores = blend.recommend_history(seeds, n=5)
     order = np.lexsort((np.arange(30), -np.where(np.isin(np.arange(30), codes), -np.inf, expected)))[:5]
     np.testing.assert_array_equal(ids, data.item_ids[order])
     np.testing.assert_allclose(scores, expected[order], rtol=1e-10)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_save_load_round_trip_with_members(tmp_path, seed, implicit):
+    data = _with_cold_items(seed) if implicit else make_interactions(50, 30, 0.3, seed=seed)
+    members = [("knn", fastrec.ItemKNN(k=10)), ("mf", fastrec.MatrixFactorization(4, 5, random_state=0)),
+               ("pop", fastrec.Popularity())]
+    if implicit:
+        members[1] = ("mf", fastrec.MatrixFactorization(4, 5, loss="bpr", random_state=0))
+    blend = fastrec.Blend(members, random_state=seed).fit(data)
+    blend.save(tmp_path / "blend.npz")
+    loaded = fastrec.load(tmp_path / "blend.npz")
+    assert [name for name, _ in loaded.models] == ["knn", "mf", "pop"]
+    np.testing.assert_array_equal(loaded.weights_, blend.weights_)
+    ids, scores = blend.recommend(data.user_ids, n=6)
+    loaded_ids, loaded_scores = loaded.recommend(data.user_ids, n=6)
+    np.testing.assert_array_equal(loaded_ids, ids)
+    np.testing.assert_allclose(loaded_scores, scores, rtol=1e-12)
+    users, items, _, _ = data.to_arrays()
+    np.testing.assert_allclose(loaded.predict(users, items), blend.predict(users, items), rtol=1e-12)
