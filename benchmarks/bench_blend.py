@@ -1,7 +1,8 @@
 """Fusion.
 
 Accuracy: 5-fold cross-validation on MovieLens 100k; each member's RMSE and the rating
-blend's (weights learned on 10% of each training fold, members refitted on all of it).
+blend's (feature-weighted stacking learned on 10% of each training fold, members refitted
+on all of it).
 Speed: top-10 for every user of synthetic 10M ratings (FASTREC_BENCH_10M=1; 1M
 otherwise), a 64-factor MF alone and blended with item kNN, against implicit's ALS
 ``recommend`` over all users when implicit is installed.
@@ -47,6 +48,7 @@ def test_blend_accuracy_ml100k(benchmark, ml100k_path):
     benchmark.extra_info.update(means)
     print("\n5-fold RMSE: " + ", ".join(f"{name} {value:.4f}" for name, value in means.items()))
     assert means["blend"] < min(value for name, value in means.items() if name != "blend")
+    assert means["blend"] <= 0.905  # the issue's target
 
 
 SIZE = (100_000, 20_000, 10_000_000) if os.environ.get("FASTREC_BENCH_10M") else (100_000, 20_000, 1_000_000)

@@ -121,9 +121,10 @@ class Recommender:
         return np.where(known, i, -1), known
 
     def _item_has_data(self):
-        if getattr(self, "_items_with_data", None) is None:
-            self._items_with_data = self.interactions_.item_counts > 0
-        return self._items_with_data
+        cached = getattr(self, "_items_with_data", None)
+        if cached is None or cached[0] is not self.interactions_:  # refitted on other data
+            cached = self._items_with_data = (self.interactions_, self.interactions_.item_counts > 0)
+        return cached[1]
 
     # -------------------------------------------------------------- predict
     def predict(self, users, items, *, return_details=False):

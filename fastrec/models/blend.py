@@ -17,6 +17,8 @@ NORMALIZATIONS = ("zscore", "minmax", None)
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al. 2009)
 WEIGHT_STEPS = 10  # the ranking search tries weights on a grid of 1/WEIGHT_STEPS
 CONTENT_K = 20  # content neighbours that score an item without interactions
+STACKINGS = ("fwls", "linear")
+FWLS_RIDGE = 1.0  # ridge penalty of the feature-weighted least squares
 
 
 class Blend(Recommender):
@@ -41,14 +43,15 @@ class Blend(Recommender):
     """
 
     _unsaved_params = ("models",)  # saved as members of their own, see _state
-    _learned = ("weights_", "intercept_", "rating_blend_", "member_names_", "named_members_",
-                "content_items_", "content_weights_")
+    _learned = ("weights_", "intercept_", "support_weights_", "rating_blend_", "member_names_",
+                "named_members_", "content_items_", "content_weights_")
     _dense_blas_scores = True
 
-    def __init__(self, models, *, method="linear", normalize="zscore", weights=None, nonnegative=True,
-                 validation_size=0.1, k=10, random_state=None, num_threads=None):
+    def __init__(self, models, *, method="linear", stacking="fwls", normalize="zscore", weights=None,
+                 nonnegative=True, validation_size=0.1, k=10, random_state=None, num_threads=None):
         self.models = models
         self.method = method
+        self.stacking = stacking
         self.normalize = normalize
         self.weights = weights
         self.nonnegative = nonnegative
@@ -89,6 +92,7 @@ class Blend(Recommender):
             if not isinstance(m, Recommender):
                 raise TypeError(f"every member must be a fastrec recommender, got {m!r}")
         check_choice(self.method, "method", METHODS)
+        check_choice(self.stacking, "stacking", STACKINGS)
         check_choice(self.normalize, "normalize", NORMALIZATIONS)
         check_positive_int(self.k, "k")
         if not 0.0 < self.validation_size < 1.0:
@@ -163,15 +167,29 @@ class Blend(Recommender):
         self.validation_scores_ = {}
         if validation is None:  # weights given, members taken as they are
             self.weights_, self.intercept_ = np.asarray(self.weights, dtype=np.float64), 0.0
+            self.support_weights_ = np.zeros((2, n + 1))
             return
         users, items, ratings, _ = validation.to_arrays()
-        u, i = train.user_index(users), train.item_index(items)
+        u, _ = self._known_users(users)
+        i, _ = Recommender._known_items(self, items)
+        self.support_weights_ = np.zeros((2, n + 1))
         if self._rating_blend:
             columns = np.column_stack([m._predict_indices(u, i) for m in self._members()])
             for name, column in zip(names, columns.T, strict=True):
                 self.validation_scores_[name] = metrics.rmse(ratings, column)
             if self.weights is not None:
                 weights, intercept = np.asarray(self.weights, dtype=np.float64), 0.0
+            elif self.stacking == "fwls":
+                # feature-weighted linear stacking (Sill et al. 2009): each weight is linear
+                # in the user's and the item's log support, fitted by ridge least squares
+                fu, fi = self._support(u, i)
+                design = np.column_stack([columns, columns * fu[:, None], columns * fi[:, None],
+                                          np.ones(u.size), fu, fi])
+                gram = design.T @ design + FWLS_RIDGE * np.eye(design.shape[1])
+                solution = np.linalg.solve(gram, design.T @ ratings)
+                weights, intercept = solution[:n], float(solution[3 * n])
+                self.support_weights_ = np.vstack([np.r_[solution[n:2 * n], solution[3 * n + 1]],
+                                                   np.r_[solution[2 * n:3 * n], solution[3 * n + 2]]])
             else:
                 design = np.column_stack([columns, np.ones(u.size)])
                 if self.nonnegative:
@@ -226,8 +244,11 @@ class Blend(Recommender):
         members = self._members()
         cold = self._content_items(i)
         if self._rating_blend and not cold.any():
-            out = self.intercept_ + sum(w * m._predict_indices(u, i) for w, m in zip(self.weights_, members,
-                                                                                         strict=True))
+            fu, fi = self._support(u, i)
+            a, b = self.support_weights_
+            out = self.intercept_ + a[-1] * fu + b[-1] * fi
+            for m, member in enumerate(members):
+                out += member._predict_indices(u, i) * (self.weights_[m] + a[m] * fu + b[m] * fi)
             scale = self.interactions_.rating_scale
             return np.clip(out, *scale) if scale is not None else out
         out = np.empty(u.size)
@@ -239,22 +260,35 @@ class Blend(Recommender):
         return np.clip(out, *scale) if self._rating_blend and scale is not None else out
 
     def _score_users(self, u):
-        return self._combine([_dense_scores(m, u) for m in self._members()])
+        return self._combine([_dense_scores(m, u) for m in self._members()], self._support(u, None)[0])
 
-    def _combine(self, member_scores):
+    def _support(self, u, i):
+        """The stacking features: log(1 + interactions) / 5 of users ``u`` and items ``i``
+        (0 for -1; ``i=None``: every item)."""
+        data = self.interactions_
+        fu = np.where(u >= 0, np.log1p(data.user_counts[np.maximum(u, 0)]), 0.0) / 5
+        counts = data.item_counts if i is None else np.where(i >= 0, data.item_counts[np.maximum(i, 0)], 0)
+        return fu, np.log1p(counts) / 5
+
+    def _combine(self, member_scores, user_support):
         """The blended scores from each member's dense scores (rows: users), with the items
         that have no interactions scored through their content neighbours."""
-        if self._rating_blend or self.method == "linear":
+        if self._rating_blend:
+            fi = self._support(np.zeros(0, dtype=np.int64), None)[1]
+            a, b = self.support_weights_
+            out = np.empty(member_scores[0].shape)
+            out[...] = self.intercept_ + a[-1] * user_support[:, None] + b[-1] * fi[None, :]
+            for m, scores in enumerate(member_scores):
+                out += scores * (self.weights_[m] + a[m] * user_support[:, None] + b[m] * fi[None, :])
+        elif self.method == "linear":
             # sum_m w_m (s_m - shift_m) * scale_m, with one product pass per member
             out, offset = None, 0.0
             for w, scores in zip(self.weights_, member_scores, strict=True):
-                rows = scores.shape[0]
-                scale, shift = (np.ones(rows), np.zeros(rows)) if self._rating_blend else \
-                    _scale_and_shift(scores, self.normalize)
+                scale, shift = _scale_and_shift(scores, self.normalize)
                 part = np.multiply(scores, (w * scale)[:, None], dtype=np.float64)
                 out = part if out is None else np.add(out, part, out=out)
                 offset = offset + w * scale * shift
-            out -= np.asarray(offset)[:, None] - self.intercept_
+            out -= np.asarray(offset)[:, None]
         else:
             out = sum(w * self._on_scale(s) for w, s in zip(self.weights_, member_scores, strict=True))
         if getattr(self, "content_items_", None) is not None and self.content_items_.size:
@@ -271,7 +305,7 @@ class Blend(Recommender):
             except NotImplementedError:
                 scores = _dense_scores(m, np.array([-1]))[0]
             parts.append(np.asarray(scores, dtype=np.float64)[None, :])
-        return self._combine(parts)[0]
+        return self._combine(parts, np.array([np.log1p(codes.size) / 5]))[0]
 
     def _history_fallback(self):
         return self.intercept_
@@ -329,20 +363,26 @@ class Blend(Recommender):
 
     def explain(self, user, item, n=5):
         """Each member's part of the blended score: ``Explanation.neighbors`` are the
-        member names, ``similarity`` their weights, ``rating`` their own scores and
-        ``contribution`` weight x score; ``base`` is the intercept."""
+        member names, ``similarity`` their weights for this pair (feature-weighted
+        stacking makes them depend on the user's and item's support), ``rating`` their
+        own scores and ``contribution`` weight x score; ``base`` is the intercept."""
         self._check_fitted()
         u, _ = self._known_users(np.atleast_1d(np.asarray(user)))
         i, _ = self._known_items(np.atleast_1d(np.asarray(item)))
+        weights, base = self.weights_.copy(), self.intercept_
         if self._rating_blend:
             parts = np.array([m._predict_indices(u, i)[0] for m in self._members()])
+            fu, fi = self._support(u, i)
+            a, b = self.support_weights_
+            weights += a[:-1] * fu[0] + b[:-1] * fi[0]
+            base += a[-1] * fu[0] + b[-1] * fi[0]
         else:
-            parts = np.array([self._member_scores(m, np.maximum(u, 0))[0, max(i[0], 0)] for m in self._members()])
-        contribution = self.weights_ * parts
-        estimate = float(self.intercept_ + contribution.sum())
+            parts = np.array([self._member_scores(m, u)[0, max(i[0], 0)] for m in self._members()])
+        contribution = weights * parts
+        estimate = float(base + contribution.sum())
         order = np.argsort(-np.abs(contribution), kind="stable")[:n]
         names = np.array(self._names(), dtype=object)
-        return Explanation(user, item, estimate, self.intercept_, names[order], self.weights_[order],
+        return Explanation(user, item, estimate, float(base), names[order], weights[order],
                            parts[order], contribution[order])
 
     def _state(self):

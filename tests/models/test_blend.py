@@ -38,7 +38,8 @@ def _mixture_data(seed):
 @pytest.mark.parametrize("nonnegative", [True, False])
 def test_weights_of_a_known_mixture_come_back(seed, nonnegative):
     data = _mixture_data(seed)
-    blend = fastrec.Blend([Fixed(0.0), Fixed(1.0), Fixed(2.0)], nonnegative=nonnegative, random_state=seed)
+    blend = fastrec.Blend([Fixed(0.0), Fixed(1.0), Fixed(2.0)], stacking="linear", nonnegative=nonnegative,
+                          random_state=seed)
     blend.fit(data)
     np.testing.assert_allclose(blend.weights_, [0.3, 0.7, 0.0], atol=1e-8)
     assert blend.intercept_ == pytest.approx(0.5, abs=1e-8)
@@ -188,7 +189,8 @@ def test_a_new_user_is_scored_through_each_members_fold_in(seed):
     codes = np.array([1, 4, 7])
     parts = [knn._history_scores(codes, np.ones(3)), mf._history_scores(codes, np.ones(3)),
              blend._members()[2]._score_users(np.array([-1]))[0]]
-    expected = blend._combine([np.asarray(p, dtype=np.float64)[None, :] for p in parts])[0]
+    expected = sum(w * (p - p.mean()) / p.std() for w, p in zip([0.5, 0.3, 0.2], map(np.asarray, parts),
+                                                                    strict=True))
     assert set(blend.fold_in(seeds)) == {"MatrixFactorization_1"}  # the only member with a fold_in
     ids, scores = blend.recommend_history(seeds, n=5)
     order = np.lexsort((np.arange(30), -np.where(np.isin(np.arange(30), codes), -np.inf, expected)))[:5]
@@ -214,3 +216,26 @@ def test_save_load_round_trip_with_members(tmp_path, seed, implicit):
     np.testing.assert_allclose(loaded_scores, scores, rtol=1e-12)
     users, items, _, _ = data.to_arrays()
     np.testing.assert_allclose(loaded.predict(users, items), blend.predict(users, items), rtol=1e-12)
+
+
+def test_feature_weighted_stacking_recovers_support_dependent_weights(seed):
+    # ratings whose first weight grows with the user's support (as the blend counts it,
+    # on the training part): only fwls can fit them
+    rng = np.random.default_rng(seed)
+    pairs = [(u, i) for u in range(120) for i in np.sort(rng.permutation(30)[:2 + u % 28])]
+    u, i = np.array(pairs).T
+    train_mask = rng.random(u.size) < 0.5
+    train_mask[np.r_[0, np.flatnonzero(np.diff(u)) + 1]] = True  # every user keeps a training pair
+    fu = np.log1p(np.bincount(u[train_mask], minlength=120))[u] / 5
+    ratings = 1.0 + (0.2 + 0.5 * fu) * Fixed(0.0)._predict_indices(u, i) + 0.6 * Fixed(1.0)._predict_indices(u, i)
+    data = fastrec.Interactions.from_arrays(u, i, ratings, user_ids=np.arange(120), item_ids=np.arange(30))
+    train, valid = data.select(train_mask), data.select(~train_mask)  # pairs are in CSR order already
+    fits = {s: fastrec.Blend([Fixed(0.0), Fixed(1.0)], stacking=s).fit(train, validation=valid, refit=False)
+            for s in ("fwls", "linear")}
+    # (the ridge penalty and the nearly constant item support keep it from exact)
+    assert fits["fwls"].validation_scores_["blend"] < 0.25 * fits["linear"].validation_scores_["blend"]
+    assert fits["fwls"].support_weights_[0, 0] > 0.2  # the first member's weight grows with support
+    users, items, values, _ = valid.to_arrays()
+    direct = fits["fwls"].predict(users, items)
+    dense = fits["fwls"]._score_users(valid.user_index(users))[np.arange(users.size), valid.item_index(items)]
+    np.testing.assert_allclose(direct, np.clip(dense, *data.rating_scale), rtol=1e-12)
