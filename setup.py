@@ -21,6 +21,7 @@ from setuptools.command.build_ext import build_ext
 KERNELS = {
     "_openmp_info": "fastrec/_kernels/_openmp_info.pyx",
     "topk": "fastrec/_kernels/topk.pyx",
+    "blend": "fastrec/_kernels/blend.pyx",
     "similarity": "fastrec/_kernels/similarity.pyx",
     "knn": "fastrec/_kernels/knn.pyx",
     "metrics": "fastrec/_kernels/metrics.pyx",

@@ -260,7 +260,42 @@ class Blend(Recommender):
         return np.clip(out, *scale) if self._rating_blend and scale is not None else out
 
     def _score_users(self, u):
-        return self._combine([_dense_scores(m, u) for m in self._members()], self._support(u, None)[0])
+        members = self._members()
+        sparse = [_sparse_member(m) for m in members]
+        if self._rating_blend or self.method != "linear" or not any(sparse) or sum(not s for s in sparse) != 1:
+            return self._combine([_dense_scores(m, u) for m in members], self._support(u, None)[0])
+        return self._fused_scores(u, members, sparse)
+
+    def _fused_scores(self, u, members, sparse):
+        """The linear blend of one dense member (a BLAS block) and sparse ones (implicit
+        kNN): one compiled pass for the dense row's statistics, then one per sparse member
+        that scatters its product row, normalises it and adds it while scaling the block;
+        equals ``_combine`` up to the block's float32 rounding."""
+        from fastrec._kernels.blend import add_normalized_product, row_stats
+        from fastrec._threads import effective_num_threads
+
+        threads = 1 if _in_pool() else effective_num_threads(self.num_threads)
+        code = NORMALIZATIONS.index(self.normalize)
+        (first,) = [j for j, is_sparse in enumerate(sparse) if not is_sparse]
+        out = np.asarray(_dense_scores(members[first], u))
+        if not (out.flags.owndata and out.flags.writeable and out.flags.c_contiguous and out.dtype.kind == "f"):
+            out = np.array(out, dtype=np.float64, order="C")  # never write into a member's own array
+        scale, shift = np.empty(u.size), np.empty(u.size)
+        row_stats(out, code, scale, shift, threads)
+        block_scale = self.weights_[first] * scale
+        block_offset = -block_scale * shift
+        for w, m, is_sparse in zip(self.weights_, members, sparse, strict=True):
+            if is_sparse:  # the first pass also applies the dense member's scale
+                left, right = m._sparse_factors()
+                add_normalized_product(out, block_scale, block_offset, left.data, left.indices, left.indptr,
+                                       right.data, right.indices, right.indptr,
+                                       np.ascontiguousarray(u, dtype=np.int64),
+                                       np.ascontiguousarray(m._popularity, dtype=np.float64), float(w),
+                                       code, threads)
+                block_scale, block_offset = np.ones(u.size), np.zeros(u.size)
+        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+            out[:, self.content_items_] = (self.content_weights_.T @ out.T).T
+        return out
 
     def _support(self, u, i):
         """The stacking features: log(1 + interactions) / 5 of users ``u`` and items ``i``
@@ -406,7 +441,7 @@ class Blend(Recommender):
 
 def _dense_scores(model, u):
     """A member's dense scores of every item for user indices ``u`` (unknown: -1)."""
-    if getattr(model, "_implicit", False) and hasattr(model, "_sparse_factors"):
+    if _sparse_member(model):
         # implicit kNN recommends through a sparse product; here its rows are made dense
         from fastrec._kernels.knn import product_dense
         from fastrec._threads import effective_num_threads
@@ -419,6 +454,11 @@ def _dense_scores(model, u):
         out[u < 0] = model._popularity
         return out
     return np.asarray(model._score_users(u))
+
+
+def _sparse_member(model):
+    """Implicit kNN: scores are a sparse product, X[u] @ S."""
+    return bool(getattr(model, "_implicit", False)) and hasattr(model, "_sparse_factors")
 
 
 def _in_pool():

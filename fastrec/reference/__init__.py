@@ -3,4 +3,4 @@
 They are the oracles of the tests, the baselines of the benchmarks and the
 ``backend="numpy"`` path, written for clarity rather than speed.
 """
-from fastrec.reference import baseline, knn, metrics, mf, ncf, similarity, topk  # noqa: F401
+from fastrec.reference import baseline, blend, knn, metrics, mf, ncf, similarity, topk  # noqa: F401

@@ -239,3 +239,49 @@ def test_feature_weighted_stacking_recovers_support_dependent_weights(seed):
     direct = fits["fwls"].predict(users, items)
     dense = fits["fwls"]._score_users(valid.user_index(users))[np.arange(users.size), valid.item_index(items)]
     np.testing.assert_allclose(direct, np.clip(dense, *data.rating_scale), rtol=1e-12)
+
+
+@pytest.mark.parametrize("normalize", [0, 1, 2])
+@pytest.mark.parametrize("block_dtype", [np.float32, np.float64])
+def test_fused_kernel_matches_reference(seed, normalize, block_dtype, index_dtype, num_threads):
+    import scipy.sparse as sp
+
+    from fastrec._kernels.blend import add_normalized_product, row_stats
+    from fastrec.reference.blend import add_normalized_product as reference
+    from fastrec.reference.blend import row_stats as reference_stats
+
+    rng = np.random.default_rng(seed)
+    x = sp.random(30, 20, density=0.15, format="csr", random_state=seed)
+    x.data[:] = rng.normal(size=x.data.size)  # signed values: sums may cancel
+    t = sp.random(20, 25, density=0.3, format="csr", random_state=seed + 1)
+    x.data[x.indptr[7]:x.indptr[8]] = 0  # an empty row
+    x.eliminate_zeros()
+    rows = np.array([0, 7, -1, 29, 3, 3], dtype=np.int64)
+    fallback = rng.random(25)
+    block = rng.normal(size=(rows.size, 25)).astype(block_dtype)
+    block[1] = 0.5  # a constant row
+    scale, shift = np.empty(rows.size), np.empty(rows.size)
+    row_stats(block, normalize, scale, shift, num_threads)
+    expected_scale, expected_shift = reference_stats(block, normalize)
+    np.testing.assert_allclose(scale, expected_scale, rtol=1e-9)
+    np.testing.assert_allclose(shift, expected_shift, rtol=1e-9, atol=1e-12)
+    block_scale, block_offset = 0.3 * scale, -0.3 * scale * shift
+    got = block.copy()
+    add_normalized_product(got, block_scale, block_offset, x.data, x.indices.astype(index_dtype), x.indptr.astype(np.int64), t.data,
+                           t.indices.astype(index_dtype), t.indptr.astype(np.int64), rows, fallback, 0.7,
+                           normalize, num_threads)
+    expected = reference(block.copy(), block_scale, block_offset, x, t, rows, fallback, 0.7, normalize)
+    np.testing.assert_allclose(got, expected, rtol=1e-5 if block_dtype == np.float32 else 1e-10, atol=1e-6)
+
+
+def test_fused_scores_equal_the_generic_combination(seed):
+    from fastrec.models.blend import _dense_scores
+
+    data = make_interactions(60, 40, 0.15, implicit=True, seed=seed)
+    members = [fastrec.MatrixFactorization(4, 3, loss="bpr", random_state=0).fit(data),
+               fastrec.ItemKNN(k=8).fit(data)]
+    for normalize in ("zscore", "minmax", None):
+        blend = fastrec.Blend(members, normalize=normalize, weights=[0.6, 0.4]).fit(data, fit_members=False)
+        u, _ = blend._known_users(np.r_[data.user_ids, [10**9]])  # and one unknown user
+        generic = blend._combine([_dense_scores(m, u) for m in members], blend._support(u, None)[0])
+        np.testing.assert_allclose(blend._score_users(u), generic, rtol=1e-4, atol=1e-5)  # float32 block
