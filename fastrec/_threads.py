@@ -2,7 +2,8 @@
 
 ``None`` or ``0`` mean every usable core (honouring ``OMP_NUM_THREADS`` and the CPU
 affinity mask), a positive count is taken as given, ``-1`` is all cores and other
-negative counts are counted back from it (``-2`` = all but one).
+negative counts are counted back from it (``-2`` = all but one); inside a ``blas_worker``
+thread it is always 1.
 """
 import contextlib
 import numbers
@@ -36,6 +37,8 @@ def effective_num_threads(num_threads=None):
         isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral)
     ):
         raise TypeError(f"num_threads must be an int or None, got {num_threads!r}")
+    if in_blas_worker():  # a pool worker owns one core: nested kernels run on it alone
+        return 1
     n = 0 if num_threads is None else int(num_threads)
     if n == 0:
         n = _default_threads()
@@ -67,13 +70,18 @@ def limit_blas_threads(n=1):
     Inside a ``blas_worker`` thread BLAS is already held at one thread for the whole
     pool, and is left alone (the limit is process-wide, so threads must not race on it).
     """
-    if getattr(_worker, "active", False):
+    if in_blas_worker():
         yield
         return
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=n, user_api="blas"):
         yield
+
+
+def in_blas_worker():
+    """Whether this thread is a ``blas_worker`` (it owns one core: kernels run single-threaded)."""
+    return getattr(_worker, "active", False)
 
 
 @contextlib.contextmanager

@@ -100,29 +100,11 @@ cdef inline void _swap(value_t* s, index_t* ids, Py_ssize_t i, Py_ssize_t j) noe
     ids[j] = ti
 
 
-cdef inline Py_ssize_t _partition(value_t* s, index_t* ids, Py_ssize_t lo,
-                                  Py_ssize_t hi) noexcept nogil:
-    """Lomuto partition of [lo, hi] around a median-of-three pivot; returns its position."""
-    cdef Py_ssize_t mid = lo + (hi - lo) // 2, i, store
-    # median of three to the end
-    if rank_before(s[mid], ids[mid], s[lo], ids[lo]):
-        _swap(s, ids, mid, lo)
-    if rank_before(s[hi], ids[hi], s[lo], ids[lo]):
-        _swap(s, ids, hi, lo)
-    if rank_before(s[mid], ids[mid], s[hi], ids[hi]):
-        _swap(s, ids, mid, hi)
-    store = lo
-    for i in range(lo, hi):
-        if rank_before(s[i], ids[i], s[hi], ids[hi]):
-            _swap(s, ids, i, store)
-            store += 1
-    _swap(s, ids, store, hi)
-    return store
-
-
 cdef inline Py_ssize_t _partition_branchless(value_t* s, index_t* ids, Py_ssize_t lo,
                                              Py_ssize_t hi) noexcept nogil:
-    """As _partition, with a swap on every step and no data-dependent branch.
+    """Lomuto partition of [lo, hi] around a median-of-three pivot; returns its position.
+
+    Every step swaps, with no data-dependent branch.
 
     Each pair is swapped with the first pair not ranking before the pivot, and that
     boundary moves on only when the pair does rank before it; the comparison's outcome

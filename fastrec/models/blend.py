@@ -182,7 +182,7 @@ class Blend(Recommender):
             elif self.stacking == "fwls":
                 # feature-weighted linear stacking (Sill et al. 2009): each weight is linear
                 # in the user's and the item's log support, fitted by ridge least squares
-                fu, fi = self._support(u, i)
+                fu, fi = self._user_support(u), self._item_support(i)
                 design = np.column_stack([columns, columns * fu[:, None], columns * fi[:, None],
                                           np.ones(u.size), fu, fi])
                 gram = design.T @ design + FWLS_RIDGE * np.eye(design.shape[1])
@@ -241,21 +241,16 @@ class Blend(Recommender):
         return 1.0 / (RRF_K + 1.0 + ranks)
 
     def _predict_indices(self, u, i):
-        members = self._members()
-        cold = self._content_items(i)
-        if self._rating_blend and not cold.any():
-            fu, fi = self._support(u, i)
+        if self._rating_blend and not self._content_items(i).any():
+            fu, fi = self._user_support(u), self._item_support(i)
             a, b = self.support_weights_
             out = self.intercept_ + a[-1] * fu + b[-1] * fi
-            for m, member in enumerate(members):
+            for m, member in enumerate(self._members()):
                 out += member._predict_indices(u, i) * (self.weights_[m] + a[m] * fu + b[m] * fi)
-            scale = self.interactions_.rating_scale
-            return np.clip(out, *scale) if scale is not None else out
-        out = np.empty(u.size)
-        users, inverse = np.unique(u, return_inverse=True)
-        scores = self._score_users(users)
-        out[:] = scores[inverse, np.maximum(i, 0)]
-        out[i < 0] = self.intercept_ if self._rating_blend else 0.0
+        else:  # through the dense rows, which score items without interactions too
+            users, inverse = np.unique(u, return_inverse=True)
+            out = self._score_users(users)[inverse, np.maximum(i, 0)]
+            out[i < 0] = self.intercept_ if self._rating_blend else 0.0
         scale = self.interactions_.rating_scale
         return np.clip(out, *scale) if self._rating_blend and scale is not None else out
 
@@ -263,7 +258,7 @@ class Blend(Recommender):
         members = self._members()
         sparse = [_sparse_member(m) for m in members]
         if self._rating_blend or self.method != "linear" or not any(sparse) or sum(not s for s in sparse) != 1:
-            return self._combine([_dense_scores(m, u) for m in members], self._support(u, None)[0])
+            return self._combine([_dense_scores(m, u) for m in members], self._user_support(u))
         return self._fused_scores(u, members, sparse)
 
     def _fused_scores(self, u, members, sparse):
@@ -271,17 +266,16 @@ class Blend(Recommender):
         kNN): one compiled pass for the dense row's statistics, then one per sparse member
         that scatters its product row, normalises it and adds it while scaling the block;
         equals ``_combine`` up to the block's float32 rounding."""
-        from fastrec._kernels.blend import add_normalized_product, row_stats
+        from fastrec._kernels.blend import add_normalized_product
         from fastrec._threads import effective_num_threads
 
-        threads = 1 if _in_pool() else effective_num_threads(self.num_threads)
+        threads = effective_num_threads(self.num_threads)
         code = NORMALIZATIONS.index(self.normalize)
         (first,) = [j for j, is_sparse in enumerate(sparse) if not is_sparse]
         out = np.asarray(_dense_scores(members[first], u))
         if not (out.flags.owndata and out.flags.writeable and out.flags.c_contiguous and out.dtype.kind == "f"):
             out = np.array(out, dtype=np.float64, order="C")  # never write into a member's own array
-        scale, shift = np.empty(u.size), np.empty(u.size)
-        row_stats(out, code, scale, shift, threads)
+        scale, shift = _scale_and_shift(out, self.normalize)
         block_scale = self.weights_[first] * scale
         block_offset = -block_scale * shift
         for w, m, is_sparse in zip(self.weights_, members, sparse, strict=True):
@@ -293,23 +287,29 @@ class Blend(Recommender):
                                        np.ascontiguousarray(m._popularity, dtype=np.float64), float(w),
                                        code, threads)
                 block_scale, block_offset = np.ones(u.size), np.zeros(u.size)
+        return self._score_content_items(out)
+
+    def _user_support(self, u):
+        """The stacking feature of users ``u``: log(1 + interactions) / 5 (0 for -1)."""
+        counts = self.interactions_.user_counts
+        return np.where(u >= 0, np.log1p(counts[np.maximum(u, 0)]), 0.0) / 5
+
+    def _item_support(self, i=None):
+        """As ``_user_support`` for items ``i`` (None: every item)."""
+        counts = self.interactions_.item_counts
+        return np.log1p(counts if i is None else np.where(i >= 0, counts[np.maximum(i, 0)], 0)) / 5
+
+    def _score_content_items(self, out):
+        """Items without interactions take their content neighbours' blended scores."""
         if getattr(self, "content_items_", None) is not None and self.content_items_.size:
             out[:, self.content_items_] = (self.content_weights_.T @ out.T).T
         return out
-
-    def _support(self, u, i):
-        """The stacking features: log(1 + interactions) / 5 of users ``u`` and items ``i``
-        (0 for -1; ``i=None``: every item)."""
-        data = self.interactions_
-        fu = np.where(u >= 0, np.log1p(data.user_counts[np.maximum(u, 0)]), 0.0) / 5
-        counts = data.item_counts if i is None else np.where(i >= 0, data.item_counts[np.maximum(i, 0)], 0)
-        return fu, np.log1p(counts) / 5
 
     def _combine(self, member_scores, user_support):
         """The blended scores from each member's dense scores (rows: users), with the items
         that have no interactions scored through their content neighbours."""
         if self._rating_blend:
-            fi = self._support(np.zeros(0, dtype=np.int64), None)[1]
+            fi = self._item_support()
             a, b = self.support_weights_
             out = np.empty(member_scores[0].shape)
             out[...] = self.intercept_ + a[-1] * user_support[:, None] + b[-1] * fi[None, :]
@@ -326,9 +326,7 @@ class Blend(Recommender):
             out -= np.asarray(offset)[:, None]
         else:
             out = sum(w * self._on_scale(s) for w, s in zip(self.weights_, member_scores, strict=True))
-        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
-            out[:, self.content_items_] = (self.content_weights_.T @ out.T).T
-        return out
+        return self._score_content_items(out)
 
     def _history_scores(self, codes, values):
         """A user unseen in training: each member's fold-in scores (members that cannot
@@ -340,7 +338,7 @@ class Blend(Recommender):
             except NotImplementedError:
                 scores = _dense_scores(m, np.array([-1]))[0]
             parts.append(np.asarray(scores, dtype=np.float64)[None, :])
-        return self._combine(parts, np.array([np.log1p(codes.size) / 5]))[0]
+        return self._combine(parts, np.array([np.log1p(codes.size) / 5]))[0]  # its support: the history
 
     def _history_fallback(self):
         return self.intercept_
@@ -407,7 +405,7 @@ class Blend(Recommender):
         weights, base = self.weights_.copy(), self.intercept_
         if self._rating_blend:
             parts = np.array([m._predict_indices(u, i)[0] for m in self._members()])
-            fu, fi = self._support(u, i)
+            fu, fi = self._user_support(u), self._item_support(i)
             a, b = self.support_weights_
             weights += a[:-1] * fu[0] + b[:-1] * fi[0]
             base += a[-1] * fu[0] + b[-1] * fi[0]
@@ -450,7 +448,7 @@ def _dense_scores(model, u):
         out = np.zeros((u.size, right.shape[1]))
         product_dense(left.data, left.indices, left.indptr, right.data, right.indices, right.indptr,
                       np.ascontiguousarray(u, dtype=np.int64), out,
-                      1 if _in_pool() else effective_num_threads(model.num_threads))
+                      effective_num_threads(model.num_threads))
         out[u < 0] = model._popularity
         return out
     return np.asarray(model._score_users(u))
@@ -461,27 +459,18 @@ def _sparse_member(model):
     return bool(getattr(model, "_implicit", False)) and hasattr(model, "_sparse_factors")
 
 
-def _in_pool():
-    """Whether this thread is one of recommend's block workers (which own one core each)."""
-    from fastrec._threads import _worker
-
-    return getattr(_worker, "active", False)
-
-
 def _scale_and_shift(scores, how):
     """Per row, (scale, shift) with normalised = (scores - shift) * scale: zscore (mean,
-    1 / std), minmax (min, 1 / range) or None; a constant row gets scale 1."""
-    n = scores.shape[1]
-    if how is None:
-        return np.ones(scores.shape[0]), np.zeros(scores.shape[0])
-    if how == "zscore":
-        shift = scores.mean(axis=1, dtype=np.float64)
-        square = np.einsum("ij,ij->i", scores, scores, dtype=np.float64) / max(n, 1)
-        spread = np.sqrt(np.maximum(square - shift ** 2, 0.0))
-    else:
-        shift = scores.min(axis=1).astype(np.float64)
-        spread = scores.max(axis=1).astype(np.float64) - shift
-    return 1.0 / np.where(spread > 0, spread, 1.0), shift
+    1 / std), minmax (min, 1 / range) or None; a constant row gets scale 1 (one
+    compiled pass, ``_kernels.blend.row_stats``)."""
+    from fastrec._kernels.blend import row_stats
+    from fastrec._threads import effective_num_threads
+
+    scores = np.ascontiguousarray(scores, dtype=scores.dtype if scores.dtype in (np.float32, np.float64)
+                                  else np.float64)
+    scale, shift = np.empty(scores.shape[0]), np.empty(scores.shape[0])
+    row_stats(scores, NORMALIZATIONS.index(how), scale, shift, effective_num_threads(None))
+    return scale, shift
 
 
 def _top(scores, k, train, users):

@@ -200,7 +200,7 @@ class MatrixFactorization(EpochTraining, Recommender):
                 target[...] = values
 
         self._run_epochs(data, n_epochs, run_epoch, lambda: [p.copy() for p in params], restore)
-        self._scoring_items = None  # the factors changed (early stopping may restore them in place)
+        self._scoring_items = None  # the factors changed (also in place: early stopping's restore)
 
     def _adagrad_sums(self):
         """Views of ``adagrad_sums_`` per parameter group, or None for plain SGD."""
@@ -271,14 +271,13 @@ class MatrixFactorization(EpochTraining, Recommender):
 
     def _items_for_scoring(self):
         """The item side of ``_score_users``' product, (k [+ 2]) x n_items, C-contiguous;
-        cached until the factors change."""
-        cached = getattr(self, "_scoring_items", None)
-        if cached is None or cached[0] != int(self.epochs_done_) or cached[1] is not self.item_factors_:
+        cached until training changes the factors (``_train`` drops it)."""
+        if getattr(self, "_scoring_items", None) is None:
             q = self.item_factors_
             if self.biased:
                 q = np.hstack([q, self.item_bias_[:, None], np.ones((q.shape[0], 1), dtype=q.dtype)])
-            cached = self._scoring_items = (int(self.epochs_done_), self.item_factors_, np.ascontiguousarray(q.T))
-        return cached[2]
+            self._scoring_items = np.ascontiguousarray(q.T)
+        return self._scoring_items
 
     # -------------------------------------------------------------- fold in
     def fold_in(self, items, ratings=None):

@@ -13,6 +13,8 @@ from fastrec._threads import effective_num_threads, limit_blas_threads, numba_th
 from fastrec.models._training import EpochTraining
 from fastrec.models.base import Recommender
 from fastrec.models.mf import _normal
+# the NumPy twin's forward and backward passes serve scoring and fold-in (a few rows each)
+from fastrec.reference.ncf import decay_mask, forward, loss_and_gradients, tower_weights
 
 ARCHITECTURES = ("neumf", "gmf", "mlp")
 LOSSES = ("bce", "mse")
@@ -226,10 +228,7 @@ class NeuralCF(EpochTraining, Recommender):
         dtype = np.dtype(self.dtype)
         threads = effective_num_threads(self.num_threads)
         dims, w_off, b_off, h_off, _, _, n_dense = self._layout()
-        decay = np.ones(n_dense, dtype=dtype)
-        for l in range(b_off.size):
-            decay[b_off[l]:b_off[l] + dims[l + 1]] = 0
-        decay[-1] = 0
+        decay = decay_mask((dims, w_off, b_off, h_off), n_dense).astype(dtype)
         tables = self._views(self.params_)
         adam = self.optimizer == "adam"
         order = ("user_gmf", "item_gmf", "user_mlp", "item_mlp", "dense")
@@ -282,8 +281,6 @@ class NeuralCF(EpochTraining, Recommender):
 
     def _logits(self, u, i, user_rows=None):
         """Logits of known index pairs (float64), ``user_rows`` replacing the user tables."""
-        from fastrec.reference.ncf import forward
-
         tables, layout = self._arrays()
         params = {k: v.astype(np.float64) if k == "dense" else v for k, v in tables.items()}
         if user_rows is not None:
@@ -323,7 +320,8 @@ class NeuralCF(EpochTraining, Recommender):
     def _score_rows(self, rows):
         """Logits of every item for the user embedding rows ``rows`` (``user_gmf``,
         ``user_mlp``): the tower's first layer is split into its user and item halves."""
-        tables, (dims, w_off, b_off, h_off) = self._arrays()
+        tables, layout = self._arrays()
+        dims, _, _, h_off = layout
         dense = tables["dense"].astype(np.float64)
         f, e = tables["user_gmf"].shape[1], tables["user_mlp"].shape[1]
         n_users, n_items = rows["user_gmf"].shape[0], tables["item_gmf"].shape[0]
@@ -335,9 +333,7 @@ class NeuralCF(EpochTraining, Recommender):
             if f:
                 out += (rows["user_gmf"] * h[:f]) @ tables["item_gmf"].T
             if e:
-                ws = [dense[w_off[l]:w_off[l] + dims[l] * dims[l + 1]].reshape(dims[l], dims[l + 1])
-                      for l in range(dims.size - 1)]
-                bs = [dense[b_off[l]:b_off[l] + dims[l + 1]] for l in range(dims.size - 1)]
+                ws, bs = tower_weights(dense, layout)
                 item_mlp = tables["item_mlp"].astype(np.float64)
                 user_mlp = rows["user_mlp"].astype(np.float64)
                 if not ws:  # no hidden layer: h . [p', q'] splits into two products
@@ -364,8 +360,6 @@ class NeuralCF(EpochTraining, Recommender):
         return self._fold_in_codes(codes, values)
 
     def _fold_in_codes(self, codes, values):
-        from fastrec.reference.ncf import loss_and_gradients
-
         tables, layout = self._arrays()
         params = {k: v.astype(np.float64) for k, v in tables.items()}
         rows = {"user_gmf": np.zeros((1, params["user_gmf"].shape[1])),

@@ -27,13 +27,8 @@ def add_normalized_product(block, block_scale, block_offset, x, t, rows, fallbac
     scores = np.tile(np.asarray(fallback, dtype=np.float64), (rows.size, 1))
     valid = rows >= 0
     scores[valid] = (x[rows[valid]] @ t).toarray()
-    how = NORMALIZATIONS[normalize]
-    if how == "zscore":
-        std = scores.std(axis=1, keepdims=True)
-        scores = (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
-    elif how == "minmax":
-        low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
-        scores = (scores - low) / np.where(high > low, high - low, 1.0)
+    scale, shift = row_stats(scores, normalize)
+    scores = (scores - shift[:, None]) * scale[:, None]
     combined = block_scale[:, None] * block.astype(np.float64) + block_offset[:, None] + weight * scores
     block[...] = combined.astype(block.dtype)
     return block

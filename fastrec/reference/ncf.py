@@ -8,7 +8,8 @@ h_off)`` as the kernel takes them.
 import numpy as np
 
 
-def _weights(dense, layout):
+def tower_weights(dense, layout):
+    """The tower's weight matrices and bias vectors, as views of ``dense``."""
     dims, w_off, b_off, h_off = layout
     n_layers = len(dims) - 1
     ws = [dense[w_off[l]:w_off[l] + dims[l] * dims[l + 1]].reshape(dims[l], dims[l + 1])
@@ -27,7 +28,7 @@ def forward(params, layout, users, items):
     parts = [gmf]
     acts = []
     if e:
-        ws, bs = _weights(dense, layout)
+        ws, bs = tower_weights(dense, layout)
         a = np.hstack([params["user_mlp"][users], params["item_mlp"][items]])
         acts.append(a)
         for w, b in zip(ws, bs, strict=True):
@@ -64,7 +65,7 @@ def loss_and_gradients(params, layout, users, items, labels, *, mse, reg):
     np.add.at(grads["user_gmf"], users, dx[:, :f] * params["item_gmf"][items])
     np.add.at(grads["item_gmf"], items, dx[:, :f] * params["user_gmf"][users])
     if e:
-        ws, _ = _weights(dense, layout)
+        ws, _ = tower_weights(dense, layout)
         d = dx[:, f:]
         for l in range(len(ws) - 1, -1, -1):
             d = d * (acts[l + 1] > 0)

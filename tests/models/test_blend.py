@@ -4,6 +4,7 @@ import pytest
 
 import fastrec
 from fastrec.models.base import Recommender
+from fastrec.reference.blend import NORMALIZATIONS, row_stats
 from fastrec.testing import make_interactions
 
 
@@ -73,12 +74,8 @@ def _reference_scores(members, weights, method, normalize, users):
         rows = np.repeat(np.arange(users.size), ids.shape[1]).reshape(ids.shape)
         s[rows[codes >= 0], codes[codes >= 0]] = top[codes >= 0]
         if method == "linear":
-            if normalize == "zscore":
-                sd = s.std(axis=1, keepdims=True)
-                s = (s - s.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1)
-            elif normalize == "minmax":
-                lo, hi = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
-                s = (s - lo) / np.where(hi > lo, hi - lo, 1)
+            scale, shift = row_stats(s, NORMALIZATIONS.index(normalize))
+            s = (s - shift[:, None]) * scale[:, None]
         else:
             ranks = np.array([[np.sum((row > row[j]) | ((row == row[j]) & (np.arange(row.size) < j)))
                                for j in range(row.size)] for row in s], dtype=float)
@@ -283,5 +280,5 @@ def test_fused_scores_equal_the_generic_combination(seed):
     for normalize in ("zscore", "minmax", None):
         blend = fastrec.Blend(members, normalize=normalize, weights=[0.6, 0.4]).fit(data, fit_members=False)
         u, _ = blend._known_users(np.r_[data.user_ids, [10**9]])  # and one unknown user
-        generic = blend._combine([_dense_scores(m, u) for m in members], blend._support(u, None)[0])
+        generic = blend._combine([_dense_scores(m, u) for m in members], blend._user_support(u))
         np.testing.assert_allclose(blend._score_users(u), generic, rtol=1e-4, atol=1e-5)  # float32 block
