@@ -25,6 +25,7 @@ KERNELS = {
     "similarity": "fastrec/_kernels/similarity.pyx",
     "knn": "fastrec/_kernels/knn.pyx",
     "metrics": "fastrec/_kernels/metrics.pyx",
+    "mips": "fastrec/_kernels/mips.pyx",
 }
 
 OPENMP_PROBE = textwrap.dedent(

@@ -49,6 +49,55 @@ def row_stats(const block_t[:, ::1] block, int normalize, double[::1] scale, dou
             scale[r] = 1.0 / spread
 
 
+cdef Py_ssize_t _product_row(Py_ssize_t row, const value_t* x_data, const index_t* x_indices,
+                             const int64_t* x_indptr, const value_t* t_data, const index_t* t_indices,
+                             const int64_t* t_indptr, double* scratch, int64_t* seen,
+                             uint8_t* listed) noexcept nogil:
+    """Scatter row ``row`` of X @ T into ``scratch``, listing each touched column once in
+    ``seen`` (marked in ``listed``; ``seen`` needs room for n + 1); returns how many were
+    touched."""
+    cdef Py_ssize_t p, q, j, touched = 0
+    cdef double value
+    for p in range(x_indptr[row], x_indptr[row + 1]):
+        value = x_data[p]
+        for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
+            j = t_indices[q]
+            seen[touched] = j  # kept only the first time: no branch to mispredict
+            touched = touched + 1 - listed[j]
+            listed[j] = 1
+            scratch[j] = scratch[j] + value * t_data[q]
+    return touched
+
+
+cdef void _touched_stats(const double* scratch, const int64_t* seen, Py_ssize_t touched,
+                         Py_ssize_t n, int normalize, double* scale, double* shift) noexcept nogil:
+    """``(scale, shift)`` of a row of n scores whose untouched entries are 0 (as row_stats)."""
+    cdef Py_ssize_t p
+    cdef double value, total = 0.0, square = 0.0, mean, spread
+    cdef double low = 0.0 if touched < n else scratch[seen[0]]
+    cdef double high = low
+    for p in range(touched):
+        value = scratch[seen[p]]
+        total = total + value
+        square = square + value * value
+        if value < low:
+            low = value
+        if value > high:
+            high = value
+    scale[0] = 1.0
+    shift[0] = 0.0
+    if normalize == ZSCORE:
+        mean = total / n
+        spread = sqrt(max(square / n - mean * mean, 0.0))
+        shift[0] = mean
+        if spread > 0:
+            scale[0] = 1.0 / spread
+    elif normalize == MINMAX:
+        shift[0] = low
+        if high > low:
+            scale[0] = 1.0 / (high - low)
+
+
 def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
                            const double[::1] block_offset, const value_t[::1] x_data,
                            const index_t[::1] x_indices, const int64_t[::1] x_indptr,
@@ -66,8 +115,8 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
     (s - min) / (max - min), a constant row is only shifted.
     """
     cdef Py_ssize_t n_rows = rows.shape[0], n = block.shape[1]
-    cdef Py_ssize_t r, p, q, j, touched, row
-    cdef double value, total, square, low, high, scale, shift, mean, spread
+    cdef Py_ssize_t r, p, j, touched, row
+    cdef double scale, shift
     cdef double* scratch
     cdef int64_t* seen
     cdef uint8_t* listed
@@ -75,7 +124,7 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
         return
     with nogil, parallel(num_threads=num_threads):
         scratch = <double*>calloc(n, sizeof(double))
-        seen = <int64_t*>malloc(n * sizeof(int64_t))
+        seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))  # + 1: _product_row's spare write
         listed = <uint8_t*>calloc(n, sizeof(uint8_t))
         try:
             if scratch == NULL or seen == NULL or listed == NULL:
@@ -83,46 +132,15 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
                     raise MemoryError("add_normalized_product: cannot allocate per-thread scratch")
             for r in prange(n_rows, schedule="dynamic"):
                 row = rows[r]
-                touched = 0
                 if row < 0:
                     for j in range(n):
                         scratch[j] = fallback[j]
                         seen[j] = j
                     touched = n
                 else:
-                    for p in range(x_indptr[row], x_indptr[row + 1]):
-                        value = x_data[p]
-                        for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
-                            j = t_indices[q]
-                            if not listed[j]:
-                                listed[j] = 1
-                                seen[touched] = j
-                                touched = touched + 1
-                            scratch[j] = scratch[j] + value * t_data[q]
-                total = 0.0
-                square = 0.0
-                low = 0.0 if touched < n else scratch[seen[0]]
-                high = low
-                for p in range(touched):
-                    value = scratch[seen[p]]
-                    total = total + value
-                    square = square + value * value
-                    if value < low:
-                        low = value
-                    if value > high:
-                        high = value
-                scale = 1.0
-                shift = 0.0
-                if normalize == ZSCORE:
-                    mean = total / n
-                    spread = sqrt(max(square / n - mean * mean, 0.0))
-                    shift = mean
-                    if spread > 0:
-                        scale = 1.0 / spread
-                elif normalize == MINMAX:
-                    shift = low
-                    if high > low:
-                        scale = 1.0 / (high - low)
+                    touched = _product_row(row, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                           &t_indices[0], &t_indptr[0], scratch, seen, listed)
+                _touched_stats(scratch, seen, touched, n, normalize, &scale, &shift)
                 scale = weight * scale
                 shift = block_offset[r] - scale * shift
                 for j in range(n):
@@ -134,3 +152,66 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
             free(scratch)
             free(seen)
             free(listed)
+
+
+def normalized_product_rows(const value_t[::1] x_data, const index_t[::1] x_indices,
+                            const int64_t[::1] x_indptr, const value_t[::1] t_data,
+                            const index_t[::1] t_indices, const int64_t[::1] t_indptr,
+                            Py_ssize_t n_columns, const int64_t[::1] rows,
+                            const double[::1] row_factor, int normalize,
+                            const int64_t[::1] out_indptr, int64_t[::1] out_lengths,
+                            int64_t[::1] out_indices, double[::1] out_values,
+                            double[::1] scale, double[::1] shift, int num_threads):
+    """Rows of ``X @ T`` as a sparse bonus: ``row_factor[r] * scale[r] * (X[rows[r]] @ T)``
+    on the touched columns, with ``(scale, shift)`` the row's normalisation over all
+    ``n_columns`` columns (untouched ones are 0).  The blend's pruned top-k adds it to the
+    factor member's scores; the shift is left to the caller (it moves every column alike).
+
+    Contract (unchecked): rows are valid row indices of X, T has ``n_columns`` columns;
+    ``out_indptr`` (rows + 1) gives each row room for every product term
+    (``product_row_sizes``); row r's distinct columns fill the first ``out_lengths[r]``.
+    """
+    cdef Py_ssize_t n_rows = rows.shape[0], n = max(n_columns, 1)
+    cdef Py_ssize_t r, p, touched, start
+    cdef double factor
+    cdef double* scratch
+    cdef int64_t* seen
+    cdef uint8_t* listed
+    if n_rows == 0:
+        return
+    with nogil, parallel(num_threads=num_threads):
+        scratch = <double*>calloc(n, sizeof(double))
+        seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+        listed = <uint8_t*>calloc(n, sizeof(uint8_t))
+        try:
+            if scratch == NULL or seen == NULL or listed == NULL:
+                with gil:
+                    raise MemoryError("normalized_product_rows: cannot allocate per-thread scratch")
+            for r in prange(n_rows, schedule="dynamic"):
+                touched = _product_row(rows[r], &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                       &t_indices[0], &t_indptr[0], scratch, seen, listed)
+                _touched_stats(scratch, seen, touched, n_columns, normalize, &scale[r], &shift[r])
+                factor = row_factor[r] * scale[r]
+                start = out_indptr[r]
+                out_lengths[r] = touched
+                for p in range(touched):
+                    out_indices[start + p] = seen[p]
+                    out_values[start + p] = factor * scratch[seen[p]]
+                    scratch[seen[p]] = 0.0
+                    listed[seen[p]] = 0
+        finally:
+            free(scratch)
+            free(seen)
+            free(listed)
+
+
+def product_row_sizes(const index_t[::1] x_indices, const int64_t[::1] x_indptr,
+                      const int64_t[::1] t_indptr, const int64_t[::1] rows, int64_t[::1] sizes):
+    """``sizes[r]``: the number of terms of row ``rows[r]`` of X @ T (at least its
+    number of distinct columns)."""
+    cdef Py_ssize_t r, p, total
+    for r in range(rows.shape[0]):
+        total = 0
+        for p in range(x_indptr[rows[r]], x_indptr[rows[r] + 1]):
+            total = total + t_indptr[x_indices[p] + 1] - t_indptr[x_indices[p]]
+        sizes[r] = total

@@ -216,11 +216,8 @@ class Recommender:
 
         def one_block(start, topk_threads):
             rows = u[start:start + block]
-            scores = np.ascontiguousarray(self._score_users(rows))
-            indptr = indices = None
-            if exclude_seen:
-                indptr, indices = _rows_pattern(data.csr, rows)
-            ids, top = run_topk(scores, n, candidates, indptr, indices, topk_threads)
+            seen = _rows_pattern(data.csr, rows) if exclude_seen else None
+            ids, top = self._block_topk(rows, n, candidates, seen, topk_threads)
             if not out_scores:  # the first block fixes the dtype
                 out_scores.append(np.empty((u.size, n), dtype=top.dtype))
             out_ids[start:start + block] = ids
@@ -246,6 +243,15 @@ class Recommender:
                     list(pool.map(work, starts[1:]))
         out_scores = out_scores[0] if out_scores else np.empty((0, n))
         return out_ids, out_scores, known_user
+
+    def _block_topk(self, rows, n, candidates, seen, num_threads):
+        """``(ids, scores)``: the top-``n`` item indices of user indices ``rows`` (-1:
+        unknown); ``candidates``: None or a uint8 mask of excluded items; ``seen``: None or
+        a CSR ``(indptr, indices)`` of excluded items per row.  Here: the dense scores,
+        then the shared top-k; models with a faster exact path override it."""
+        scores = np.ascontiguousarray(self._score_users(rows))
+        indptr, indices = (None, None) if seen is None else seen
+        return run_topk(scores, n, candidates, indptr, indices, num_threads)
 
     # ------------------------------------------------------ unseen users
     def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None):

@@ -261,6 +261,65 @@ class Blend(Recommender):
             return self._combine([_dense_scores(m, u) for m in members], self._user_support(u))
         return self._fused_scores(u, members, sparse)
 
+    def _block_topk(self, rows, n, candidates, seen, num_threads):
+        """Top-n through the pruned exact search when the blend is linear in one factor
+        model's scores plus implicit-kNN products (``_pruning_plan``); else dense rows."""
+        plan = self._pruning_plan()
+        if plan is None or np.any(rows < 0):
+            return super()._block_topk(rows, n, candidates, seen, num_threads)
+        return self._pruned_topk(*plan, rows, n, candidates, seen, num_threads)
+
+    def _pruning_plan(self):
+        """``(members, position of the factor member, its InnerProductIndex)`` when the
+        blend ranks like that member's scores plus a sparse bonus: linear, zscore or no
+        normalisation (both are affine in each member's row, with statistics known without
+        the dense row), one factor member with a positive weight, implicit kNN for the
+        rest, no content-scored items; else None."""
+        if self._rating_blend or self.method != "linear" or self.normalize == "minmax":
+            return None
+        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+            return None
+        members = self._members()
+        dense = [j for j, m in enumerate(members) if not _sparse_member(m)]
+        if len(dense) != 1 or not self.weights_[dense[0]] > 0:
+            return None
+        index = getattr(members[dense[0]], "_scoring_index", lambda: None)()
+        return None if index is None else (members, dense[0], index)
+
+    def _pruned_topk(self, members, first, index, rows, n, candidates, seen, num_threads):
+        """The blended score is key_scale * (factor score + bonus) + offset per user, the
+        bonus being the kNN members' normalised, weighted products on the items they
+        touch: the pruned search ranks the keys, then they are mapped back."""
+        from fastrec._kernels.blend import normalized_product_rows, product_row_sizes
+
+        users = members[first]._users_for_scoring(rows)
+        scale, shift = np.ones(rows.size), np.zeros(rows.size)
+        if self.normalize == "zscore":
+            shift, spread = index.row_moments(users)
+            scale = 1.0 / np.where(spread > 0, spread, 1.0)
+        key_scale = self.weights_[first] * scale
+        offset = -key_scale * shift
+        code = NORMALIZATIONS.index(self.normalize)
+        bonuses = []
+        for w, m in zip(self.weights_, members, strict=True):
+            if not _sparse_member(m):
+                continue
+            left, right = m._sparse_factors()
+            sizes = np.empty(rows.size, dtype=np.int64)
+            product_row_sizes(left.indices, left.indptr, right.indptr, rows, sizes)
+            indptr = np.zeros(rows.size + 1, dtype=np.int64)
+            np.cumsum(sizes, out=indptr[1:])
+            lengths, indices, values = np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64), np.empty(indptr[-1])
+            member_scale, member_shift = np.empty(rows.size), np.empty(rows.size)
+            normalized_product_rows(left.data, left.indices, left.indptr, right.data, right.indices,
+                                    right.indptr, right.shape[1], rows, w / key_scale, code, indptr, lengths,
+                                    indices, values, member_scale, member_shift, num_threads)
+            offset -= w * member_scale * member_shift
+            bonuses.append((indptr, indices, values, lengths))
+        ids, keys, _ = index.topk(users, n, dense_mask=candidates, seen=seen, bonus=_stack_rows(bonuses),
+                                  num_threads=num_threads)
+        return ids, (keys * key_scale[:, None] + offset[:, None]).astype(keys.dtype)
+
     def _fused_scores(self, u, members, sparse):
         """The linear blend of one dense member (a BLAS block) and sparse ones (implicit
         kNN): one compiled pass for the dense row's statistics, then one per sparse member
@@ -452,6 +511,32 @@ def _dense_scores(model, u):
         out[u < 0] = model._popularity
         return out
     return np.asarray(model._score_users(u))
+
+
+def _stack_rows(patterns):
+    """Row-wise concatenation of ``(indptr, indices, values, lengths)`` bonuses with the
+    same rows, each row using the first ``lengths`` entries of its room (None for none)."""
+    if len(patterns) < 2:
+        return patterns[0] if patterns else None
+    lengths = [own_lengths for _, _, _, own_lengths in patterns]
+    indptr = np.zeros(lengths[0].size + 1, dtype=np.int64)
+    np.cumsum(sum(lengths), out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int64)
+    values = np.empty(indptr[-1])
+    before = np.zeros(lengths[0].size, dtype=np.int64)  # room taken by earlier patterns
+    for own_indptr, own_indices, own_values, length in patterns:
+        into = np.repeat(indptr[:-1] + before, length) + _ranks_within(length)
+        taken = np.repeat(own_indptr[:-1], length) + _ranks_within(length)
+        indices[into] = own_indices[taken]
+        values[into] = own_values[taken]
+        before += length
+    return indptr, indices, values
+
+
+def _ranks_within(lengths):
+    """0, 1, ..., lengths[r] - 1 for each row, concatenated."""
+    starts = np.cumsum(lengths) - lengths
+    return np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
 
 
 def _sparse_member(model):

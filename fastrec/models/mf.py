@@ -19,6 +19,7 @@ LOSSES = ("mse", "logistic", "bpr")
 OPTIMIZERS = ("sgd", "adagrad", "gd")
 ADAGRAD_EPS = 1e-8
 FOLD_IN_EPOCHS = 30  # SGD passes over a new user's history for the implicit losses
+MIN_PRUNED_HEAD_DIMS = 4  # narrower factors score densely: the bounds would not prune
 
 
 class MatrixFactorization(EpochTraining, Recommender):
@@ -200,7 +201,8 @@ class MatrixFactorization(EpochTraining, Recommender):
                 target[...] = values
 
         self._run_epochs(data, n_epochs, run_epoch, lambda: [p.copy() for p in params], restore)
-        self._scoring_items = None  # the factors changed (also in place: early stopping's restore)
+        # the factors changed (also in place: early stopping's restore)
+        self._scoring_items = self._scoring_index_cache = None
 
     def _adagrad_sums(self):
         """Views of ``adagrad_sums_`` per parameter group, or None for plain SGD."""
@@ -255,19 +257,54 @@ class MatrixFactorization(EpochTraining, Recommender):
         known = u >= 0
         threads = effective_num_threads(self.num_threads)
         items = self._items_for_scoring()
-        users = np.zeros((u.size, items.shape[0]), dtype=items.dtype)
-        k = self.n_factors
-        users[known, :k] = self.user_factors_[u[known]]
-        if self.biased:
-            users[:, k] = 1
-            users[:, k + 1] = self.global_mean_
-            users[known, k + 1] += self.user_bias_[u[known]]
+        users = self._users_for_scoring(u)
         scores = np.empty((u.size, items.shape[1]), dtype=items.dtype)
         with limit_blas_threads(threads):
             np.matmul(users, items, out=scores)
         if not self.biased:
             scores[~known] = self.interactions_.item_counts
         return scores
+
+    def _users_for_scoring(self, u):
+        """The user side of ``_score_users``' product, (len(u), k [+ 2]); unknown users
+        (-1) get zero factors."""
+        known = u >= 0
+        k = self.n_factors
+        users = np.zeros((u.size, k + 2 if self.biased else k), dtype=self.item_factors_.dtype)
+        users[known, :k] = self.user_factors_[u[known]]
+        if self.biased:
+            users[:, k] = 1
+            users[:, k + 1] = self.global_mean_
+            users[known, k + 1] += self.user_bias_[u[known]]
+        return users
+
+    def _block_topk(self, rows, n, candidates, seen, num_threads):
+        """Top-n through the pruned exact search (``fastrec.mips``) when the factors are
+        wide enough for its bounds to pay; unbiased models' unknown users (popularity)
+        and narrow models take the dense scores."""
+        index = self._scoring_index()
+        if index is None or (not self.biased and np.any(rows < 0)):
+            return super()._block_topk(rows, n, candidates, seen, num_threads)
+        ids, scores, _ = index.topk(self._users_for_scoring(rows), n, dense_mask=candidates,
+                                    seen=seen, num_threads=num_threads)
+        return ids, scores
+
+    def _scoring_index(self):
+        """The pruned search over ``_items_for_scoring``' rows (None when the bound would
+        not be narrower than a third of the product); cached as that is."""
+        if getattr(self, "_scoring_index_cache", None) is None:
+            from fastrec.mips import InnerProductIndex, head_dims_for
+
+            items = self._items_for_scoring()
+            if head_dims_for(items.shape[0]) < MIN_PRUNED_HEAD_DIMS:
+                return None
+            mean_user = np.zeros(items.shape[0])  # the prior: items it scores best go first
+            if self.user_factors_.shape[0]:
+                mean_user[:self.n_factors] = self.user_factors_.mean(axis=0, dtype=np.float64)
+            if self.biased:
+                mean_user[self.n_factors:] = 1.0, self.global_mean_ + self.user_bias_.mean(dtype=np.float64)
+            self._scoring_index_cache = InnerProductIndex(items.T, prior=mean_user)
+        return self._scoring_index_cache
 
     def _items_for_scoring(self):
         """The item side of ``_score_users``' product, (k [+ 2]) x n_items, C-contiguous;

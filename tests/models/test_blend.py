@@ -282,3 +282,93 @@ def test_fused_scores_equal_the_generic_combination(seed):
         u, _ = blend._known_users(np.r_[data.user_ids, [10**9]])  # and one unknown user
         generic = blend._combine([_dense_scores(m, u) for m in members], blend._user_support(u))
         np.testing.assert_allclose(blend._score_users(u), generic, rtol=1e-4, atol=1e-5)  # float32 block
+
+
+@pytest.mark.parametrize("normalize", ["zscore", None])
+@pytest.mark.parametrize("n_knn", [1, 2])
+def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn):
+    """A factor model + implicit kNN, linear: recommend ranks through the pruned search
+    with the kNN products as a sparse bonus; same top-n and scores as ranking the
+    generic dense combination, with seen items and a candidate filter."""
+    from fastrec.models.blend import _dense_scores
+    from fastrec.reference.topk import dense_topk
+
+    data = fastrec.datasets.synthetic(200, 150, 4_000, kind="implicit", seed=seed)
+    knn = [fastrec.ItemKNN(k=10).fit(data), fastrec.UserKNN(k=15).fit(data)][:n_knn]
+    mf = fastrec.MatrixFactorization(24, 10, lr=0.02, loss="bpr", dtype=np.float64, random_state=0).fit(data)
+    blend = fastrec.Blend([mf, *knn], normalize=normalize, weights=[0.5] + [0.5 / n_knn] * n_knn)
+    blend.fit(data, fit_members=False)
+    assert blend._pruning_plan() is not None
+    users = data.user_ids[:60]
+    u, _ = blend._known_users(users)
+    dense = blend._combine([_dense_scores(m, u) for m in blend._members()], blend._user_support(u))
+    for items in (None, data.item_ids[1::3]):
+        ids, scores = blend.recommend(users, n=7, items=items, num_threads=2)
+        excluded = data.csr[u].toarray() != 0
+        if items is not None:
+            excluded[:, ~np.isin(data.item_ids, items)] = True
+        expected_ids, expected_scores = dense_topk(dense, 7, dense_mask=excluded)
+        np.testing.assert_allclose(scores, expected_scores, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
+
+
+def test_pruned_path_is_only_taken_where_it_is_exact(seed):
+    data = fastrec.datasets.synthetic(120, 90, 2_000, kind="implicit", seed=seed)
+    mf = fastrec.MatrixFactorization(24, 3, loss="bpr", random_state=0).fit(data)
+    knn = fastrec.ItemKNN(k=10).fit(data)
+    narrow = fastrec.MatrixFactorization(4, 3, loss="bpr", random_state=0).fit(data)
+
+    def plan(members, **kwargs):
+        blend = fastrec.Blend(members, weights=kwargs.pop("weights", [0.5] * len(members)), **kwargs)
+        return blend.fit(data, fit_members=False)._pruning_plan()
+
+    assert plan([mf, knn]) is not None
+    assert plan([mf, knn], normalize="minmax") is None  # needs each row's min and max
+    assert plan([mf, knn], method="rank") is None
+    assert plan([mf, knn], weights=[0.0, 1.0]) is None
+    assert plan([narrow, knn]) is None  # too narrow for the bounds to pay
+    assert plan([mf, narrow, knn], weights=[0.3, 0.3, 0.4]) is None  # two dense members
+    assert plan([fastrec.Popularity().fit(data), knn]) is None
+
+
+@pytest.mark.parametrize("normalize", [0, 1, 2])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_normalized_product_rows_match_reference(seed, normalize, value_dtype, index_dtype, num_threads):
+    """The pruned blend's sparse bonus: rows of X @ T (T wider than tall), normalised,
+    weighted, padded where the room exceeds the distinct columns."""
+    import scipy.sparse as sp
+
+    from fastrec._kernels.blend import normalized_product_rows, product_row_sizes
+    from fastrec.reference.blend import normalized_product_rows as reference
+
+    rng = np.random.default_rng(seed)
+    x = sp.random(30, 20, density=0.2, format="csr", random_state=seed, dtype=value_dtype)
+    x.data[:] = rng.normal(size=x.data.size)
+    t = sp.random(20, 45, density=0.2, format="csr", random_state=seed + 1, dtype=value_dtype)
+    x.data[x.indptr[7]:x.indptr[8]] = 0  # an empty row
+    x.eliminate_zeros()
+    rows = np.array([0, 7, 29, 3, 3, 12], dtype=np.int64)
+    factor = rng.random(rows.size) + 0.5
+    args = (x.indices.astype(index_dtype), x.indptr.astype(np.int64))
+    sizes = np.empty(rows.size, dtype=np.int64)
+    product_row_sizes(*args, t.indptr.astype(np.int64), rows, sizes)
+    counts = np.diff(t.indptr)
+    np.testing.assert_array_equal(sizes, [counts[x.indices[x.indptr[r]:x.indptr[r + 1]]].sum() for r in rows])
+    indptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    lengths, indices, values = np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64), np.empty(indptr[-1])
+    scale, shift = np.empty(rows.size), np.empty(rows.size)
+    normalized_product_rows(x.data, *args, t.data, t.indices.astype(index_dtype), t.indptr.astype(np.int64),
+                            45, rows, factor, normalize, indptr, lengths, indices, values, scale, shift, num_threads)
+    got = np.zeros((rows.size, 45))
+    for r in range(rows.size):
+        used = slice(indptr[r], indptr[r] + lengths[r])
+        assert np.unique(indices[used]).size == lengths[r]  # each column once
+        got[r, indices[used]] = values[used]
+    expected, expected_scale, expected_shift = reference(x, t, rows, factor, normalize)
+    tolerance = 1e-5 if value_dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(scale, expected_scale, rtol=tolerance)
+    np.testing.assert_allclose(shift, expected_shift, rtol=tolerance, atol=tolerance)
+    assert lengths[1] == 0 and not got[1].any()  # the empty row

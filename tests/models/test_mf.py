@@ -191,6 +191,34 @@ def test_recommend_ranks_the_raw_scores():
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
 
 
+@pytest.mark.parametrize("biased", [True, False])
+@pytest.mark.parametrize("loss", ["mse", "bpr"])
+def test_pruned_recommend_equals_the_full_product(loss, biased):
+    """Wide factors take the pruned exact search (fastrec.mips): the same top-n as the
+    whole product, with seen items, a candidate filter and unknown users."""
+    data = fastrec.datasets.synthetic(300, 200, 6_000, kind="implicit" if loss != "mse" else "explicit",
+                                      seed=3)
+    model = MatrixFactorization(n_factors=24, n_epochs=10, lr=0.02, loss=loss, biased=biased,
+                                dtype=np.float64, random_state=0).fit(data)
+    assert model._scoring_index() is not None
+    users = np.concatenate([data.user_ids[:50], [-12345]] if biased else [data.user_ids[:50]])
+    candidates = data.item_ids[::2]
+    for exclude_seen in (True, False):
+        for items in (None, candidates):
+            ids, scores = model.recommend(users, 8, exclude_seen=exclude_seen, items=items, num_threads=2)
+            u, _ = model._known_users(users)
+            full = model._score_users(u)
+            excluded = np.zeros(full.shape, dtype=bool)
+            if exclude_seen:
+                known = u >= 0
+                excluded[known] = data.csr[u[known]].toarray() != 0
+            if items is not None:
+                excluded[:, ~np.isin(data.item_ids, items)] = True
+            expected_ids, expected_scores = fastrec.top_k(np.where(excluded, -np.inf, full), 8)
+            np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
+            np.testing.assert_allclose(scores, expected_scores, rtol=1e-12)
+
+
 @pytest.mark.parametrize("loss", LOSSES)
 def test_fold_in_scores_like_a_refit(loss):
     data = fastrec.datasets.synthetic(400, 120, 12_000, kind="implicit" if loss != "mse" else "explicit",

@@ -1,0 +1,229 @@
+"""The pruned inner-product top-k (fastrec.mips, kernel _kernels.mips) against its twin."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastrec.mips import InnerProductIndex
+from fastrec.reference.mips import inner_product_topk
+
+
+def low_rank(n_users, n_items, dims, dtype, seed):
+    """Factor-model-like vectors: a few strong axes, popularity on the first."""
+    rng = np.random.default_rng(seed)
+    scale = 1.0 / (1.0 + np.arange(dims))
+    users = rng.normal(size=(n_users, dims)) * scale
+    items = rng.normal(size=(n_items, dims)) * scale
+    users[:, 0] = np.abs(users[:, 0]) + 1.0
+    return users.astype(dtype), items.astype(dtype)
+
+
+def random_pattern(rows, n, density, seed, dtype=np.int64):
+    """A CSR (indptr, indices) with sorted indices, some rows empty."""
+    matrix = sp.random(rows, n, density=density, format="csr", random_state=seed)
+    matrix.sort_indices()
+    return matrix.indptr.astype(dtype), matrix.indices.astype(dtype)
+
+
+def assert_same_topk(got, want, users, items, bonus_dense=None):
+    """Ids equal; where float rounding could order near-equal scores differently, each
+    returned item must carry its own score and the row's scores must equal the reference's."""
+    ids, scores = got
+    ref_ids, ref_scores = want
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-6, atol=1e-6)
+    full = users.astype(np.float64) @ items.astype(np.float64).T
+    if bonus_dense is not None:
+        full += bonus_dense
+    valid = ids >= 0
+    np.testing.assert_array_equal(valid, ref_ids >= 0)
+    rows = np.nonzero(valid)[0]
+    np.testing.assert_allclose(scores[valid], full[rows, ids[valid]], rtol=1e-6, atol=1e-6)
+    if users.dtype == np.float64:
+        np.testing.assert_array_equal(ids, ref_ids)
+    else:
+        assert (ids == ref_ids).mean() > 0.99
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_equals_brute_force(dtype, seed):
+    users, items = low_rank(60, 500, 24, dtype, seed)
+    index = InnerProductIndex(items)
+    ids, scores, n_exact = index.topk(users, 10)
+    assert_same_topk((ids, scores), inner_product_topk(users, items, 10), users, items)
+    assert n_exact < users.shape[0] * items.shape[0]  # the bounds pruned something
+
+
+@pytest.mark.parametrize("head_dims", [0, 1, 7, 24])
+def test_any_head_width_is_exact(head_dims):
+    users, items = low_rank(30, 300, 24, np.float64, 3)
+    index = InnerProductIndex(items, head_dims=head_dims)
+    ids, scores, n_exact = index.topk(users, 7)
+    assert_same_topk((ids, scores), inner_product_topk(users, items, 7), users, items)
+    if head_dims == 24:  # exact bounds: hardly more than k + warm-up items per row
+        assert n_exact < users.shape[0] * 60
+
+
+def test_isotropic_data_still_exact():
+    """No dominant axis: the bounds prune little, the answer is still exact."""
+    rng = np.random.default_rng(4)
+    users, items = rng.normal(size=(40, 32)), rng.normal(size=(400, 32))
+    got = InnerProductIndex(items).topk(users, 12)[:2]
+    assert_same_topk(got, inner_product_topk(users, items, 12), users, items)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exclusions(dtype):
+    users, items = low_rank(50, 400, 20, dtype, 5)
+    seen = random_pattern(50, 400, 0.1, 6)
+    shared = (np.random.default_rng(7).random((1, 400)) < 0.2).astype(np.uint8)
+    per_row = (np.random.default_rng(8).random((50, 400)) < 0.2).astype(np.uint8)
+    index = InnerProductIndex(items)
+    for mask in (shared, per_row):
+        got = index.topk(users, 15, dense_mask=mask, seen=seen)[:2]
+        want = inner_product_topk(users, items, 15, dense_mask=mask, seen=seen)
+        assert_same_topk(got, want, users, items)
+        excluded = sp.csr_array((np.ones(seen[0][-1]), seen[1], seen[0]), shape=(50, 400)).toarray() > 0
+        excluded |= np.broadcast_to(mask > 0, excluded.shape)
+        rows, cols = np.nonzero(got[0] >= 0)
+        assert not excluded[rows, got[0][rows, cols]].any()
+
+
+def test_warm_items_respect_exclusions():
+    """The first items scored (best for the prior) are excluded like any other."""
+    users, items = low_rank(20, 200, 16, np.float64, 9)
+    index = InnerProductIndex(items)
+    warm = index.prior_order[:40]
+    seen = (np.arange(21) * warm.size, np.tile(np.sort(warm), 20))
+    ids = index.topk(users, 5, seen=seen)[0]
+    assert not np.isin(ids, warm).any()
+    mask = np.zeros((1, 200), dtype=np.uint8)
+    mask[0, warm] = 1
+    assert not np.isin(index.topk(users, 5, dense_mask=mask)[0], warm).any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_bonus(dtype):
+    """Unsorted bonus entries with repeats are summed into the scores, and lift items the
+    bounds alone would have pruned."""
+    users, items = low_rank(30, 300, 16, dtype, 10)
+    rng = np.random.default_rng(11)
+    lengths = rng.integers(0, 25, size=30)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices = rng.integers(0, 300, size=indptr[-1])
+    values = rng.normal(scale=3.0, size=indptr[-1])
+    bonus = (indptr, indices, values)
+    dense = np.zeros((30, 300))
+    np.add.at(dense, (np.repeat(np.arange(30), lengths), indices), values)
+    got = InnerProductIndex(items).topk(users, 10, bonus=bonus)[:2]
+    assert_same_topk(got, inner_product_topk(users, items, 10, bonus=bonus), users, items, dense)
+    plain = InnerProductIndex(items).topk(users, 10)[0]
+    assert (got[0] != plain).any()
+
+
+def test_bonus_rows_may_use_part_of_their_room():
+    """With a fourth array of lengths, entries past a row's length are ignored."""
+    users, items = low_rank(10, 80, 12, np.float64, 19)
+    rng = np.random.default_rng(20)
+    indptr = np.arange(11) * 6
+    indices = rng.integers(0, 80, size=60)
+    values = rng.normal(scale=5.0, size=60)
+    lengths = rng.integers(0, 7, size=10)
+    used = np.arange(6)[None, :] < lengths[:, None]
+    trimmed = (np.r_[0, np.cumsum(lengths)], indices[used.ravel()], values[used.ravel()])
+    index = InnerProductIndex(items)
+    got = index.topk(users, 8, bonus=(indptr, indices, values, lengths))
+    want = index.topk(users, 8, bonus=trimmed)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert_same_topk(got[:2], inner_product_topk(users, items, 8, bonus=trimmed), users, items,
+                     _dense_bonus(trimmed, 10, 80))
+
+
+def _dense_bonus(bonus, rows, n):
+    indptr, indices, values = bonus
+    dense = np.zeros((rows, n))
+    np.add.at(dense, (np.repeat(np.arange(rows), np.diff(indptr)), indices), values)
+    return dense
+
+
+def test_ties_go_to_the_lower_id():
+    """Integer vectors: exact ties in any summation order."""
+    rng = np.random.default_rng(12)
+    base = rng.integers(-2, 3, size=(30, 18)).astype(np.float64)
+    items = np.repeat(base, 4, axis=0)[rng.permutation(120)]  # every vector four times
+    users = rng.integers(-2, 3, size=(25, 18)).astype(np.float64)
+    for dtype in (np.float32, np.float64):
+        got = InnerProductIndex(items.astype(dtype)).topk(users.astype(dtype), 9)[:2]
+        want = inner_product_topk(users.astype(dtype), items.astype(dtype), 9)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_padding_and_empty_cases():
+    users, items = low_rank(5, 8, 6, np.float64, 13)
+    index = InnerProductIndex(items)
+    mask = np.zeros((1, 8), dtype=np.uint8)
+    mask[0, :5] = 1
+    ids, scores, _ = index.topk(users, 6, dense_mask=mask)
+    assert (ids[:, 3:] == -1).all() and np.isneginf(scores[:, 3:]).all()
+    assert set(ids[0, :3]) == {5, 6, 7}
+    assert index.topk(users[:0], 4)[0].shape == (0, 4)
+    assert index.topk(users, 0)[0].shape == (5, 0)
+    empty = InnerProductIndex(np.zeros((0, 6)))
+    ids, scores, n_exact = empty.topk(users, 3)
+    assert (ids == -1).all() and n_exact == 0
+    one = InnerProductIndex(items).topk(users[:1], 3)[:2]
+    assert_same_topk(one, inner_product_topk(users[:1], items, 3), users[:1], items)
+
+
+def test_threads_give_identical_results():
+    users, items = low_rank(300, 600, 24, np.float32, 14)
+    seen = random_pattern(300, 600, 0.05, 15)
+    index = InnerProductIndex(items)
+    one = index.topk(users, 10, seen=seen, num_threads=1)
+    two = index.topk(users, 10, seen=seen, num_threads=2)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+    assert one[2] == two[2]
+
+
+def test_int32_patterns_in_the_kernel():
+    """The kernel takes int32 CSR patterns as well as int64 (the wrapper passes int64)."""
+    from fastrec._kernels.mips import pruned_topk
+
+    users, items = low_rank(20, 100, 12, np.float64, 16)
+    index = InnerProductIndex(items)
+    seen = random_pattern(20, 100, 0.1, 17, np.int32)
+    results = []
+    for dtype in (np.int32, np.int64):
+        bounds, slack = index.bounds(users)
+        ids = np.empty((20, 5), dtype=np.int64)
+        scores = np.empty((20, 5))
+        warm = index.prior_order[:16]
+        is_warm = np.zeros(100, dtype=np.uint8)
+        is_warm[warm] = 1
+        pruned_topk(bounds, users, index.items, slack, warm, is_warm, np.zeros((1, 100), dtype=np.uint8),
+                    seen[0].astype(dtype), seen[1].astype(dtype), np.zeros(21, dtype=dtype),
+                    np.zeros(20, dtype=dtype), np.zeros(1, dtype=dtype), np.zeros(1), ids, scores, 1)
+        results.append((ids, scores))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    want = inner_product_topk(users, items, 5, seen=seen)
+    np.testing.assert_array_equal(results[0][0], want[0])
+
+
+def test_inputs_are_not_modified_and_bad_input_raises():
+    users, items = low_rank(10, 50, 12, np.float32, 18)
+    users_copy, items_copy = users.copy(), items.copy()
+    InnerProductIndex(items).topk(users, 5)
+    np.testing.assert_array_equal(users, users_copy)
+    np.testing.assert_array_equal(items, items_copy)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        InnerProductIndex(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="2-d"):
+        InnerProductIndex(np.ones(4))
+    with pytest.raises(ValueError, match="head_dims"):
+        InnerProductIndex(items, head_dims=13)
+    with pytest.raises(ValueError, match="shape"):
+        InnerProductIndex(items).topk(users[:, :5], 3)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        InnerProductIndex(items).topk(np.full((2, 12), np.inf, dtype=np.float32), 3)
