@@ -4,8 +4,9 @@ Accuracy: 5-fold cross-validation on MovieLens 100k; each member's RMSE and the 
 blend's (feature-weighted stacking learned on 10% of each training fold, members refitted
 on all of it).
 Speed: top-10 for every user of synthetic 10M ratings (FASTREC_BENCH_10M=1; 1M
-otherwise), a 64-factor MF alone and blended with item kNN, against implicit's ALS
-``recommend`` over all users when implicit is installed.
+otherwise), a 64-factor MF alone (pruned search, and the whole product) and blended with
+item kNN, against implicit's ALS ``recommend`` over all users when implicit is installed;
+the pruned search against its NumPy twin.
 
 Run: pytest benchmarks/bench_blend.py --benchmark-only --benchmark-columns=min,mean,rounds -s
 """
@@ -73,6 +74,45 @@ def test_mf_recommend_all(benchmark, clicks, fitted):
     mf, _ = fitted
     users = clicks.user_ids
     benchmark.pedantic(mf.recommend, args=(users,), kwargs={"n": 10, "num_threads": 2}, rounds=3)
+
+
+def test_mf_recommend_all_full_product(benchmark, clicks, fitted):
+    """The same, through the whole product (BLAS blocks + the shared top-k), as before
+    the pruned search."""
+    benchmark.group = ALL_USERS
+    mf, _ = fitted
+    mf._scoring_index = lambda: None  # the model's switch to the dense path
+    try:
+        benchmark.pedantic(mf.recommend, args=(clicks.user_ids,), kwargs={"n": 10, "num_threads": 2}, rounds=2)
+    finally:
+        del mf._scoring_index
+
+
+def test_pruned_search_vs_reference(benchmark, fitted):
+    """The pruned kernel against its NumPy twin (the whole product in double, then top-k)
+    on 1,000 users, same answer checked first."""
+    from fastrec.reference.mips import inner_product_topk
+
+    mf, _ = fitted
+    index = mf._scoring_index()
+    users = mf._users_for_scoring(np.arange(1000))
+    ids, scores, n_exact = index.topk(users, 10, num_threads=2)
+    expected_ids, expected_scores = inner_product_topk(users, index.items, 10)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    assert (ids == expected_ids).mean() > 0.999  # float32 near-ties may swap
+    benchmark.group = "pruned top-10 vs the NumPy reference, 1,000 users"
+    benchmark.extra_info["exact scores per user"] = n_exact / 1000
+    benchmark.pedantic(index.topk, args=(users, 10), kwargs={"num_threads": 2}, rounds=5)
+
+
+def test_pruned_search_reference(benchmark, fitted):
+    from fastrec.reference.mips import inner_product_topk
+
+    mf, _ = fitted
+    index = mf._scoring_index()
+    users = mf._users_for_scoring(np.arange(1000))
+    benchmark.group = "pruned top-10 vs the NumPy reference, 1,000 users"
+    benchmark.pedantic(inner_product_topk, args=(users, index.items, 10), rounds=2)
 
 
 def test_blend_recommend_all(benchmark, clicks, fitted):

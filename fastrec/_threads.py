@@ -70,13 +70,18 @@ def limit_blas_threads(n=1):
     Inside a ``blas_worker`` thread BLAS is already held at one thread for the whole
     pool, and is left alone (the limit is process-wide, so threads must not race on it).
     """
-    if in_blas_worker():
-        yield
+    if in_blas_worker() or _worker.__dict__.get("blas_limit") == n:
+        yield  # already held there by an enclosing call of this thread (threadpoolctl costs ~1 ms)
         return
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
+    previous = _worker.__dict__.get("blas_limit")
+    _worker.blas_limit = n
+    try:
+        with threadpool_limits(limits=n, user_api="blas"):
+            yield
+    finally:
+        _worker.blas_limit = previous
 
 
 def in_blas_worker():

@@ -67,6 +67,7 @@ class InnerProductIndex:
         prior = np.asarray(prior, dtype=np.float64)
         if prior.shape != (dims,):
             raise ValueError(f"prior must have shape ({dims},), got {prior.shape}")
+        self.prior = prior
         self.prior_order = np.argsort(-(wide @ prior), kind="stable").astype(np.int64)
 
     def row_moments(self, users):

@@ -6,10 +6,14 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, value_t
+from fastrec._kernels._prefetch cimport fastrec_prefetch
 
 ctypedef fused block_t:
     float
     double
+
+cdef enum:
+    AHEAD = 4  # rows of T prefetched ahead of use
 
 cdef enum:  # normalisations, in fastrec.models.blend.NORMALIZATIONS order
     ZSCORE = 0
@@ -56,10 +60,14 @@ cdef Py_ssize_t _product_row(Py_ssize_t row, const value_t* x_data, const index_
     """Scatter row ``row`` of X @ T into ``scratch``, listing each touched column once in
     ``seen`` (marked in ``listed``; ``seen`` needs room for n + 1); returns how many were
     touched."""
-    cdef Py_ssize_t p, q, j, touched = 0
+    cdef Py_ssize_t p, q, j, touched = 0, end = x_indptr[row + 1]
     cdef double value
-    for p in range(x_indptr[row], x_indptr[row + 1]):
+    for p in range(x_indptr[row], end):
         value = x_data[p]
+        if p + AHEAD < end:  # the rows of T are scattered: fetch one a few rows ahead
+            q = t_indptr[x_indices[p + AHEAD]]
+            fastrec_prefetch(&t_indices[q])
+            fastrec_prefetch(&t_data[q])
         for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
             j = t_indices[q]
             seen[touched] = j  # kept only the first time: no branch to mispredict

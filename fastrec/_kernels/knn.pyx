@@ -15,6 +15,10 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, select_best, value_t
+from fastrec._kernels._prefetch cimport fastrec_prefetch
+
+cdef enum:
+    AHEAD = 4  # rows of T prefetched ahead of use
 
 
 cdef extern from *:
@@ -203,6 +207,10 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     for p in range(x_indptr[a], x_indptr[a + 1]):
                         c = x_indices[p]
                         w = x_data[p]
+                        if p + AHEAD < x_indptr[a + 1]:  # the rows of T are scattered
+                            q = t_indptr[x_indices[p + AHEAD]]
+                            fastrec_prefetch(&t_indices[q])
+                            fastrec_prefetch(&t_data[q])
                         for q in range(t_indptr[c], t_indptr[c + 1]):
                             b = t_indices[q]
                             if mark[b] == 0:

@@ -6,6 +6,7 @@ A model implements three hooks on dense indices — ``_fit(data)``,
 items, batches recommendation through the shared top-k kernel and stores models as
 ``.npz`` files without pickle.
 """
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -15,7 +16,7 @@ import scipy.sparse as sp
 
 from fastrec._checks import as_1d, check_positive_int
 from fastrec._idmap import IdMap
-from fastrec._threads import effective_num_threads
+from fastrec._threads import effective_num_threads, limit_blas_threads
 from fastrec.data import Interactions, as_interactions
 from fastrec.exceptions import NotFittedError
 from fastrec.topk import run_topk
@@ -225,12 +226,14 @@ class Recommender:
 
         starts = range(0, u.size, block)
         if not pooled or len(starts) < 2:
-            for start in starts:
-                one_block(start, threads)
+            # BLAS models: held once here rather than in every block (threadpoolctl costs ~1 ms)
+            with limit_blas_threads(threads) if self._dense_blas_scores else contextlib.nullcontext():
+                for start in starts:
+                    one_block(start, threads)
         else:
             from concurrent.futures import ThreadPoolExecutor
 
-            from fastrec._threads import blas_worker, limit_blas_threads
+            from fastrec._threads import blas_worker
 
             def work(start):
                 with blas_worker():

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from fastrec._checks import check_choice, check_positive_int
 from fastrec.data import as_interactions
+from fastrec.mips import InnerProductIndex
 from fastrec.models.base import Explanation, Recommender
 
 METHODS = ("linear", "rank", "rrf")
@@ -277,14 +278,26 @@ class Blend(Recommender):
         rest, no content-scored items; else None."""
         if self._rating_blend or self.method != "linear" or self.normalize == "minmax":
             return None
-        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
-            return None
         members = self._members()
         dense = [j for j, m in enumerate(members) if not _sparse_member(m)]
         if len(dense) != 1 or not self.weights_[dense[0]] > 0:
             return None
         index = getattr(members[dense[0]], "_scoring_index", lambda: None)()
         return None if index is None else (members, dense[0], index)
+
+    def _with_content_items(self, index):
+        """The factor member's index with each content-scored item's vector replaced by
+        the weighted mean of its content neighbours' (their weights sum to 1, so its
+        blended score, the same mean of theirs, is linear in them too); cached."""
+        if getattr(self, "content_items_", None) is None or not self.content_items_.size:
+            return index
+        cached = getattr(self, "_content_index", None)
+        if cached is None or cached[0] is not index:
+            items = index.items.astype(np.float64)
+            items[self.content_items_] = self.content_weights_.T @ items
+            cached = (index, InnerProductIndex(items.astype(index.dtype), prior=index.prior))
+            self._content_index = cached
+        return cached[1]
 
     def _pruned_topk(self, members, first, index, rows, n, candidates, seen, num_threads):
         """The blended score is key_scale * (factor score + bonus) + offset per user, the
@@ -316,8 +329,19 @@ class Blend(Recommender):
                                     indices, values, member_scale, member_shift, num_threads)
             offset -= w * member_scale * member_shift
             bonuses.append((indptr, indices, values, lengths))
-        ids, keys, _ = index.topk(users, n, dense_mask=candidates, seen=seen, bonus=_stack_rows(bonuses),
-                                  num_threads=num_threads)
+        content = getattr(self, "content_items_", None) is not None and self.content_items_.size
+        bonus = bonuses[0] if len(bonuses) == 1 and not content else _stack_rows(bonuses)
+        if bonus is not None and content:
+            # a content-scored item's bonus: its neighbours' bonuses, weighted as its vector
+            indptr, indices, values = bonus
+            spread = sp.csr_array((values, indices, indptr), shape=(rows.size, index.n_items)) @ self.content_weights_
+            spread = sp.csr_array(spread)
+            bonus = _stack_rows([bonus + (np.diff(indptr),),
+                                 (spread.indptr.astype(np.int64), self.content_items_[spread.indices], spread.data,
+                                  np.diff(spread.indptr).astype(np.int64))])
+        search = self._with_content_items(index)  # (the statistics above are the member's own)
+        ids, keys, _ = search.topk(users, n, dense_mask=candidates, seen=seen, bonus=bonus,
+                                   num_threads=num_threads)
         return ids, (keys * key_scale[:, None] + offset[:, None]).astype(keys.dtype)
 
     def _fused_scores(self, u, members, sparse):
@@ -434,6 +458,7 @@ class Blend(Recommender):
 
         self.content_items_ = np.zeros(0, dtype=np.int64)
         self.content_weights_ = sp.csr_array((data.n_items, 0))
+        self._content_index = None
         cold = np.flatnonzero(data.item_counts == 0)
         if data.item_features is None or not cold.size:
             return
@@ -444,7 +469,7 @@ class Blend(Recommender):
         warm_codes = np.flatnonzero(warm)
         for row, item in enumerate(cold):
             start, stop = sim.indptr[row], sim.indptr[row + 1]
-            values, columns = sim.data[start:stop], sim.indices[start:stop]
+            values, columns = sim.data[start:stop].astype(np.float64), sim.indices[start:stop]  # sum to 1 in double
             keep = np.lexsort((columns, -values))[:CONTENT_K]
             keep = keep[values[keep] > 0]
             if keep.size:
@@ -515,9 +540,10 @@ def _dense_scores(model, u):
 
 def _stack_rows(patterns):
     """Row-wise concatenation of ``(indptr, indices, values, lengths)`` bonuses with the
-    same rows, each row using the first ``lengths`` entries of its room (None for none)."""
-    if len(patterns) < 2:
-        return patterns[0] if patterns else None
+    same rows, each row using the first ``lengths`` entries of its room, as one compact
+    CSR ``(indptr, indices, values)`` (None for none)."""
+    if not patterns:
+        return None
     lengths = [own_lengths for _, _, _, own_lengths in patterns]
     indptr = np.zeros(lengths[0].size + 1, dtype=np.int64)
     np.cumsum(sum(lengths), out=indptr[1:])

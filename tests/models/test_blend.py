@@ -372,3 +372,23 @@ def test_normalized_product_rows_match_reference(seed, normalize, value_dtype, i
     np.testing.assert_allclose(scale, expected_scale, rtol=tolerance)
     np.testing.assert_allclose(shift, expected_shift, rtol=tolerance, atol=tolerance)
     assert lengths[1] == 0 and not got[1].any()  # the empty row
+
+
+def test_pruned_recommend_scores_content_items_like_the_dense_blend(seed):
+    """Items without interactions take their content neighbours' blended scores on the
+    pruned path too (their vector and bonus are the neighbours' weighted means)."""
+    from fastrec.models.blend import _dense_scores
+    from fastrec.reference.topk import dense_topk
+
+    data = _with_cold_items(seed)
+    mf = fastrec.MatrixFactorization(24, 10, lr=0.02, loss="bpr", dtype=np.float64, random_state=0).fit(data)
+    blend = fastrec.Blend([mf, fastrec.ItemKNN(k=10).fit(data)], weights=[0.6, 0.4]).fit(data, fit_members=False)
+    assert blend.content_items_.size and blend._pruning_plan() is not None
+    users = data.user_ids
+    u, _ = blend._known_users(users)
+    dense = blend._combine([_dense_scores(m, u) for m in blend._members()], blend._user_support(u))
+    ids, scores = blend.recommend(users, n=6, num_threads=2)
+    expected_ids, expected_scores = dense_topk(dense, 6, dense_mask=data.csr[u].toarray() != 0)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
+    assert np.isin(data.item_index(ids.ravel()), blend.content_items_).any()  # cold items do get in
