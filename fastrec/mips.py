@@ -18,13 +18,20 @@ import numpy as np
 from fastrec._threads import limit_blas_threads
 
 HEAD_DIMS = 16  # rotated axes kept exactly in the bound (the rest enter through norms)
+MIN_HEAD_DIMS = 4  # below this the bound is not narrower enough to pay: vectors kept whole
 SLACK_ULPS = 4  # the bound's rounding allowance, per term of its product
 MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
+# an exact score costs about 40x a dense BLAS score: past this share of exact scores the
+# whole product is faster (an untrained or isotropic model has no dominant axes)
+MAX_EXACT_SHARE = 0.02
+PROBE_SCORES = 2_000_000  # the pruning probe's budget of (user, item) pairs
 
 
 def head_dims_for(dims):
-    """The bound's exact width for vectors of ``dims``: at most a third of the product's."""
-    return min(HEAD_DIMS, dims // 3 - 1)
+    """The bound's exact width for vectors of ``dims``: at most a third of the product's;
+    narrow vectors are kept whole (the bound is then the score itself)."""
+    head = min(HEAD_DIMS, dims // 3 - 1)
+    return head if head >= MIN_HEAD_DIMS else dims
 
 
 class InnerProductIndex:
@@ -70,18 +77,17 @@ class InnerProductIndex:
         self.prior = prior
         self.prior_order = np.argsort(-(wide @ prior), kind="stable").astype(np.int64)
 
-    def row_moments(self, users):
-        """Mean and standard deviation of each user's scores over all items, in closed
-        form from the items' mean and covariance: O(dims^2) per user, no product."""
-        if getattr(self, "_moments", None) is None:
-            wide = self.items.astype(np.float64)
-            mean = wide.mean(axis=0) if len(wide) else np.zeros(wide.shape[1])
-            centred = wide - mean
-            self._moments = mean, centred.T @ centred / max(len(wide), 1)
-        mean, covariance = self._moments
-        users = np.asarray(users, dtype=np.float64)
-        variance = np.einsum("ij,ij->i", users @ covariance, users)
-        return users @ mean, np.sqrt(np.maximum(variance, 0.0))
+    def probe_rows(self, n_users):
+        """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
+        most 256 and within ``PROBE_SCORES`` pairs."""
+        rows = max(1, min(n_users, 256, PROBE_SCORES // max(self.n_items, 1)))
+        return np.linspace(0, n_users - 1, rows).astype(np.int64) if n_users else np.zeros(0, dtype=np.int64)
+
+    def pruning_pays(self, users, k=10):
+        """Whether the bounds prune enough, on these users, for the search to beat the
+        whole product (at most ``MAX_EXACT_SHARE`` of the scores computed exactly)."""
+        _, _, n_exact = self.topk(users, k)
+        return n_exact <= MAX_EXACT_SHARE * max(len(users), 1) * self.n_items
 
     @property
     def n_items(self):
@@ -161,3 +167,20 @@ def _pattern(pattern, rows):
 def _padded(values):
     """``values``, or one zero if it is empty (the kernel takes element 0's address)."""
     return values if values.size else np.zeros(1, dtype=values.dtype)
+
+
+def score_moments(items):
+    """``(mean, covariance)`` of the item vectors (population), for ``row_moments``."""
+    wide = np.asarray(items, dtype=np.float64)
+    mean = wide.mean(axis=0) if len(wide) else np.zeros(wide.shape[1])
+    centred = wide - mean
+    return mean, centred.T @ centred / max(len(wide), 1)
+
+
+def row_moments(users, moments):
+    """Mean and standard deviation of each user's scores ``users @ items.T`` over all
+    items, in closed form from ``score_moments(items)``: O(dims^2) per user, no product."""
+    mean, covariance = moments
+    users = np.asarray(users, dtype=np.float64)
+    variance = np.einsum("ij,ij->i", users @ covariance, users)
+    return users @ mean, np.sqrt(np.maximum(variance, 0.0))

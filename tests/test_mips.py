@@ -227,3 +227,13 @@ def test_inputs_are_not_modified_and_bad_input_raises():
         InnerProductIndex(items).topk(users[:, :5], 3)
     with pytest.raises(ValueError, match="NaN or infinite"):
         InnerProductIndex(items).topk(np.full((2, 12), np.inf, dtype=np.float32), 3)
+
+
+def test_pruning_pays_only_where_the_bounds_prune():
+    users, items = low_rank(300, 2000, 40, np.float64, 21)
+    index = InnerProductIndex(items)
+    assert index.pruning_pays(users[index.probe_rows(300)])
+    rng = np.random.default_rng(22)  # no dominant axis: nearly every score is computed
+    flat = InnerProductIndex(rng.normal(size=(2000, 40)))
+    assert not flat.pruning_pays(rng.normal(size=(64, 40)))
+    assert index.probe_rows(0).size == 0 and index.probe_rows(5).tolist() == [0, 1, 2, 3, 4]

@@ -94,8 +94,17 @@ class Baseline(Recommender):
 
     def _score_users(self, u):
         """Unclipped estimates (clipping would create ties that hide the ranking)."""
-        user_part = self.global_mean_ + np.where(u >= 0, self.user_bias_[np.maximum(u, 0)], 0.0)
-        return user_part[:, None] + self.item_bias_[None, :]
+        return self._user_part(u)[:, None] + self.item_bias_[None, :]
+
+    def _user_part(self, u):
+        return self.global_mean_ + np.where(u >= 0, self.user_bias_[np.maximum(u, 0)], 0.0)
+
+    def _linear_scoring(self):
+        """``(key, users, items)`` as ``MatrixFactorization._linear_scoring``: [1, mu + b_u]
+        against [b_i, 1]."""
+        bias = self.item_bias_
+        return (bias, lambda u: np.column_stack([np.ones(u.size), self._user_part(u)]),
+                lambda: np.column_stack([bias, np.ones(bias.size)]))
 
 
 def _fit_als(ratings, users, items, mu, user_counts, item_counts, n_epochs, reg_u, reg_i):

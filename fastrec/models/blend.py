@@ -5,6 +5,8 @@ squares (non-negative by default) on held-out ratings; ``"linear"`` and ``"rank"
 implicit data learn weights that maximise NDCG@k on held-out interactions, over each
 member's normalised scores or ranks; ``"rrf"`` (reciprocal-rank fusion) needs no weights.
 """
+import dataclasses
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -263,58 +265,76 @@ class Blend(Recommender):
         return self._fused_scores(u, members, sparse)
 
     def _block_topk(self, rows, n, candidates, seen, num_threads):
-        """Top-n through the pruned exact search when the blend is linear in one factor
-        model's scores plus implicit-kNN products (``_pruning_plan``); else dense rows."""
+        """Top-n through the pruned exact search when the blend is linear in its members'
+        scores (``_pruning_plan``); else the dense rows and the shared top-k."""
         plan = self._pruning_plan()
         if plan is None or np.any(rows < 0):
             return super()._block_topk(rows, n, candidates, seen, num_threads)
-        return self._pruned_topk(*plan, rows, n, candidates, seen, num_threads)
+        return self._pruned_topk(plan, rows, n, candidates, seen, num_threads)
 
     def _pruning_plan(self):
-        """``(members, position of the factor member, its InnerProductIndex)`` when the
-        blend ranks like that member's scores plus a sparse bonus: linear, zscore or no
-        normalisation (both are affine in each member's row, with statistics known without
-        the dense row), one factor member with a positive weight, implicit kNN for the
-        rest, no content-scored items; else None."""
+        """A ``_PruningPlan`` when the blend's score is an inner product plus a sparse
+        bonus: linear method, zscore or no normalisation (each affine in a member's row,
+        with statistics known without the row), every dense member linear in user and
+        item vectors (``_linear_scoring``: MF, Popularity, Baseline), the others implicit
+        kNN, and bounds that prune (``InnerProductIndex.pruning_pays``); else None.
+        Cached until the weights or a member's learned arrays change."""
         if self._rating_blend or self.method != "linear" or self.normalize == "minmax":
             return None
         members = self._members()
-        dense = [j for j, m in enumerate(members) if not _sparse_member(m)]
-        if len(dense) != 1 or not self.weights_[dense[0]] > 0:
+        linear = [(j, m._linear_scoring()) for j, m in enumerate(members)
+                  if not _sparse_member(m) and hasattr(m, "_linear_scoring")]
+        if not linear or len(linear) != sum(not _sparse_member(m) for m in members):
             return None
-        index = getattr(members[dense[0]], "_scoring_index", lambda: None)()
-        return None if index is None else (members, dense[0], index)
-
-    def _with_content_items(self, index):
-        """The factor member's index with each content-scored item's vector replaced by
-        the weighted mean of its content neighbours' (their weights sum to 1, so its
-        blended score, the same mean of theirs, is linear in them too); cached."""
-        if getattr(self, "content_items_", None) is None or not self.content_items_.size:
-            return index
-        cached = getattr(self, "_content_index", None)
-        if cached is None or cached[0] is not index:
-            items = index.items.astype(np.float64)
-            items[self.content_items_] = self.content_weights_.T @ items
-            cached = (index, InnerProductIndex(items.astype(index.dtype), prior=index.prior))
-            self._content_index = cached
+        key = (self.weights_, getattr(self, "content_weights_", None)) + tuple(k for _, (k, _, _) in linear)
+        cached = getattr(self, "_pruning_cache", None)
+        if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key)):
+            cached = (key, self._build_pruning_plan(members, linear))
+            self._pruning_cache = cached
         return cached[1]
 
-    def _pruned_topk(self, members, first, index, rows, n, candidates, seen, num_threads):
-        """The blended score is key_scale * (factor score + bonus) + offset per user, the
-        bonus being the kNN members' normalised, weighted products on the items they
-        touch: the pruned search ranks the keys, then they are mapped back."""
+    def _build_pruning_plan(self, members, linear):
+        from fastrec.mips import score_moments
+
+        blocks = [np.asarray(items_of()) for _, (_, _, items_of) in linear]
+        dtype = np.float32 if any(b.dtype == np.float32 for b in blocks) else np.float64
+        items = np.hstack([b.astype(np.float64) for b in blocks])
+        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+            # a content-scored item's blended score is the weighted mean (weights sum to 1)
+            # of its neighbours': so are its vector and, per user, its bonus
+            items[self.content_items_] = self.content_weights_.T @ items
+        plan = _PruningPlan(members, [(j, users_of) for j, (_, users_of, _) in linear],
+                            [score_moments(b) for b in blocks], InnerProductIndex(items.astype(dtype)))
+        probe = plan.index.probe_rows(self.interactions_.n_users)
+        return plan if plan.index.pruning_pays(self._plan_users(plan, probe)[0]) else None
+
+    def _plan_users(self, plan, rows):
+        """The search's user vectors (each linear member's, times its weight and its row's
+        normalisation scale) and the offset that maps the search's scores to the blend's."""
+        from fastrec.mips import row_moments
+
+        parts, offset = [], np.zeros(rows.size)
+        for (j, users_of), moments in zip(plan.linear, plan.moments, strict=True):
+            users = np.asarray(users_of(rows), dtype=np.float64)
+            factor = np.full(rows.size, float(self.weights_[j]))
+            if self.normalize == "zscore":
+                mean, spread = row_moments(users, moments)
+                factor /= np.where(spread > 0, spread, 1.0)
+                offset -= factor * mean
+            parts.append(users * factor[:, None])
+        return np.hstack(parts).astype(plan.index.dtype), offset
+
+    def _pruned_topk(self, plan, rows, n, candidates, seen, num_threads):
+        """Every dense member is an inner product, so the blended score is one inner product
+        (the members' vectors side by side, scaled per user) plus the kNN members'
+        normalised, weighted products as a sparse bonus on the items they touch, plus a
+        per-user offset: the pruned search ranks that without the dense rows."""
         from fastrec._kernels.blend import normalized_product_rows, product_row_sizes
 
-        users = members[first]._users_for_scoring(rows)
-        scale, shift = np.ones(rows.size), np.zeros(rows.size)
-        if self.normalize == "zscore":
-            shift, spread = index.row_moments(users)
-            scale = 1.0 / np.where(spread > 0, spread, 1.0)
-        key_scale = self.weights_[first] * scale
-        offset = -key_scale * shift
+        users, offset = self._plan_users(plan, rows)
         code = NORMALIZATIONS.index(self.normalize)
         bonuses = []
-        for w, m in zip(self.weights_, members, strict=True):
+        for w, m in zip(self.weights_, plan.members, strict=True):
             if not _sparse_member(m):
                 continue
             left, right = m._sparse_factors()
@@ -322,27 +342,26 @@ class Blend(Recommender):
             product_row_sizes(left.indices, left.indptr, right.indptr, rows, sizes)
             indptr = np.zeros(rows.size + 1, dtype=np.int64)
             np.cumsum(sizes, out=indptr[1:])
-            lengths, indices, values = np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64), np.empty(indptr[-1])
+            lengths, indices, values = (np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64),
+                                        np.empty(indptr[-1]))
             member_scale, member_shift = np.empty(rows.size), np.empty(rows.size)
             normalized_product_rows(left.data, left.indices, left.indptr, right.data, right.indices,
-                                    right.indptr, right.shape[1], rows, w / key_scale, code, indptr, lengths,
-                                    indices, values, member_scale, member_shift, num_threads)
+                                    right.indptr, right.shape[1], rows, np.full(rows.size, float(w)), code,
+                                    indptr, lengths, indices, values, member_scale, member_shift, num_threads)
             offset -= w * member_scale * member_shift
             bonuses.append((indptr, indices, values, lengths))
         content = getattr(self, "content_items_", None) is not None and self.content_items_.size
         bonus = bonuses[0] if len(bonuses) == 1 and not content else _stack_rows(bonuses)
         if bonus is not None and content:
-            # a content-scored item's bonus: its neighbours' bonuses, weighted as its vector
             indptr, indices, values = bonus
-            spread = sp.csr_array((values, indices, indptr), shape=(rows.size, index.n_items)) @ self.content_weights_
-            spread = sp.csr_array(spread)
+            spread = sp.csr_array(sp.csr_array((values, indices, indptr), shape=(rows.size, plan.index.n_items))
+                                  @ self.content_weights_)
             bonus = _stack_rows([bonus + (np.diff(indptr),),
                                  (spread.indptr.astype(np.int64), self.content_items_[spread.indices], spread.data,
                                   np.diff(spread.indptr).astype(np.int64))])
-        search = self._with_content_items(index)  # (the statistics above are the member's own)
-        ids, keys, _ = search.topk(users, n, dense_mask=candidates, seen=seen, bonus=bonus,
-                                   num_threads=num_threads)
-        return ids, (keys * key_scale[:, None] + offset[:, None]).astype(keys.dtype)
+        ids, scores, _ = plan.index.topk(users, n, dense_mask=candidates, seen=seen, bonus=bonus,
+                                         num_threads=num_threads)
+        return ids, (scores + offset[:, None]).astype(scores.dtype)
 
     def _fused_scores(self, u, members, sparse):
         """The linear blend of one dense member (a BLAS block) and sparse ones (implicit
@@ -458,7 +477,6 @@ class Blend(Recommender):
 
         self.content_items_ = np.zeros(0, dtype=np.int64)
         self.content_weights_ = sp.csr_array((data.n_items, 0))
-        self._content_index = None
         cold = np.flatnonzero(data.item_counts == 0)
         if data.item_features is None or not cold.size:
             return
@@ -536,6 +554,18 @@ def _dense_scores(model, u):
         out[u < 0] = model._popularity
         return out
     return np.asarray(model._score_users(u))
+
+
+@dataclasses.dataclass
+class _PruningPlan:
+    """What the blend's pruned search needs: the members, the linear ones' positions and
+    user-vector functions, each one's score moments, and the search over their item
+    vectors side by side."""
+
+    members: list
+    linear: list
+    moments: list
+    index: InnerProductIndex
 
 
 def _stack_rows(patterns):

@@ -19,7 +19,6 @@ LOSSES = ("mse", "logistic", "bpr")
 OPTIMIZERS = ("sgd", "adagrad", "gd")
 ADAGRAD_EPS = 1e-8
 FOLD_IN_EPOCHS = 30  # SGD passes over a new user's history for the implicit losses
-MIN_PRUNED_HEAD_DIMS = 4  # narrower factors score densely: the bounds would not prune
 
 
 class MatrixFactorization(EpochTraining, Recommender):
@@ -278,6 +277,13 @@ class MatrixFactorization(EpochTraining, Recommender):
             users[known, k + 1] += self.user_bias_[u[known]]
         return users
 
+    def _linear_scoring(self):
+        """Scores as inner products, for a blend's pruned search: ``(key, users, items)``
+        with ``users(u) @ items().T`` the dense scores of known users ``u`` and ``key`` an
+        array replaced whenever they change."""
+        items = self._items_for_scoring()
+        return items, self._users_for_scoring, lambda: items.T
+
     def _block_topk(self, rows, n, candidates, seen, num_threads):
         """Top-n through the pruned exact search (``fastrec.mips``) when the factors are
         wide enough for its bounds to pay; unbiased models' unknown users (popularity)
@@ -290,21 +296,28 @@ class MatrixFactorization(EpochTraining, Recommender):
         return ids, scores
 
     def _scoring_index(self):
-        """The pruned search over ``_items_for_scoring``' rows (None when the bound would
-        not be narrower than a third of the product); cached as that is."""
+        """The pruned search over ``_items_for_scoring``' rows, or None where it would not
+        pay: factors too narrow for a bound a third of the product's width, or bounds that
+        prune too little on a probe of the users (``InnerProductIndex.pruning_pays``).
+        Cached as ``_scoring_items`` is."""
         if getattr(self, "_scoring_index_cache", None) is None:
-            from fastrec.mips import InnerProductIndex, head_dims_for
+            self._scoring_index_cache = self._build_scoring_index() or False
+        return self._scoring_index_cache or None
 
-            items = self._items_for_scoring()
-            if head_dims_for(items.shape[0]) < MIN_PRUNED_HEAD_DIMS:
-                return None
-            mean_user = np.zeros(items.shape[0])  # the prior: items it scores best go first
-            if self.user_factors_.shape[0]:
-                mean_user[:self.n_factors] = self.user_factors_.mean(axis=0, dtype=np.float64)
-            if self.biased:
-                mean_user[self.n_factors:] = 1.0, self.global_mean_ + self.user_bias_.mean(dtype=np.float64)
-            self._scoring_index_cache = InnerProductIndex(items.T, prior=mean_user)
-        return self._scoring_index_cache
+    def _build_scoring_index(self):
+        from fastrec.mips import InnerProductIndex, head_dims_for
+
+        items = self._items_for_scoring()
+        if head_dims_for(items.shape[0]) == items.shape[0]:  # too narrow to bound: the product is as cheap
+            return None
+        mean_user = np.zeros(items.shape[0])  # the prior: items it scores best go first
+        if self.user_factors_.shape[0]:
+            mean_user[:self.n_factors] = self.user_factors_.mean(axis=0, dtype=np.float64)
+        if self.biased:
+            mean_user[self.n_factors:] = 1.0, self.global_mean_ + self.user_bias_.mean(dtype=np.float64)
+        index = InnerProductIndex(items.T, prior=mean_user)
+        probe = self._users_for_scoring(index.probe_rows(self.user_factors_.shape[0]))
+        return index if index.pruning_pays(probe) else None
 
     def _items_for_scoring(self):
         """The item side of ``_score_users``' product, (k [+ 2]) x n_items, C-contiguous;

@@ -67,3 +67,8 @@ class Popularity(Recommender):
 
     def _score_users(self, u):
         return np.broadcast_to(self.item_scores_, (u.size, self.item_scores_.size))
+
+    def _linear_scoring(self):
+        """``(key, users, items)`` as ``MatrixFactorization._linear_scoring``: one column."""
+        scores = self.item_scores_
+        return scores, lambda u: np.ones((u.size, 1)), lambda: scores[:, None]

@@ -286,13 +286,14 @@ def test_fused_scores_equal_the_generic_combination(seed):
 
 @pytest.mark.parametrize("normalize", ["zscore", None])
 @pytest.mark.parametrize("n_knn", [1, 2])
-def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn):
+def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn, monkeypatch):
     """A factor model + implicit kNN, linear: recommend ranks through the pruned search
     with the kNN products as a sparse bonus; same top-n and scores as ranking the
     generic dense combination, with seen items and a candidate filter."""
     from fastrec.models.blend import _dense_scores
     from fastrec.reference.topk import dense_topk
 
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)  # a small catalogue: taken anyway
     data = fastrec.datasets.synthetic(200, 150, 4_000, kind="implicit", seed=seed)
     knn = [fastrec.ItemKNN(k=10).fit(data), fastrec.UserKNN(k=15).fit(data)][:n_knn]
     mf = fastrec.MatrixFactorization(24, 10, lr=0.02, loss="bpr", dtype=np.float64, random_state=0).fit(data)
@@ -312,7 +313,8 @@ def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn):
         np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
 
 
-def test_pruned_path_is_only_taken_where_it_is_exact(seed):
+def test_pruned_path_is_only_taken_where_it_is_exact(seed, monkeypatch):
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)
     data = fastrec.datasets.synthetic(120, 90, 2_000, kind="implicit", seed=seed)
     mf = fastrec.MatrixFactorization(24, 3, loss="bpr", random_state=0).fit(data)
     knn = fastrec.ItemKNN(k=10).fit(data)
@@ -325,10 +327,13 @@ def test_pruned_path_is_only_taken_where_it_is_exact(seed):
     assert plan([mf, knn]) is not None
     assert plan([mf, knn], normalize="minmax") is None  # needs each row's min and max
     assert plan([mf, knn], method="rank") is None
-    assert plan([mf, knn], weights=[0.0, 1.0]) is None
-    assert plan([narrow, knn]) is None  # too narrow for the bounds to pay
-    assert plan([mf, narrow, knn], weights=[0.3, 0.3, 0.4]) is None  # two dense members
-    assert plan([fastrec.Popularity().fit(data), knn]) is None
+    assert plan([mf, knn], weights=[0.0, 1.0]) is not None
+    assert plan([mf, narrow, knn], weights=[0.3, 0.3, 0.4]) is not None  # linear members side by side
+    assert plan([fastrec.Popularity().fit(data), knn]) is not None
+    ncf = fastrec.NeuralCF(n_factors=4, layers=(8,), n_epochs=1, random_state=0).fit(data)
+    assert plan([mf, ncf, knn], weights=[0.3, 0.3, 0.4]) is None  # not an inner product
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 0.0)
+    assert plan([mf, knn]) is None  # the bounds do not prune enough
 
 
 @pytest.mark.parametrize("normalize", [0, 1, 2])
@@ -374,12 +379,13 @@ def test_normalized_product_rows_match_reference(seed, normalize, value_dtype, i
     assert lengths[1] == 0 and not got[1].any()  # the empty row
 
 
-def test_pruned_recommend_scores_content_items_like_the_dense_blend(seed):
+def test_pruned_recommend_scores_content_items_like_the_dense_blend(seed, monkeypatch):
     """Items without interactions take their content neighbours' blended scores on the
     pruned path too (their vector and bonus are the neighbours' weighted means)."""
     from fastrec.models.blend import _dense_scores
     from fastrec.reference.topk import dense_topk
 
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)
     data = _with_cold_items(seed)
     mf = fastrec.MatrixFactorization(24, 10, lr=0.02, loss="bpr", dtype=np.float64, random_state=0).fit(data)
     blend = fastrec.Blend([mf, fastrec.ItemKNN(k=10).fit(data)], weights=[0.6, 0.4]).fit(data, fit_members=False)
@@ -392,3 +398,40 @@ def test_pruned_recommend_scores_content_items_like_the_dense_blend(seed):
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
     assert np.isin(data.item_index(ids.ravel()), blend.content_items_).any()  # cold items do get in
+
+
+@pytest.mark.parametrize("normalize", ["zscore", None])
+def test_pruned_recommend_with_several_linear_members(seed, normalize, monkeypatch):
+    """MF + MF + Popularity + item kNN: the linear members' vectors side by side,
+    each scaled by its weight and normalisation; equal to ranking the dense blend."""
+    from fastrec.models.blend import _dense_scores
+    from fastrec.reference.topk import dense_topk
+
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)
+    data = fastrec.datasets.synthetic(200, 150, 4_000, kind="implicit", seed=seed)
+    members = [fastrec.MatrixFactorization(24, 10, lr=0.02, loss="bpr", dtype=np.float64, random_state=0),
+               fastrec.MatrixFactorization(6, 10, lr=0.02, loss="logistic", dtype=np.float64, random_state=1),
+               fastrec.Popularity(), fastrec.ItemKNN(k=10)]
+    members = [m.fit(data) for m in members]
+    blend = fastrec.Blend(members, normalize=normalize, weights=[0.3, 0.2, 0.2, 0.3]).fit(data, fit_members=False)
+    assert blend._pruning_plan() is not None
+    users = data.user_ids[::3]
+    u, _ = blend._known_users(users)
+    dense = blend._combine([_dense_scores(m, u) for m in members], blend._user_support(u))
+    ids, scores = blend.recommend(users, n=7, num_threads=2)
+    expected_ids, expected_scores = dense_topk(dense, 7, dense_mask=data.csr[u].toarray() != 0)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
+
+
+def test_linear_scoring_gives_the_dense_scores(seed):
+    ratings = make_interactions(30, 20, 0.3, seed=seed)
+    clicks = make_interactions(30, 20, 0.3, implicit=True, seed=seed)
+    for model, data in ((fastrec.MatrixFactorization(5, 3, random_state=0), ratings),
+                        (fastrec.MatrixFactorization(5, 3, loss="bpr", biased=False, random_state=0), clicks),
+                        (fastrec.Baseline(), ratings), (fastrec.Popularity(), clicks)):
+        model.fit(data)
+        key, users, items = model._linear_scoring()
+        u = np.arange(data.n_users)
+        np.testing.assert_allclose(users(u) @ np.asarray(items()).T, model._score_users(u), rtol=1e-6, atol=1e-6)
+        assert model._linear_scoring()[0] is key  # stable until refit

@@ -193,9 +193,10 @@ def test_recommend_ranks_the_raw_scores():
 
 @pytest.mark.parametrize("biased", [True, False])
 @pytest.mark.parametrize("loss", ["mse", "bpr"])
-def test_pruned_recommend_equals_the_full_product(loss, biased):
+def test_pruned_recommend_equals_the_full_product(loss, biased, monkeypatch):
     """Wide factors take the pruned exact search (fastrec.mips): the same top-n as the
     whole product, with seen items, a candidate filter and unknown users."""
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)  # a small catalogue: taken anyway
     data = fastrec.datasets.synthetic(300, 200, 6_000, kind="implicit" if loss != "mse" else "explicit",
                                       seed=3)
     model = MatrixFactorization(n_factors=24, n_epochs=10, lr=0.02, loss=loss, biased=biased,
@@ -217,6 +218,14 @@ def test_pruned_recommend_equals_the_full_product(loss, biased):
             expected_ids, expected_scores = fastrec.top_k(np.where(excluded, -np.inf, full), 8)
             np.testing.assert_array_equal(ids, data.item_ids[expected_ids])
             np.testing.assert_allclose(scores, expected_scores, rtol=1e-12)
+
+
+def test_search_left_for_the_whole_product_where_pruning_does_not_pay():
+    data = fastrec.datasets.synthetic(300, 200, 6_000, kind="implicit", seed=3)
+    model = MatrixFactorization(n_factors=24, n_epochs=0, loss="bpr", random_state=0).fit(data)
+    assert model._scoring_index() is None  # 200 items: k + warm-up alone are 15%
+    narrow = MatrixFactorization(n_factors=8, n_epochs=1, loss="bpr", random_state=0).fit(data)
+    assert narrow._scoring_index() is None
 
 
 @pytest.mark.parametrize("loss", LOSSES)
