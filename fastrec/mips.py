@@ -15,6 +15,7 @@ bounds only cost time.  Twin: ``fastrec.reference.mips``.
 """
 import numpy as np
 
+from fastrec._scratch import scratch
 from fastrec._threads import limit_blas_threads
 
 HEAD_DIMS = 16  # rotated axes kept exactly in the bound (the rest enter through norms)
@@ -95,14 +96,16 @@ class InnerProductIndex:
 
     def bounds(self, users):
         """``(bounds, slack)``: upper bounds of ``users @ items.T`` (rows, n_items) in the
-        items' dtype, and per row the allowance for their rounding."""
+        items' dtype, and per row the allowance for their rounding.  The bounds live in
+        this thread's scratch: valid until its next call."""
         wide = np.asarray(users, dtype=np.float64)
         rotated = wide @ self.rotation
         head = self.head_dims
         side = np.empty((wide.shape[0], head + 1))
         side[:, :head] = rotated[:, :head]
         side[:, head] = np.sqrt(np.einsum("ij,ij->i", rotated[:, head:], rotated[:, head:]))
-        bounds = side.astype(self.dtype) @ self.item_bounds
+        bounds = np.matmul(side.astype(self.dtype), self.item_bounds,
+                           out=scratch("mips.bounds", (wide.shape[0], self.n_items), self.dtype))
         norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
         # every term of the (head + 1)-product and the roundings of both sides, a few ulps
         # each of |u| max|v|, which bounds the sum of the terms' magnitudes

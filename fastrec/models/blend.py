@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec._checks import check_choice, check_positive_int
+from fastrec._scratch import scratch
 from fastrec.data import as_interactions
 from fastrec.mips import InnerProductIndex
 from fastrec.models.base import Explanation, Recommender
@@ -342,8 +343,9 @@ class Blend(Recommender):
             product_row_sizes(left.indices, left.indptr, right.indptr, rows, sizes)
             indptr = np.zeros(rows.size + 1, dtype=np.int64)
             np.cumsum(sizes, out=indptr[1:])
-            lengths, indices, values = (np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64),
-                                        np.empty(indptr[-1]))
+            lengths = np.empty(rows.size, dtype=np.int64)
+            indices = scratch(f"blend.bonus_indices.{len(bonuses)}", indptr[-1], np.int64)
+            values = scratch(f"blend.bonus_values.{len(bonuses)}", indptr[-1], np.float64)
             member_scale, member_shift = np.empty(rows.size), np.empty(rows.size)
             normalized_product_rows(left.data, left.indices, left.indptr, right.data, right.indices,
                                     right.indptr, right.shape[1], rows, np.full(rows.size, float(w)), code,
