@@ -30,6 +30,7 @@ KNN_K = 40  # Surprise's default k
 SIMILARITY_K = 50
 METRIC_KS = (5, 10, 20)
 NCF_FACTORS, NCF_LAYERS = 16, (64, 32, 16)  # the NCF paper's NeuMF
+RECOMMEND_FACTORS, RECOMMEND_N = 64, 10
 
 # sizes per case: (users, items, ratings) of the synthetic data, except topk (rows,
 # columns, k) and mf (users, items, ratings, epochs); mf_reference is the data of the
@@ -37,16 +38,18 @@ NCF_FACTORS, NCF_LAYERS = 16, (64, 32, 16)  # the NCF paper's NeuMF
 PRESETS = {
     "tiny": {"repeats": 2, "slow_repeats": 1, "topk": (200, 2_000, 10),
              "similarity": (2_000, 500, 10_000), "knn": (500, 200, 5_000), "mf": (1_000, 300, 10_000, 1),
-             "mf_reference": (300, 100, 2_000), "metrics": (2_000, 500, 10_000),
+             "mf_reference": (300, 100, 2_000), "recommend": (1_000, 300, 10_000), "metrics": (2_000, 500, 10_000),
              "ncf": (500, 200, 4_000), "ncf_reference": (200, 100, 1_000)},
     "quick": {"repeats": 5, "slow_repeats": 1, "topk": (1_000, 20_000, 10),
               "similarity": (50_000, 10_000, 500_000), "knn": (10_000, 2_000, 200_000),
               "mf": (50_000, 10_000, 500_000, 3), "mf_reference": (2_000, 1_000, 20_000),
+              "recommend": (50_000, 10_000, 500_000),
               "metrics": (50_000, 10_000, 500_000), "ncf": (10_000, 2_000, 100_000),
               "ncf_reference": (1_000, 500, 5_000)},
     "full": {"repeats": 5, "slow_repeats": 2, "topk": (10_000, 20_000, 10),
              "similarity": (100_000, 20_000, 1_000_000), "knn": (50_000, 5_000, 1_000_000),
              "mf": (100_000, 20_000, 1_000_000, 5), "mf_reference": (10_000, 2_000, 100_000),
+             "recommend": (100_000, 20_000, 1_000_000),
              "metrics": (100_000, 20_000, 1_000_000), "ncf": (50_000, 10_000, 500_000),
              "ncf_reference": (2_000, 1_000, 20_000)},
 }
@@ -298,6 +301,70 @@ def _mf(sizes, num_threads, threads, preset):
     return Prepared(title, ours, comparisons, updates=epochs * train.nnz, absent=absent)
 
 
+def _recommend(sizes, num_threads, threads, preset):
+    import scipy.sparse as sp
+
+    import fastrec
+    from fastrec.models.base import _rows_pattern
+    from fastrec.reference.mips import inner_product_topk
+    from fastrec.testing import assert_topk_equal
+
+    clicks = fastrec.datasets.synthetic(*sizes, seed=0).to_implicit()
+    model = fastrec.MatrixFactorization(RECOMMEND_FACTORS, 5, lr=0.05, loss="bpr", num_threads=num_threads,
+                                        random_state=0).fit(clicks)
+    # the scores as one inner product: users [p_u, 1, mu + b_u] against items [q_i, b_i, 1]
+    user_vectors = model._users_for_scoring(np.arange(clicks.n_users))
+    item_vectors = np.ascontiguousarray(model._items_for_scoring().T)
+    rows = np.flatnonzero(clicks.user_counts > 0)  # users with data: no fallback rows
+    users = clicks.user_ids[rows]
+
+    def as_codes(result):
+        ids, scores = result
+        return clicks.item_index(ids.ravel()).reshape(ids.shape), scores
+
+    def ours():
+        return as_codes(model.recommend(users, n=RECOMMEND_N, num_threads=num_threads))
+
+    def whole_product():
+        model._scoring_index = lambda: None  # the model's switch to its dense path
+        try:
+            return ours()
+        finally:
+            del model._scoring_index
+
+    def reference():
+        parts = [inner_product_topk(user_vectors[block], item_vectors, RECOMMEND_N,
+                                    seen=_rows_pattern(clicks.csr, block))
+                 for block in np.array_split(rows, max(1, rows.size // 2_000))]
+        return np.vstack([ids for ids, _ in parts]), np.vstack([scores for _, scores in parts])
+
+    def check(ours, theirs):
+        assert_topk_equal(ours, theirs, np.float32)
+
+    comparisons = [Comparison("MF.recommend through the whole product (BLAS + top-k)", whole_product, check,
+                              compiled=True),
+                   Comparison("reference.mips.inner_product_topk (the whole product in NumPy)", reference, check)]
+    absent = []
+    implicit = _peer("implicit", absent)
+    if implicit is not None:
+        from threadpoolctl import threadpool_limits
+
+        als = implicit.cpu.als.AlternatingLeastSquares(factors=item_vectors.shape[1], num_threads=threads,
+                                                       random_state=0)
+        als.user_factors, als.item_factors = user_vectors, item_vectors  # the same scores to rank
+        user_items = sp.csr_matrix(clicks.csr, dtype=np.float32)
+
+        def implicit_recommend():
+            with threadpool_limits(1, "blas"):  # as implicit advises
+                return als.recommend(rows, user_items[rows], N=RECOMMEND_N)
+
+        comparisons.append(Comparison("implicit ALS recommend (given the same factors)",
+                                      _quiet(implicit_recommend), check, compiled=True, peer=PEERS["implicit"]))
+    title = (f"top-{RECOMMEND_N} of every user, MF k={RECOMMEND_FACTORS} (BPR, 5 epochs): "
+             f"{_count(rows.size)} users x {_count(clicks.n_items)} items, seen items excluded")
+    return Prepared(title, ours, comparisons, absent=absent)
+
+
 def _metrics(sizes, num_threads, threads, preset):
     import fastrec
     from fastrec.metrics import ranking_metrics
@@ -371,7 +438,8 @@ def _ncf(sizes, num_threads, threads, preset):
 
 
 # name -> setup(sizes, num_threads, threads, preset) -> Prepared
-CASES = {"topk": _topk, "similarity": _similarity, "knn": _knn, "mf": _mf, "metrics": _metrics, "ncf": _ncf}
+CASES = {"topk": _topk, "similarity": _similarity, "knn": _knn, "mf": _mf, "recommend": _recommend,
+         "metrics": _metrics, "ncf": _ncf}
 
 
 # ------------------------------------------------------------------------ runner

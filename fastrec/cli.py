@@ -33,7 +33,7 @@ SIZES = {  # synthetic dataset sizes: users, items, ratings
     "medium": (10_000, 4_000, 500_000),
     "large": (50_000, 20_000, 5_000_000),
 }
-BENCH_CASES = ("topk", "similarity", "knn", "mf", "metrics", "ncf")  # fastrec.bench.CASES, kept import-free
+BENCH_CASES = ("topk", "similarity", "knn", "mf", "recommend", "metrics", "ncf")  # fastrec.bench.CASES, kept import-free
 COLUMNS = [  # (result key, header, format)
     ("rmse", "RMSE", "{:.4f}"), ("mae", "MAE", "{:.4f}"),
     ("precision@{k}", "P@{k}", "{:.4f}"), ("recall@{k}", "R@{k}", "{:.4f}"),
