@@ -6,6 +6,7 @@ negative counts are counted back from it (``-2`` = all but one); inside a ``blas
 thread it is always 1.
 """
 import contextlib
+import functools
 import numbers
 import os
 import threading
@@ -73,15 +74,23 @@ def limit_blas_threads(n=1):
     if in_blas_worker() or _worker.__dict__.get("blas_limit") == n:
         yield  # already held there by an enclosing call of this thread (threadpoolctl costs ~1 ms)
         return
-    from threadpoolctl import threadpool_limits
-
     previous = _worker.__dict__.get("blas_limit")
     _worker.blas_limit = n
     try:
-        with threadpool_limits(limits=n, user_api="blas"):
+        with _blas_controller().limit(limits=n, user_api="blas"):
             yield
     finally:
         _worker.blas_limit = previous
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded thread pools, found once: finding them reads the
+    process's memory map (about 1 ms with Numba loaded), setting a limit then costs 10 us.
+    NumPy's BLAS, the one our blocks call, is loaded before fastrec."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def in_blas_worker():
