@@ -349,8 +349,8 @@ def _recommend(sizes, num_threads, threads, preset):
     if implicit is not None:
         from threadpoolctl import threadpool_limits
 
-        als = implicit.cpu.als.AlternatingLeastSquares(factors=item_vectors.shape[1], num_threads=threads,
-                                                       random_state=0)
+        als = _quiet(implicit.cpu.als.AlternatingLeastSquares)(factors=item_vectors.shape[1], num_threads=threads,
+                                                               random_state=0)
         als.user_factors, als.item_factors = user_vectors, item_vectors  # the same scores to rank
         user_items = sp.csr_matrix(clicks.csr, dtype=np.float32)
 
