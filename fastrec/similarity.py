@@ -240,6 +240,10 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     else:
         mirror = kernels.MIRROR_MODES["none"]
 
+    if width is None:
+        return _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+                          index_dtype, pair_bytes)
+
     def run(out_indptr, count_only):
         size = int(out_indptr[-1])
         ids = np.empty(size, dtype=index_dtype)
@@ -248,19 +252,7 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
                                 out_indptr, ids, scores, counts, count_only, mirror, threads)
         return ids, scores
 
-    if width is None:
-        # room for every row b that shares a column with a: one pass when that fits the
-        # budget, else a first pass that only counts each row's neighbours
-        x_indptr, x_indices, t_indptr = parts[0][2], parts[0][1], parts[1][2]
-        reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
-        bound = np.minimum(reach.astype(np.int64), max(n - 1, 0))
-        if bound.sum() * pair_bytes > FULL_PASS_BYTES:
-            run(np.zeros(n + 1, dtype=np.int64), True)
-            bound = counts.copy()
-        slots = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(bound, out=slots[1:])
-    else:
-        slots = np.arange(n + 1, dtype=np.int64) * width
+    slots = np.arange(n + 1, dtype=np.int64) * width
     ids, scores = run(slots, False)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -270,6 +262,38 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
         kernels.compact_rows(slots, counts, ids, scores, indptr, packed_ids, packed_scores, threads)
         ids, scores = packed_ids, packed_scores
     if indptr[-1] < np.iinfo(index_dtype).max:
+        indptr = indptr.astype(index_dtype)
+    return sp.csr_array((scores, ids, indptr), shape=(n, n))
+
+
+def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+               index_dtype, pair_bytes):
+    """k=None: each pair scored once by its higher row, then handed to both rows."""
+    from fastrec._kernels import similarity as kernels
+
+    # room for every row b < a that shares a column with a: one pass when that fits
+    # the budget, else a first pass that only counts them
+    x_indptr, x_indices, t_indptr = arrays[2], arrays[1], arrays[5]
+    reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
+    bound = np.minimum(reach.astype(np.int64), np.arange(n))
+    own_counts = np.empty(n, dtype=np.int64)
+    own_slots = np.zeros(n + 1, dtype=np.int64)
+    if bound.sum() * pair_bytes > FULL_PASS_BYTES:
+        kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                                 own_slots, np.empty(0, index_dtype), np.empty(0, dtype),
+                                 own_counts, True, threads)
+        bound = own_counts
+    np.cumsum(bound, out=own_slots[1:])
+    own_ids = np.empty(own_slots[-1], dtype=index_dtype)
+    own_scores = np.empty(own_slots[-1], dtype=dtype)
+    kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                             own_slots, own_ids, own_scores, own_counts, False, threads)
+    size = 2 * int(own_counts.sum())
+    indptr = np.empty(n + 1, dtype=np.int64)
+    ids = np.empty(size, dtype=index_dtype)
+    scores = np.empty(size, dtype=dtype)
+    kernels.mirror_rows(own_slots, own_counts, own_ids, own_scores, indptr, ids, scores, threads)
+    if size < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))
 

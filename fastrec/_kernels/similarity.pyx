@@ -15,10 +15,11 @@ Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n ma
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 
-from fastrec._kernels._heap cimport index_t, radix_rank_sort, rank_sort, select_top, value_t
+from fastrec._kernels._heap cimport index_t, radix_rank_sort, rank_before, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
 
 cdef enum:  # measure codes, exported by name in MEASURES
@@ -51,8 +52,14 @@ cdef extern from *:
     #else
     #define fastrec_prefetch(p) ((void)0)
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fastrec_ctz64(x) __builtin_ctzll(x)
+    #else
+    static int fastrec_ctz64(unsigned long long x) { int i = 0; while (!(x & 1)) { x >>= 1; i++; } return i; }
+    #endif
     """
     void fastrec_prefetch(const void* p) noexcept nogil
+    int fastrec_ctz64(uint64_t x) noexcept nogil
 
 cdef enum:
     AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
@@ -478,3 +485,442 @@ def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t
                     cursor[th * n_cols + c] = pos + 1
     finally:
         free(cursor)
+
+
+# ---------------------------------------------------------------- k=None: every pair
+# Row a scores the pairs (a, b < a) once ("own" entries, ascending b), then every own
+# entry is copied to row a and handed to row b; a row is then its own entries (ids < a,
+# ascending) followed by what it was handed (ids > a, ascending), so a sort that keeps
+# equal scores in place gives score descending, ties to the lower id.
+
+cdef enum:
+    DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
+    SMALL_ROW = 32   # shorter rows skip the bucket pass and go straight to insertion
+    INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
+
+
+cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
+    """Doubles per row of the accumulator: the co-rated count first, then the sums."""
+    if measure == DOT_POSITIVE or measure == JACCARD:
+        return 1  # s_ab (its being non-zero marks a touched row), or the count alone
+    if measure == DOT or measure == MSD:
+        return 2  # count, s_ab or s_dd
+    if measure == CORATED_COSINE:
+        return 4  # count, s_ab, s_aa, s_bb
+    return 8      # PEARSON: count, s_ab, s_aa, s_bb, s_a, s_b (padded to a cache line)
+
+
+cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize_t a,
+                                   Py_ssize_t limit, const value_t* x_data,
+                                   const index_t* x_indices, const index_t* x_indptr,
+                                   const value_t* t_data, const index_t* t_indices,
+                                   const index_t* t_indptr, double* acc,
+                                   Py_ssize_t* touched) noexcept nogil:
+    """Add the statistics of every pair (a, b < limit) to ``acc``, columns in order.
+
+    Inlined with constant ``measure`` and ``track``, so each call site is one loop
+    without per-entry branches.  With ``track``, each newly touched b is listed in
+    ``touched`` (the slot past the last one is written too); returns how many.
+    """
+    cdef Py_ssize_t stride = _stride(measure), n_touched = 0, p, q, b, c, end = x_indptr[a + 1]
+    cdef double xa, xb, xa2
+    cdef double* st
+    for p in range(x_indptr[a], end):
+        c = x_indices[p]
+        xa = x_data[p]
+        xa2 = xa * xa
+        if p + AHEAD < end:  # the rows of X^T are scattered
+            q = t_indptr[x_indices[p + AHEAD]]
+            fastrec_prefetch(&t_indices[q])
+            fastrec_prefetch(&t_data[q])
+        for q in range(t_indptr[c], t_indptr[c + 1]):
+            b = t_indices[q]
+            if b >= limit:  # the column's rows are sorted
+                break
+            st = &acc[b * stride]
+            if track:
+                touched[n_touched] = b  # kept only when b is new: no branch
+                n_touched = n_touched + (st[0] == 0)
+            xb = t_data[q]
+            if measure == DOT_POSITIVE:
+                st[0] += xa * xb
+            elif measure == JACCARD:
+                st[0] += 1.0
+            elif measure == DOT:
+                st[0] += 1.0
+                st[1] += xa * xb
+            elif measure == MSD:
+                st[0] += 1.0
+                st[1] += (xa - xb) * (xa - xb)
+            elif measure == CORATED_COSINE:
+                st[0] += 1.0
+                st[1] += xa * xb
+                st[2] += xa2
+                st[3] += xb * xb
+            else:
+                st[0] += 1.0
+                st[1] += xa * xb
+                st[2] += xa2
+                st[3] += xb * xb
+                st[4] += xa
+                st[5] += xb
+    return n_touched
+
+
+cdef inline double _pair_score(const int measure, const double* st, double shrinkage,
+                               int shrink_mode, Py_ssize_t len_a,
+                               Py_ssize_t len_b) noexcept nogil:
+    """The (shrunk) score of one accumulated pair; garbage when its count is 0."""
+    cdef int32_t n_ab
+    cdef double s, factor
+    if measure == DOT_POSITIVE:
+        return st[0]
+    n_ab = <int32_t>st[0]
+    if measure == JACCARD:
+        s = _score(JACCARD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len_a, len_b)
+    elif measure == DOT:
+        s = st[1]
+    elif measure == MSD:
+        s = _score(MSD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
+    elif measure == CORATED_COSINE:
+        s = _score(CORATED_COSINE, n_ab, st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
+    else:
+        s = _score(PEARSON, n_ab, st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
+    if shrinkage != 0:
+        if shrink_mode == SHRINK_BASELINE:
+            factor = (n_ab - 1) / (n_ab - 1 + shrinkage)
+        else:
+            factor = n_ab / (n_ab + shrinkage)
+        s = s * factor
+    return s
+
+
+cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssize_t a,
+                                    Py_ssize_t limit, Py_ssize_t n_touched,
+                                    const index_t* x_indptr, double* acc,
+                                    Py_ssize_t* touched, uint64_t* bits, double shrinkage,
+                                    int shrink_mode, int64_t min_support,
+                                    value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    """Score the accumulated pairs (a, b < limit) in ascending b, reset ``acc``; returns
+    how many non-zero scores with enough support went to ``cand_*``.
+
+    ``dense``: every b < limit is scored (untouched ones are dropped by their count);
+    else the touched rows are put in order through the bit set ``bits`` (left cleared).
+    """
+    cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w
+    cdef Py_ssize_t len_a = x_indptr[a + 1] - x_indptr[a]
+    cdef uint64_t word
+    cdef double* st
+    cdef value_t v
+    cdef bint keep
+    if dense:
+        for b in range(limit):
+            st = &acc[b * stride]
+            v = <value_t>_pair_score(measure, st, shrinkage, shrink_mode, len_a,
+                                     x_indptr[b + 1] - x_indptr[b])
+            if measure == DOT_POSITIVE:
+                keep = v != 0
+            else:
+                keep = (st[0] >= min_support) & (v != 0)
+            cand_scores[size] = v
+            cand_ids[size] = <index_t>b
+            size = size + keep
+        memset(acc, 0, limit * stride * sizeof(double))
+        return size
+    for t in range(n_touched):
+        b = touched[t]
+        bits[b >> 6] |= (<uint64_t>1) << (b & 63)
+    for w in range((limit + 63) >> 6):
+        word = bits[w]
+        bits[w] = 0
+        while word != 0:
+            b = (w << 6) + fastrec_ctz64(word)
+            word = word & (word - 1)
+            st = &acc[b * stride]
+            v = <value_t>_pair_score(measure, st, shrinkage, shrink_mode, len_a,
+                                     x_indptr[b + 1] - x_indptr[b])
+            if measure == DOT_POSITIVE:
+                keep = v != 0
+            else:
+                keep = (st[0] >= min_support) & (v != 0)
+            cand_scores[size] = v
+            cand_ids[size] = <index_t>b
+            size = size + keep
+            for t in range(stride):
+                st[t] = 0
+    return size
+
+
+cdef inline Py_ssize_t _lower_row(const int measure, const bint dense, Py_ssize_t a,
+                                  const value_t* x_data, const index_t* x_indices,
+                                  const index_t* x_indptr, const value_t* t_data,
+                                  const index_t* t_indices, const index_t* t_indptr,
+                                  double* acc, Py_ssize_t* touched, uint64_t* bits,
+                                  double shrinkage, int shrink_mode, int64_t min_support,
+                                  value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, a, x_data, x_indices,
+                                            x_indptr, t_data, t_indices, t_indptr, acc, touched)
+    return _score_lower(measure, dense, a, a, n_touched, x_indptr, acc, touched, bits,
+                        shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+
+
+def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
+                     const index_t[::1] x_indptr,
+                     const value_t[::1] t_data, const index_t[::1] t_indices,
+                     const index_t[::1] t_indptr,
+                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
+                     const int64_t[::1] own_slots, index_t[::1] own_ids,
+                     value_t[::1] own_scores, int64_t[::1] own_counts, bint count_only,
+                     int num_threads):
+    """Every pair (a, b < a) of rows of X with a non-zero score, for ``mirror_rows``.
+
+    Contract: X as CSR (``x_*``) and as the CSR of its transpose (``t_*``), as for
+    ``similarity_topk``; row a writes its pairs in ascending b to ``own_ids`` /
+    ``own_scores`` from ``own_slots[a]`` on (at most ``own_slots[a+1] - own_slots[a]``)
+    and their number to ``own_counts[a]``; ``count_only`` only counts them.  Scores are
+    those of ``similarity_topk`` bit for bit; the result does not depend on ``num_threads``.
+    """
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    cdef Py_ssize_t a, c, p, t, size, reach, start
+    cdef Py_ssize_t stride = _stride(measure)
+    cdef double* acc
+    cdef Py_ssize_t* touched
+    cdef uint64_t* bits
+    cdef value_t* cand_scores
+    cdef index_t* cand_ids
+    cdef bint dense
+    if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n:
+        raise ValueError("similarity_lower: own_slots and own_counts must match X's rows")
+    if measure not in (DOT, JACCARD, MSD, CORATED_COSINE, PEARSON, DOT_POSITIVE):
+        raise ValueError(f"similarity_lower: unknown measure {measure}")
+    if n == 0:
+        return
+    with nogil, parallel(num_threads=num_threads):
+        acc = <double*>calloc(n * stride, sizeof(double))
+        touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
+        cand_scores = <value_t*>malloc(n * sizeof(value_t))
+        cand_ids = <index_t*>malloc(n * sizeof(index_t))
+        try:
+            if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
+                with gil:
+                    raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
+            for a in prange(n, schedule="dynamic", chunksize=16):
+                # rows reaching many entries touch most b < a: score them all, in order
+                reach = 0
+                for p in range(x_indptr[a], x_indptr[a + 1]):
+                    c = x_indices[p]
+                    reach = reach + (t_indptr[c + 1] - t_indptr[c])
+                dense = reach >= DENSE_REACH * n
+                # one call per (measure, dense): each inlines to its own loops
+                if measure == MSD:
+                    if dense:
+                        size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                elif measure == CORATED_COSINE:
+                    if dense:
+                        size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                elif measure == PEARSON:
+                    if dense:
+                        size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                elif measure == DOT:
+                    if dense:
+                        size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                elif measure == DOT_POSITIVE:
+                    if dense:
+                        size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                else:
+                    if dense:
+                        size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    else:
+                        size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                own_counts[a] = size
+                if not count_only:
+                    start = own_slots[a]
+                    for t in range(size):
+                        own_scores[start + t] = cand_scores[t]
+                        own_ids[start + t] = cand_ids[t]
+        finally:
+            free(acc)
+            free(touched)
+            free(bits)
+            free(cand_scores)
+            free(cand_ids)
+
+
+cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, value_t* tmp_s,
+                                   index_t* tmp_ids, uint32_t* bucket,
+                                   Py_ssize_t* starts) noexcept nogil:
+    """rank_sort of m pairs whose equal scores are already in id order (any order is
+    sorted right, just slower), with scratch of m entries and ``starts`` of m rounded up
+    to a power of two, plus one.
+
+    A stable counting pass on the score's position between the row's extremes (buckets
+    of higher scores first: a monotone map, so earlier buckets hold strictly higher
+    scores), then an insertion pass that orders each bucket; one with too many moves
+    (a crowded bucket) hands the row to the quicksort.
+    """
+    cdef Py_ssize_t i, j, n_buckets = 2, moves = 0, budget = INSERTION_BUDGET * m
+    cdef value_t hi, lo, v
+    cdef index_t w
+    cdef double scale
+    cdef uint32_t k
+    cdef value_t* dst_s = s
+    cdef index_t* dst_ids = ids
+    if m < 2:
+        return
+    if m >= SMALL_ROW:
+        hi = s[0]
+        lo = s[0]
+        for i in range(1, m):
+            hi = s[i] if s[i] > hi else hi
+            lo = s[i] if s[i] < lo else lo
+        while n_buckets < m:
+            n_buckets = 2 * n_buckets
+        scale = (n_buckets - 1) / (<double>hi - <double>lo) if hi > lo else 0.0
+        if not (scale < INFINITY):  # hi - lo overflowed or underflowed
+            scale = 0.0
+        for i in range(n_buckets + 1):
+            starts[i] = 0
+        for i in range(m):
+            k = <uint32_t>((<double>hi - <double>s[i]) * scale)
+            k = k if k < n_buckets else n_buckets - 1
+            bucket[i] = k
+            starts[k + 1] += 1
+        for i in range(n_buckets):
+            starts[i + 1] += starts[i]
+        for i in range(m):
+            k = bucket[i]
+            tmp_s[starts[k]] = s[i]
+            tmp_ids[starts[k]] = ids[i]
+            starts[k] += 1
+        dst_s = tmp_s
+        dst_ids = tmp_ids
+    for i in range(1, m):
+        v = dst_s[i]
+        w = dst_ids[i]
+        j = i - 1
+        while j >= 0 and rank_before(v, w, dst_s[j], dst_ids[j]):
+            dst_s[j + 1] = dst_s[j]
+            dst_ids[j + 1] = dst_ids[j]
+            j -= 1
+        dst_s[j + 1] = v
+        dst_ids[j + 1] = w
+        moves += i - 1 - j
+        if moves > budget:
+            rank_sort(dst_s, dst_ids, m)
+            break
+    if dst_s != s:
+        memcpy(s, dst_s, m * sizeof(value_t))
+        memcpy(ids, dst_ids, m * sizeof(index_t))
+
+
+def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
+                const index_t[::1] own_ids, const value_t[::1] own_scores,
+                int64_t[::1] out_indptr, index_t[::1] out_ids, value_t[::1] out_scores,
+                int num_threads):
+    """The CSR of every pair from ``similarity_lower``'s own entries, rows sorted.
+
+    Contract: ``out_indptr`` has n + 1 entries and gets the row starts; ``out_ids`` /
+    ``out_scores`` hold twice the own entries.  Each row is stored by score descending,
+    ties to the lower id; the result does not depend on ``num_threads``.
+    """
+    cdef Py_ssize_t n = own_counts.shape[0]
+    cdef Py_ssize_t blocks = max(num_threads, 1), blk, a, b, t, start, dst, pos, offset, once, m
+    cdef Py_ssize_t n_buckets = 2, handed
+    cdef int64_t total = 0, seen
+    cdef Py_ssize_t* cursor
+    cdef Py_ssize_t* bounds
+    cdef value_t* tmp_s
+    cdef index_t* tmp_ids
+    cdef uint32_t* bucket
+    cdef Py_ssize_t* starts
+    cdef value_t v
+    if own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1:
+        raise ValueError("mirror_rows: own_slots and out_indptr must have n + 1 entries")
+    for a in range(n):
+        total += own_counts[a]
+    if out_ids.shape[0] != 2 * total or out_scores.shape[0] != 2 * total:
+        raise ValueError("mirror_rows: out_ids and out_scores must hold twice the own entries")
+    out_indptr[0] = 0
+    if n == 0:
+        return
+    while n_buckets < n:
+        n_buckets = 2 * n_buckets
+    # contiguous blocks of rows with about as many entries each, in row order: what the
+    # blocks hand to a row lands in block order, i.e. in ascending id
+    cursor = <Py_ssize_t*>calloc(blocks * n, sizeof(Py_ssize_t))
+    bounds = <Py_ssize_t*>malloc((blocks + 1) * sizeof(Py_ssize_t))
+    if cursor == NULL or bounds == NULL:
+        free(cursor)
+        free(bounds)
+        raise MemoryError("mirror_rows: cannot allocate the hand-over cursors")
+    blk = 0
+    seen = 0
+    bounds[0] = 0
+    for a in range(n):
+        while blk + 1 < blocks and seen * blocks >= (blk + 1) * total:
+            blk += 1
+            bounds[blk] = a
+        seen += own_counts[a]
+    for blk in range(blk + 1, blocks + 1):
+        bounds[blk] = n
+    try:
+        with nogil, parallel(num_threads=num_threads):
+            tmp_s = <value_t*>malloc(n * sizeof(value_t))
+            tmp_ids = <index_t*>malloc(n * sizeof(index_t))
+            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))
+            starts = <Py_ssize_t*>malloc((n_buckets + 1) * sizeof(Py_ssize_t))
+            try:
+                if tmp_s == NULL or tmp_ids == NULL or bucket == NULL or starts == NULL:
+                    with gil:
+                        raise MemoryError("mirror_rows: cannot allocate per-thread scratch")
+                for blk in prange(blocks, schedule="static", chunksize=1):
+                    for a in range(bounds[blk], bounds[blk + 1]):
+                        for t in range(own_slots[a], own_slots[a] + own_counts[a]):
+                            cursor[blk * n + own_ids[t]] += 1
+                for once in prange(1, schedule="static"):  # one thread: row starts, cursors
+                    offset = 0
+                    for b in range(n):
+                        out_indptr[b] = offset
+                        offset = offset + own_counts[b]
+                        for blk in range(blocks):
+                            handed = cursor[blk * n + b]
+                            cursor[blk * n + b] = offset
+                            offset = offset + handed
+                    out_indptr[n] = offset
+                for blk in prange(blocks, schedule="static", chunksize=1):
+                    for a in range(bounds[blk], bounds[blk + 1]):
+                        start = own_slots[a]
+                        dst = out_indptr[a]
+                        for t in range(own_counts[a]):
+                            b = own_ids[start + t]
+                            v = own_scores[start + t]
+                            out_ids[dst + t] = <index_t>b
+                            out_scores[dst + t] = v
+                            pos = cursor[blk * n + b]
+                            out_ids[pos] = <index_t>a
+                            out_scores[pos] = v
+                            cursor[blk * n + b] = pos + 1
+                for a in prange(n, schedule="dynamic", chunksize=16):
+                    start = out_indptr[a]
+                    m = out_indptr[a + 1] - start
+                    _bucket_rank_sort(&out_scores[start], &out_ids[start], m, tmp_s, tmp_ids,
+                                      bucket, starts)
+            finally:
+                free(tmp_s)
+                free(tmp_ids)
+                free(bucket)
+                free(starts)
+    finally:
+        free(cursor)
+        free(bounds)
