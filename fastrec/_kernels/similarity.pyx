@@ -497,6 +497,7 @@ cdef enum:
     DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
     SMALL_ROW = 32   # shorter rows skip the bucket pass and go straight to insertion
     INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
+    BAND_BYTES = 256 * 1024  # output of the rows mirror_rows fills and sorts together
 
 
 cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
@@ -757,71 +758,64 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
             free(cand_ids)
 
 
-cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, value_t* tmp_s,
-                                   index_t* tmp_ids, uint32_t* bucket,
-                                   Py_ssize_t* starts) noexcept nogil:
-    """rank_sort of m pairs whose equal scores are already in id order (any order is
-    sorted right, just slower), with scratch of m entries and ``starts`` of m rounded up
-    to a power of two, plus one.
+cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
+                                   double lo, Py_ssize_t n_buckets, value_t* tmp_s,
+                                   index_t* tmp_ids, Py_ssize_t* starts) noexcept nogil:
+    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are already in id
+    order (any order is sorted right, just slower).  Scratch: m entries, and ``starts``
+    of ``n_buckets`` + 1 (a power of two).
 
-    A stable counting pass on the score's position between the row's extremes (buckets
-    of higher scores first: a monotone map, so earlier buckets hold strictly higher
-    scores), then an insertion pass that orders each bucket; one with too many moves
-    (a crowded bucket) hands the row to the quicksort.
+    A stable counting pass on the score's position between hi and lo into tmp (buckets
+    of higher scores first; the map is monotone, so an earlier bucket holds strictly
+    higher scores), then an insertion pass from tmp back into the row that orders each
+    bucket; when it makes too many moves (a crowded bucket), a quicksort finishes.
     """
-    cdef Py_ssize_t i, j, n_buckets = 2, moves = 0, budget = INSERTION_BUDGET * m
-    cdef value_t hi, lo, v
+    cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
+    cdef value_t v
     cdef index_t w
     cdef double scale
-    cdef uint32_t k
-    cdef value_t* dst_s = s
-    cdef index_t* dst_ids = ids
+    cdef uint32_t k, top
     if m < 2:
         return
-    if m >= SMALL_ROW:
-        hi = s[0]
-        lo = s[0]
-        for i in range(1, m):
-            hi = s[i] if s[i] > hi else hi
-            lo = s[i] if s[i] < lo else lo
-        while n_buckets < m:
-            n_buckets = 2 * n_buckets
-        scale = (n_buckets - 1) / (<double>hi - <double>lo) if hi > lo else 0.0
-        if not (scale < INFINITY):  # hi - lo overflowed or underflowed
+    if m < SMALL_ROW:
+        memcpy(tmp_s, s, m * sizeof(value_t))
+        memcpy(tmp_ids, ids, m * sizeof(index_t))
+    else:
+        while n_buckets > 2 and n_buckets >= 2 * m:
+            n_buckets = n_buckets // 2
+        top = <uint32_t>(n_buckets - 1)
+        scale = (n_buckets - 1) / (hi - lo) if hi > lo else 0.0
+        if not (scale < INFINITY):  # hi - lo underflowed
             scale = 0.0
-        for i in range(n_buckets + 1):
-            starts[i] = 0
+        memset(starts, 0, (n_buckets + 1) * sizeof(Py_ssize_t))
         for i in range(m):
-            k = <uint32_t>((<double>hi - <double>s[i]) * scale)
-            k = k if k < n_buckets else n_buckets - 1
-            bucket[i] = k
+            k = <uint32_t>((hi - <double>s[i]) * scale)
+            k = k if k < top else top
             starts[k + 1] += 1
         for i in range(n_buckets):
             starts[i + 1] += starts[i]
         for i in range(m):
-            k = bucket[i]
+            k = <uint32_t>((hi - <double>s[i]) * scale)
+            k = k if k < top else top
             tmp_s[starts[k]] = s[i]
             tmp_ids[starts[k]] = ids[i]
             starts[k] += 1
-        dst_s = tmp_s
-        dst_ids = tmp_ids
-    for i in range(1, m):
-        v = dst_s[i]
-        w = dst_ids[i]
+    for i in range(m):
+        v = tmp_s[i]
+        w = tmp_ids[i]
         j = i - 1
-        while j >= 0 and rank_before(v, w, dst_s[j], dst_ids[j]):
-            dst_s[j + 1] = dst_s[j]
-            dst_ids[j + 1] = dst_ids[j]
+        while j >= 0 and rank_before(v, w, s[j], ids[j]):
+            s[j + 1] = s[j]
+            ids[j + 1] = ids[j]
             j -= 1
-        dst_s[j + 1] = v
-        dst_ids[j + 1] = w
+        s[j + 1] = v
+        ids[j + 1] = w
         moves += i - 1 - j
         if moves > budget:
-            rank_sort(dst_s, dst_ids, m)
-            break
-    if dst_s != s:
-        memcpy(s, dst_s, m * sizeof(value_t))
-        memcpy(ids, dst_ids, m * sizeof(index_t))
+            memcpy(&s[i + 1], &tmp_s[i + 1], (m - i - 1) * sizeof(value_t))
+            memcpy(&ids[i + 1], &tmp_ids[i + 1], (m - i - 1) * sizeof(index_t))
+            rank_sort(s, ids, m)
+            return
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
@@ -833,16 +827,25 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     Contract: ``out_indptr`` has n + 1 entries and gets the row starts; ``out_ids`` /
     ``out_scores`` hold twice the own entries.  Each row is stored by score descending,
     ties to the lower id; the result does not depend on ``num_threads``.
+
+    Rows are filled a band at a time (a few hundred kB of output): a band's rows get
+    their own entries, then the entries every later row hands them, in row order, and
+    are sorted while still in cache; the scattered writes stay within the band's pages.
     """
     cdef Py_ssize_t n = own_counts.shape[0]
-    cdef Py_ssize_t blocks = max(num_threads, 1), blk, a, b, t, start, dst, pos, offset, once, m
-    cdef Py_ssize_t n_buckets = 2, handed
-    cdef int64_t total = 0, seen
-    cdef Py_ssize_t* cursor
+    cdef Py_ssize_t blocks = max(num_threads, 1), blk, a, b, t, p, end, start, dst, once, m
+    cdef Py_ssize_t handed, n_bands, band, first, last, row, n_buckets = 2
+    cdef int64_t total = 0, seen, offset
+    cdef Py_ssize_t* counted
     cdef Py_ssize_t* bounds
+    cdef Py_ssize_t* bands
+    cdef Py_ssize_t* cursor
+    cdef Py_ssize_t* read_at
+    cdef double* row_hi
+    cdef double* row_lo
+    cdef double hi, lo
     cdef value_t* tmp_s
     cdef index_t* tmp_ids
-    cdef uint32_t* bucket
     cdef Py_ssize_t* starts
     cdef value_t v
     if own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1:
@@ -854,16 +857,24 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     out_indptr[0] = 0
     if n == 0:
         return
-    while n_buckets < n:
+    while n_buckets < 2 * n:
         n_buckets = 2 * n_buckets
-    # contiguous blocks of rows with about as many entries each, in row order: what the
-    # blocks hand to a row lands in block order, i.e. in ascending id
-    cursor = <Py_ssize_t*>calloc(blocks * n, sizeof(Py_ssize_t))
+    counted = <Py_ssize_t*>calloc(blocks * n, sizeof(Py_ssize_t))
     bounds = <Py_ssize_t*>malloc((blocks + 1) * sizeof(Py_ssize_t))
-    if cursor == NULL or bounds == NULL:
-        free(cursor)
+    bands = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+    cursor = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    row_hi = <double*>malloc(n * sizeof(double))
+    row_lo = <double*>malloc(n * sizeof(double))
+    if (counted == NULL or bounds == NULL or bands == NULL or cursor == NULL or row_hi == NULL
+            or row_lo == NULL):
+        free(counted)
         free(bounds)
+        free(bands)
+        free(cursor)
+        free(row_hi)
+        free(row_lo)
         raise MemoryError("mirror_rows: cannot allocate the hand-over cursors")
+    # blocks of rows with about as many own entries each count what they hand over
     blk = 0
     seen = 0
     bounds[0] = 0
@@ -876,51 +887,87 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         bounds[blk] = n
     try:
         with nogil, parallel(num_threads=num_threads):
+            for blk in prange(blocks, schedule="static", chunksize=1):
+                for a in range(bounds[blk], bounds[blk + 1]):
+                    for t in range(own_slots[a], own_slots[a] + own_counts[a]):
+                        counted[blk * n + own_ids[t]] += 1
+        # row starts, and bands of rows of about BAND_BYTES of output each
+        offset = 0
+        n_bands = 0
+        bands[0] = 0
+        for b in range(n):
+            out_indptr[b] = offset
+            handed = own_counts[b]
+            for blk in range(blocks):
+                handed = handed + counted[blk * n + b]
+            offset = offset + handed
+            if (offset - out_indptr[bands[n_bands]]) * (sizeof(value_t) + sizeof(index_t)) >= BAND_BYTES:
+                n_bands += 1
+                bands[n_bands] = b + 1
+        out_indptr[n] = offset
+        if bands[n_bands] < n:
+            n_bands += 1
+            bands[n_bands] = n
+        with nogil, parallel(num_threads=num_threads):
             tmp_s = <value_t*>malloc(n * sizeof(value_t))
             tmp_ids = <index_t*>malloc(n * sizeof(index_t))
-            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))
             starts = <Py_ssize_t*>malloc((n_buckets + 1) * sizeof(Py_ssize_t))
+            # where this thread reads each row's own entries next: a thread's bands come
+            # in increasing order (dynamic schedule), so it only moves forward
+            read_at = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
             try:
-                if tmp_s == NULL or tmp_ids == NULL or bucket == NULL or starts == NULL:
+                if tmp_s == NULL or tmp_ids == NULL or starts == NULL or read_at == NULL:
                     with gil:
                         raise MemoryError("mirror_rows: cannot allocate per-thread scratch")
-                for blk in prange(blocks, schedule="static", chunksize=1):
-                    for a in range(bounds[blk], bounds[blk + 1]):
-                        for t in range(own_slots[a], own_slots[a] + own_counts[a]):
-                            cursor[blk * n + own_ids[t]] += 1
-                for once in prange(1, schedule="static"):  # one thread: row starts, cursors
-                    offset = 0
-                    for b in range(n):
-                        out_indptr[b] = offset
-                        offset = offset + own_counts[b]
-                        for blk in range(blocks):
-                            handed = cursor[blk * n + b]
-                            cursor[blk * n + b] = offset
-                            offset = offset + handed
-                    out_indptr[n] = offset
-                for blk in prange(blocks, schedule="static", chunksize=1):
-                    for a in range(bounds[blk], bounds[blk + 1]):
-                        start = own_slots[a]
-                        dst = out_indptr[a]
-                        for t in range(own_counts[a]):
-                            b = own_ids[start + t]
+                for row in range(n):
+                    read_at[row] = own_slots[row]
+                for band in prange(n_bands, schedule="dynamic", chunksize=1):
+                    first = bands[band]
+                    last = bands[band + 1]
+                    for b in range(first, last):  # own entries: the ids below b, in order
+                        start = own_slots[b]
+                        dst = out_indptr[b]
+                        hi = -INFINITY
+                        lo = INFINITY
+                        for t in range(own_counts[b]):
                             v = own_scores[start + t]
-                            out_ids[dst + t] = <index_t>b
                             out_scores[dst + t] = v
-                            pos = cursor[blk * n + b]
-                            out_ids[pos] = <index_t>a
-                            out_scores[pos] = v
-                            cursor[blk * n + b] = pos + 1
-                for a in prange(n, schedule="dynamic", chunksize=16):
-                    start = out_indptr[a]
-                    m = out_indptr[a + 1] - start
-                    _bucket_rank_sort(&out_scores[start], &out_ids[start], m, tmp_s, tmp_ids,
-                                      bucket, starts)
+                            out_ids[dst + t] = own_ids[start + t]
+                            hi = v if v > hi else hi
+                            lo = v if v < lo else lo
+                        cursor[b] = dst + own_counts[b]
+                        row_hi[b] = hi
+                        row_lo[b] = lo
+                    for a in range(first + 1, n):  # what later rows hand to the band
+                        p = read_at[a]
+                        end = own_slots[a] + own_counts[a]
+                        while p < end and own_ids[p] < first:
+                            p = p + 1
+                        while p < end and own_ids[p] < last:
+                            b = own_ids[p]
+                            v = own_scores[p]
+                            dst = cursor[b]
+                            out_ids[dst] = <index_t>a
+                            out_scores[dst] = v
+                            cursor[b] = dst + 1
+                            row_hi[b] = v if v > row_hi[b] else row_hi[b]
+                            row_lo[b] = v if v < row_lo[b] else row_lo[b]
+                            p = p + 1
+                        read_at[a] = p
+                    for b in range(first, last):
+                        start = out_indptr[b]
+                        m = out_indptr[b + 1] - start
+                        _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
+                                          row_lo[b], n_buckets, tmp_s, tmp_ids, starts)
             finally:
                 free(tmp_s)
                 free(tmp_ids)
-                free(bucket)
                 free(starts)
+                free(read_at)
     finally:
-        free(cursor)
+        free(counted)
         free(bounds)
+        free(bands)
+        free(cursor)
+        free(row_hi)
+        free(row_lo)
