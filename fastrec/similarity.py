@@ -271,19 +271,23 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
     """k=None: each pair scored once by its higher row, then handed to both rows."""
     from fastrec._kernels import similarity as kernels
 
-    # room for every row b < a that shares a column with a: one pass when that fits
-    # the budget, else a first pass that only counts them
-    x_indptr, x_indices, t_indptr = arrays[2], arrays[1], arrays[5]
-    reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
-    bound = np.minimum(reach.astype(np.int64), np.arange(n))
+    # room for the pairs (a, b < a): a slots for row a (untouched room costs no memory)
+    # while that fits the budget, else as many as b < a sharing a column with a, and
+    # when even those do not fit, a first pass that only counts the pairs
     own_counts = np.empty(n, dtype=np.int64)
-    own_slots = np.zeros(n + 1, dtype=np.int64)
-    if bound.sum() * pair_bytes > FULL_PASS_BYTES:
-        kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
-                                 own_slots, np.empty(0, index_dtype), np.empty(0, dtype),
-                                 own_counts, True, threads)
-        bound = own_counts
-    np.cumsum(bound, out=own_slots[1:])
+    rows = np.arange(n + 1, dtype=np.int64)
+    own_slots = rows * (rows - 1) // 2
+    if own_slots[-1] * pair_bytes > FULL_PASS_BYTES:
+        x_indptr, x_indices, t_indptr = arrays[2], arrays[1], arrays[5]
+        reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
+        bound = np.minimum(reach.astype(np.int64), rows[:-1])
+        if bound.sum() * pair_bytes > FULL_PASS_BYTES:
+            kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                                     own_slots, np.empty(0, index_dtype), np.empty(0, dtype),
+                                     own_counts, True, threads)
+            bound = own_counts
+        own_slots[0] = 0
+        np.cumsum(bound, out=own_slots[1:])
     own_ids = np.empty(own_slots[-1], dtype=index_dtype)
     own_scores = np.empty(own_slots[-1], dtype=dtype)
     kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,

@@ -760,15 +760,17 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
 
 cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
                                    double lo, Py_ssize_t n_buckets, value_t* tmp_s,
-                                   index_t* tmp_ids, Py_ssize_t* starts) noexcept nogil:
-    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are already in id
-    order (any order is sorted right, just slower).  Scratch: m entries, and ``starts``
-    of ``n_buckets`` + 1 (a power of two).
+                                   index_t* tmp_ids, uint32_t* bucket,
+                                   uint32_t* starts) noexcept nogil:
+    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order.
 
-    A stable counting pass on the score's position between hi and lo into tmp (buckets
-    of higher scores first; the map is monotone, so an earlier bucket holds strictly
-    higher scores), then an insertion pass from tmp back into the row that orders each
-    bucket; when it makes too many moves (a crowded bucket), a quicksort finishes.
+    Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
+    (a power of two, at least 4m when m is the longest row).  A stable counting pass on
+    the score's position between hi and lo into tmp (higher scores first; the map is
+    monotone, so an earlier bucket holds strictly higher scores and equal scores share
+    one, in id order), then a stable insertion pass by score alone from tmp back into
+    the row, which leaves equal scores in id order.  Too many moves (a crowded bucket)
+    hand the row to rank_sort, which compares ids too.
     """
     cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
     cdef value_t v
@@ -781,41 +783,46 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
         memcpy(tmp_s, s, m * sizeof(value_t))
         memcpy(tmp_ids, ids, m * sizeof(index_t))
     else:
-        while n_buckets > 2 and n_buckets >= 2 * m:
+        while n_buckets > 2 and n_buckets >= 4 * m:
             n_buckets = n_buckets // 2
         top = <uint32_t>(n_buckets - 1)
         scale = (n_buckets - 1) / (hi - lo) if hi > lo else 0.0
         if not (scale < INFINITY):  # hi - lo underflowed
             scale = 0.0
-        memset(starts, 0, (n_buckets + 1) * sizeof(Py_ssize_t))
+        memset(starts, 0, (n_buckets + 1) * sizeof(uint32_t))
         for i in range(m):
             k = <uint32_t>((hi - <double>s[i]) * scale)
             k = k if k < top else top
+            bucket[i] = k
             starts[k + 1] += 1
         for i in range(n_buckets):
             starts[i + 1] += starts[i]
         for i in range(m):
-            k = <uint32_t>((hi - <double>s[i]) * scale)
-            k = k if k < top else top
+            k = bucket[i]
             tmp_s[starts[k]] = s[i]
             tmp_ids[starts[k]] = ids[i]
             starts[k] += 1
-    for i in range(m):
+    s[0] = tmp_s[0]
+    ids[0] = tmp_ids[0]
+    for i in range(1, m):
         v = tmp_s[i]
         w = tmp_ids[i]
         j = i - 1
-        while j >= 0 and rank_before(v, w, s[j], ids[j]):
-            s[j + 1] = s[j]
-            ids[j + 1] = ids[j]
-            j -= 1
+        if v > s[j]:  # rare once bucketed: move it up past the lower scores
+            while j >= 0 and v > s[j]:
+                s[j + 1] = s[j]
+                ids[j + 1] = ids[j]
+                j -= 1
+            moves += i - 1 - j
+            if moves > budget:
+                s[j + 1] = v
+                ids[j + 1] = w
+                memcpy(&s[i + 1], &tmp_s[i + 1], (m - i - 1) * sizeof(value_t))
+                memcpy(&ids[i + 1], &tmp_ids[i + 1], (m - i - 1) * sizeof(index_t))
+                rank_sort(s, ids, m)
+                return
         s[j + 1] = v
         ids[j + 1] = w
-        moves += i - 1 - j
-        if moves > budget:
-            memcpy(&s[i + 1], &tmp_s[i + 1], (m - i - 1) * sizeof(value_t))
-            memcpy(&ids[i + 1], &tmp_ids[i + 1], (m - i - 1) * sizeof(index_t))
-            rank_sort(s, ids, m)
-            return
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
@@ -846,7 +853,8 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     cdef double hi, lo
     cdef value_t* tmp_s
     cdef index_t* tmp_ids
-    cdef Py_ssize_t* starts
+    cdef uint32_t* starts
+    cdef uint32_t* bucket
     cdef value_t v
     if own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1:
         raise ValueError("mirror_rows: own_slots and out_indptr must have n + 1 entries")
@@ -857,7 +865,7 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     out_indptr[0] = 0
     if n == 0:
         return
-    while n_buckets < 2 * n:
+    while n_buckets < 4 * n:
         n_buckets = 2 * n_buckets
     counted = <Py_ssize_t*>calloc(blocks * n, sizeof(Py_ssize_t))
     bounds = <Py_ssize_t*>malloc((blocks + 1) * sizeof(Py_ssize_t))
@@ -911,12 +919,14 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         with nogil, parallel(num_threads=num_threads):
             tmp_s = <value_t*>malloc(n * sizeof(value_t))
             tmp_ids = <index_t*>malloc(n * sizeof(index_t))
-            starts = <Py_ssize_t*>malloc((n_buckets + 1) * sizeof(Py_ssize_t))
+            starts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
+            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))
             # where this thread reads each row's own entries next: a thread's bands come
             # in increasing order (dynamic schedule), so it only moves forward
             read_at = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
             try:
-                if tmp_s == NULL or tmp_ids == NULL or starts == NULL or read_at == NULL:
+                if (tmp_s == NULL or tmp_ids == NULL or starts == NULL or bucket == NULL
+                        or read_at == NULL):
                     with gil:
                         raise MemoryError("mirror_rows: cannot allocate per-thread scratch")
                 for row in range(n):
@@ -958,11 +968,12 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                         start = out_indptr[b]
                         m = out_indptr[b + 1] - start
                         _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
-                                          row_lo[b], n_buckets, tmp_s, tmp_ids, starts)
+                                          row_lo[b], n_buckets, tmp_s, tmp_ids, bucket, starts)
             finally:
                 free(tmp_s)
                 free(tmp_ids)
                 free(starts)
+                free(bucket)
                 free(read_at)
     finally:
         free(counted)
