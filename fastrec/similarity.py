@@ -40,7 +40,7 @@ from fastrec.data import Interactions, as_interactions
 
 BACKENDS = ("auto", "compiled", "numpy")
 BM25_K1, BM25_B = 1.2, 0.75  # implicit's defaults
-FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
+FULL_PASS_BYTES = 256 * 2**20  # k=None: room for the pairs scored once, allowed before counting them
 MIRROR_TOP_BYTES = 256 * 2**20  # top-k: per-thread candidate buffers allowed for scoring pairs once
 MIRROR_TOP_MIN_UPDATES = 1.0    # top-k: scores each pair once from this many updates per possible pair
 
@@ -214,46 +214,37 @@ def _check_data_for(metric, spec, data, bm25_k1, bm25_b):
 
 
 def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
-    """Run the kernel into per-row slots, then compress the slots to a CSR matrix."""
+    """Run the kernels into per-row slots (k) or every pair (None); a CSR matrix."""
     from fastrec._kernels import similarity as kernels
 
     arrays = [np.ascontiguousarray(arr) for part in parts for arr in part]
     measure = kernels.MEASURES[spec.measure]
     shrink_mode = kernels.SHRINK_MODES[spec.shrink_mode]
-    counts = np.zeros(n, dtype=np.int64)
-    width = None if k is None else min(k, max(n - 1, 0))
+    pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
+    if k is None:  # every pair is scored once and handed to both rows
+        return _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+                          index_dtype, pair_bytes)
+    width = min(k, max(n - 1, 0))
     # every measure is symmetric: score each pair once and hand the score to both rows.
     # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
     # and costs a scattered write per pair: worth it when the accumulation it halves is
     # larger, i.e. a pair gets several updates (kernel time on the synthetic cosine
     # cases: 0.05 updates per possible pair lose ~25%, 0.4 lose ~15%, 4 gain ~25%), and
     # while the buffers are small.
-    pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
     column_lengths = np.diff(parts[1][2]).astype(np.int64)
     # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
     updates_per_pair = int((column_lengths * column_lengths).sum()) / max(n * n, 1)
-    if width is None:
-        mirror = kernels.MIRROR_MODES["all"]
-    elif (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
-          and threads * n * 2 * width * pair_bytes <= MIRROR_TOP_BYTES):
+    if (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
+            and threads * n * 2 * width * pair_bytes <= MIRROR_TOP_BYTES):
         mirror = kernels.MIRROR_MODES["top"]
     else:
         mirror = kernels.MIRROR_MODES["none"]
-
-    if width is None:
-        return _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
-                          index_dtype, pair_bytes)
-
-    def run(out_indptr, count_only):
-        size = int(out_indptr[-1])
-        ids = np.empty(size, dtype=index_dtype)
-        scores = np.empty(size, dtype=dtype)
-        kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
-                                out_indptr, ids, scores, counts, count_only, mirror, threads)
-        return ids, scores
-
     slots = np.arange(n + 1, dtype=np.int64) * width
-    ids, scores = run(slots, False)
+    counts = np.zeros(n, dtype=np.int64)
+    ids = np.empty(slots[-1], dtype=index_dtype)
+    scores = np.empty(slots[-1], dtype=dtype)
+    kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                            slots, ids, scores, counts, mirror, threads)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     if indptr[-1] != slots[-1]:  # rows did not fill their slots: close the gaps

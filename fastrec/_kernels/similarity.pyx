@@ -10,7 +10,8 @@ Every measure is symmetric, bit for bit: a pair's statistics are sums over the s
 columns in the same order from either side, and the score formulas only swap the
 operands of commutative products.  So in the mirrored modes row a walks only the
 rows b < a (the head of each sorted column), and each score is handed to both rows,
-which halves the accumulation.
+which halves the accumulation.  Top-k goes through ``similarity_topk``; k=None
+(every pair) through ``similarity_lower`` and ``mirror_rows``.
 Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n matrix.
 """
 from cython.parallel cimport parallel, prange
@@ -19,7 +20,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
-from fastrec._kernels._heap cimport index_t, radix_rank_sort, rank_before, rank_sort, select_top, value_t
+from fastrec._kernels._heap cimport index_t, rank_before, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
 
 cdef enum:  # measure codes, exported by name in MEASURES
@@ -35,15 +36,14 @@ cdef enum:  # shrinkage modes
     SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
     SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
 
-cdef enum:  # how each unordered pair is scored
+cdef enum:  # how similarity_topk scores each unordered pair
     MIRROR_NONE = 0      # twice, once from each row
-    MIRROR_ALL = 1       # once; both rows keep every score (their slots hold whole rows)
     MIRROR_TOP = 2       # once; rows keep their best k, in k-wide slots
 
 MEASURES = {"dot": DOT, "jaccard": JACCARD, "msd": MSD,
             "corated_cosine": CORATED_COSINE, "pearson": PEARSON, "dot_positive": DOT_POSITIVE}
 SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
-MIRROR_MODES = {"none": MIRROR_NONE, "all": MIRROR_ALL, "top": MIRROR_TOP}
+MIRROR_MODES = {"none": MIRROR_NONE, "top": MIRROR_TOP}
 
 cdef extern from *:
     """
@@ -63,7 +63,6 @@ cdef extern from *:
 
 cdef enum:
     AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
-    RADIX_MIN = 256  # rows from this long are sorted by radix_rank_sort
 
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
@@ -121,7 +120,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
                     const int64_t[::1] out_indptr,
                     index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
-                    bint count_only, int mirror, int num_threads):
+                    int mirror, int num_threads):
     """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
 
     Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
@@ -130,14 +129,13 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     neighbours into ``out_ids`` / ``out_scores`` from ``out_indptr[a]`` on, sorted by
     score descending (ties: lower id), and their number into ``out_counts[a]``.
     Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
-    itself are left out.  ``count_only`` only counts the non-zero neighbours.
-    ``mirror`` (MIRROR_MODES) scores each unordered pair once: MIRROR_ALL needs slots
-    that hold every neighbour of a row (or ``count_only``) and threads*n extra counters,
-    MIRROR_TOP slots of one width k >= 1 and threads*n*2k extra (value, index) pairs.
+    itself are left out.  ``mirror`` (MIRROR_MODES) MIRROR_TOP scores each unordered
+    pair once; it needs slots of one width k >= 1 and threads*n*2k extra (value, index)
+    pairs.
     Accumulates in double; the result does not depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other, offset
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s, factor
@@ -157,31 +155,22 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
-    cdef uint32_t* keys
-    cdef uint32_t* tmp_keys
     # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
     cdef value_t* given_scores = NULL
     cdef index_t* given_ids = NULL
     cdef value_t* given_floor = NULL
     cdef Py_ssize_t* given_size = NULL
     cdef Py_ssize_t given_at
-    # MIRROR_ALL: thread th's count, then write cursor, of the scores it hands to row b
-    cdef Py_ssize_t* cursor = NULL
     if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n:
         raise ValueError("similarity_topk: out_indptr and out_counts must match X's rows")
-    if mirror not in (MIRROR_NONE, MIRROR_ALL, MIRROR_TOP):
+    if mirror not in (MIRROR_NONE, MIRROR_TOP):
         raise ValueError(f"similarity_topk: unknown mirror mode {mirror}")
     if n == 0:
         return
-    if mirror == MIRROR_ALL:
-        num_threads = max(num_threads, 1)
-        cursor = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
-        if cursor == NULL:
-            raise MemoryError("similarity_topk: cannot allocate the hand-over cursors")
     if mirror == MIRROR_TOP:
         cap = out_indptr[1] - out_indptr[0]
-        if cap < 1 or count_only:
-            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1 and no count_only")
+        if cap < 1:
+            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
         num_threads = max(num_threads, 1)
         given_room = 2 * cap
         given_scores = <value_t*>malloc(num_threads * n * given_room * sizeof(value_t))
@@ -209,12 +198,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
-            keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
-            tmp_keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
-                        or (mirror == MIRROR_ALL and (keys == NULL or tmp_keys == NULL))
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
                         or (need_diffs and s_dd == NULL)):
@@ -229,9 +215,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     cap = out_indptr[a + 1] - start
                     size = 0
                     # candidates below floor cannot make the row's top cap; when room is
-                    # full, the best cap are kept and floor rises (never with count_only)
+                    # full, the best cap are kept and floor rises
                     floor = -INFINITY
-                    room = 4 * cap if not count_only and 0 < 4 * cap < n else n
+                    room = 4 * cap if 0 < 4 * cap < n else n
                     if measure == DOT_POSITIVE:  # the default cosine: one scratch array
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -329,80 +315,43 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         if v == 0:
                             continue
                         _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
-                        if mirror == MIRROR_ALL and count_only:
-                            cursor[th * n + b] += 1
-                        elif mirror == MIRROR_TOP:
+                        if mirror == MIRROR_TOP:
                             given_at = th * n + b
                             _offer(&given_scores[given_at * given_room],
                                    &given_ids[given_at * given_room], &given_size[given_at],
                                    &given_floor[given_at], given_room, cap, v, <index_t>a)
-                    if not count_only and size > cap:
+                    if size > cap:
                         select_top(cand_scores, cand_ids, size, cap)
                         size = cap
-                    if mirror == MIRROR_NONE and not count_only and size > 0:
+                    if mirror == MIRROR_NONE and size > 0:
                         rank_sort(cand_scores, cand_ids, size)
                     out_counts[a] = size
-                    for t in range(size if not count_only else 0):
+                    for t in range(size):
                         out_scores[start + t] = cand_scores[t]
                         out_ids[start + t] = cand_ids[t]
-                if mirror == MIRROR_ALL and not count_only:
-                    # count what each thread will hand to each row b in the pass below
-                    # (same rows per thread: static schedule); no atomics, no contention
-                    for a in prange(n, schedule="static", chunksize=16):
-                        for t in range(out_indptr[a], out_indptr[a] + out_counts[a]):
-                            cursor[th * n + out_ids[t]] += 1
-                if mirror == MIRROR_ALL:
-                    # each thread's hand-overs to row b go after b's own entries and those
-                    # of the threads before it; the counts become write cursors
-                    for b in prange(n, schedule="static"):
-                        offset = out_indptr[b] + out_counts[b]
-                        for other in range(num_threads):
-                            given_at = other * n + b
-                            offset = offset + cursor[given_at]
-                            cursor[given_at] = offset - cursor[given_at]
-                        if count_only:
-                            out_counts[b] = offset - out_indptr[b]
-                if mirror == MIRROR_ALL and not count_only:
-                    # the same rows per thread as when counting: (a, score) to each row b
-                    for a in prange(n, schedule="static", chunksize=16):
-                        start = out_indptr[a]
-                        for t in range(out_counts[a]):
-                            b = out_ids[start + t]
-                            given_at = cursor[th * n + b]
-                            out_scores[given_at] = out_scores[start + t]
-                            out_ids[given_at] = <index_t>a
-                            cursor[th * n + b] = given_at + 1
-                if mirror != MIRROR_NONE and not count_only:
-                    # every score is in: merge (MIRROR_TOP) and sort each row
+                if mirror == MIRROR_TOP:
+                    # every score is in: merge each row's best with what it was handed, sort
                     for a in prange(n, schedule="dynamic", chunksize=16):
                         start = out_indptr[a]
-                        if mirror == MIRROR_ALL:  # the last thread's cursor ends the row
-                            out_counts[a] = cursor[(num_threads - 1) * n + a] - start
                         size = out_counts[a]
-                        if mirror == MIRROR_TOP:
-                            cap = out_indptr[a + 1] - start
-                            for t in range(size):
-                                cand_scores[t] = out_scores[start + t]
-                                cand_ids[t] = out_ids[start + t]
-                            for other in range(num_threads):
-                                given_at = other * n + a
-                                for t in range(given_size[given_at]):
-                                    cand_scores[size] = given_scores[given_at * given_room + t]
-                                    cand_ids[size] = given_ids[given_at * given_room + t]
-                                    size = size + 1
-                            if size > cap:
-                                select_top(cand_scores, cand_ids, size, cap)
-                                size = cap
-                            rank_sort(cand_scores, cand_ids, size)
-                            for t in range(size):
-                                out_scores[start + t] = cand_scores[t]
-                                out_ids[start + t] = cand_ids[t]
-                            out_counts[a] = size
-                        elif size >= RADIX_MIN:  # cand_* are free: the radix sort's scratch
-                            radix_rank_sort(&out_scores[start], &out_ids[start], size,
-                                            cand_scores, cand_ids, keys, tmp_keys)
-                        else:
-                            rank_sort(&out_scores[start], &out_ids[start], size)
+                        cap = out_indptr[a + 1] - start
+                        for t in range(size):
+                            cand_scores[t] = out_scores[start + t]
+                            cand_ids[t] = out_ids[start + t]
+                        for other in range(num_threads):
+                            given_at = other * n + a
+                            for t in range(given_size[given_at]):
+                                cand_scores[size] = given_scores[given_at * given_room + t]
+                                cand_ids[size] = given_ids[given_at * given_room + t]
+                                size = size + 1
+                        if size > cap:
+                            select_top(cand_scores, cand_ids, size, cap)
+                            size = cap
+                        rank_sort(cand_scores, cand_ids, size)
+                        for t in range(size):
+                            out_scores[start + t] = cand_scores[t]
+                            out_ids[start + t] = cand_ids[t]
+                        out_counts[a] = size
             finally:
                 free(count)
                 free(touched)
@@ -414,10 +363,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(s_dd)
                 free(cand_scores)
                 free(cand_ids)
-                free(keys)
-                free(tmp_keys)
     finally:
-        free(cursor)
         free(given_scores)
         free(given_ids)
         free(given_floor)
