@@ -266,6 +266,7 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
     # while that fits the budget, else as many as b < a sharing a column with a, and
     # when even those do not fit, a first pass that only counts the pairs
     own_counts = np.empty(n, dtype=np.int64)
+    handed_counts = np.empty(n, dtype=np.int64)
     rows = np.arange(n + 1, dtype=np.int64)
     own_slots = rows * (rows - 1) // 2
     if own_slots[-1] * pair_bytes > FULL_PASS_BYTES:
@@ -275,19 +276,21 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
         if bound.sum() * pair_bytes > FULL_PASS_BYTES:
             kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
                                      own_slots, np.empty(0, index_dtype), np.empty(0, dtype),
-                                     own_counts, True, threads)
+                                     own_counts, handed_counts, True, threads)
             bound = own_counts
         own_slots[0] = 0
         np.cumsum(bound, out=own_slots[1:])
     own_ids = np.empty(own_slots[-1], dtype=index_dtype)
     own_scores = np.empty(own_slots[-1], dtype=dtype)
     kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
-                             own_slots, own_ids, own_scores, own_counts, False, threads)
+                             own_slots, own_ids, own_scores, own_counts, handed_counts, False,
+                             threads)
     size = 2 * int(own_counts.sum())
     indptr = np.empty(n + 1, dtype=np.int64)
     ids = np.empty(size, dtype=index_dtype)
     scores = np.empty(size, dtype=dtype)
-    kernels.mirror_rows(own_slots, own_counts, own_ids, own_scores, indptr, ids, scores, threads)
+    kernels.mirror_rows(own_slots, own_counts, handed_counts, own_ids, own_scores, indptr, ids,
+                        scores, threads)
     if size < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))

@@ -163,11 +163,13 @@ def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
         own_ids[slots[a]:slots[a] + counts[a]] = ids[a]
         own_scores[slots[a]:slots[a] + counts[a]] = scores[a]
     indptr, expected_ids, expected_scores = _mirror_reference(counts, ids, scores)
+    handed = np.bincount(np.concatenate(ids), minlength=counts.size).astype(np.int64)
     for threads in (1, 2, 3):
         got_indptr = np.empty(counts.size + 1, dtype=np.int64)
         got_ids = np.empty(2 * counts.sum(), dtype=index_dtype)
         got_scores = np.empty(2 * counts.sum(), dtype=dtype)
-        mirror_rows(slots, counts, own_ids, own_scores, got_indptr, got_ids, got_scores, threads)
+        mirror_rows(slots, counts, handed, own_ids, own_scores, got_indptr, got_ids, got_scores,
+                    threads)
         np.testing.assert_array_equal(got_indptr, indptr)
         np.testing.assert_array_equal(got_ids, expected_ids)
         np.testing.assert_array_equal(got_scores, expected_scores)
@@ -178,12 +180,16 @@ def test_mirror_rows_edge_cases():
 
     for n in (0, 1, 4):  # no rows, one row, rows without pairs
         indptr = np.full(n + 1, -1, dtype=np.int64)
-        mirror_rows(np.zeros(n + 1, np.int64), np.zeros(n, np.int64), np.empty(0, np.int32),
-                    np.empty(0), indptr, np.empty(0, np.int32), np.empty(0), 2)
+        mirror_rows(np.zeros(n + 1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                    np.empty(0, np.int32), np.empty(0), indptr, np.empty(0, np.int32), np.empty(0), 2)
         np.testing.assert_array_equal(indptr, np.zeros(n + 1))
+    one_pair = (np.array([0, 0, 1]), np.array([0, 1]))
     with pytest.raises(ValueError, match="twice the own entries"):
-        mirror_rows(np.array([0, 0, 1]), np.array([0, 1]), np.array([0], np.int32), np.ones(1),
+        mirror_rows(*one_pair, np.array([1, 0]), np.array([0], np.int32), np.ones(1),
                     np.empty(3, np.int64), np.empty(1, np.int32), np.empty(1), 1)
+    with pytest.raises(ValueError, match="do not add up"):
+        mirror_rows(*one_pair, np.array([0, 0]), np.array([0], np.int32), np.ones(1),
+                    np.empty(3, np.int64), np.empty(2, np.int32), np.empty(2), 1)
 
 
 @pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard"])

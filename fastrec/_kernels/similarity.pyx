@@ -617,91 +617,112 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                      const index_t[::1] t_indptr,
                      int measure, double shrinkage, int shrink_mode, int64_t min_support,
                      const int64_t[::1] own_slots, index_t[::1] own_ids,
-                     value_t[::1] own_scores, int64_t[::1] own_counts, bint count_only,
-                     int num_threads):
+                     value_t[::1] own_scores, int64_t[::1] own_counts,
+                     int64_t[::1] handed_counts, bint count_only, int num_threads):
     """Every pair (a, b < a) of rows of X with a non-zero score, for ``mirror_rows``.
 
     Contract: X as CSR (``x_*``) and as the CSR of its transpose (``t_*``), as for
     ``similarity_topk``; row a writes its pairs in ascending b to ``own_ids`` /
     ``own_scores`` from ``own_slots[a]`` on (at most ``own_slots[a+1] - own_slots[a]``)
-    and their number to ``own_counts[a]``; ``count_only`` only counts them.  Scores are
-    those of ``similarity_topk`` bit for bit; the result does not depend on ``num_threads``.
+    and their number to ``own_counts[a]``; ``handed_counts[b]`` gets the number of
+    pairs whose b it is (what mirror_rows hands to row b); ``count_only`` only counts.
+    Scores are those of ``similarity_topk`` bit for bit; the result does not depend on
+    ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, c, p, t, size, reach, start
+    cdef Py_ssize_t a, c, p, t, size, reach, start, th, row, i
     cdef Py_ssize_t stride = _stride(measure)
+    cdef Py_ssize_t teams = max(num_threads, 1)
+    cdef int64_t total
+    # thread th's count of the pairs whose b is each row (summed after: no atomics)
+    cdef int64_t* partners
     cdef double* acc
     cdef Py_ssize_t* touched
     cdef uint64_t* bits
     cdef value_t* cand_scores
     cdef index_t* cand_ids
     cdef bint dense
-    if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n:
-        raise ValueError("similarity_lower: own_slots and own_counts must match X's rows")
+    if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n or handed_counts.shape[0] != n:
+        raise ValueError("similarity_lower: own_slots, own_counts and handed_counts must match X's rows")
     if measure not in (DOT, JACCARD, MSD, CORATED_COSINE, PEARSON, DOT_POSITIVE):
         raise ValueError(f"similarity_lower: unknown measure {measure}")
     if n == 0:
         return
-    with nogil, parallel(num_threads=num_threads):
-        acc = <double*>calloc(n * stride, sizeof(double))
-        touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
-        bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
-        cand_scores = <value_t*>malloc(n * sizeof(value_t))
-        cand_ids = <index_t*>malloc(n * sizeof(index_t))
-        try:
-            if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
-                with gil:
-                    raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
-            for a in prange(n, schedule="dynamic", chunksize=16):
-                # rows reaching many entries touch most b < a: score them all, in order
-                reach = 0
-                for p in range(x_indptr[a], x_indptr[a + 1]):
-                    c = x_indices[p]
-                    reach = reach + (t_indptr[c + 1] - t_indptr[c])
-                dense = reach >= DENSE_REACH * n
-                # one call per (measure, dense): each inlines to its own loops
-                if measure == MSD:
-                    if dense:
-                        size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+    partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
+    if partners == NULL:
+        raise MemoryError("similarity_lower: cannot allocate the per-thread counts")
+    try:
+        with nogil, parallel(num_threads=teams):
+            acc = <double*>calloc(n * stride, sizeof(double))
+            touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+            bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
+            cand_scores = <value_t*>malloc(n * sizeof(value_t))
+            cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            try:
+                if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
+                    with gil:
+                        raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
+                for i in prange(n, schedule="dynamic", chunksize=16):
+                    a = n - 1 - i  # the longest rows first: less waiting at the end
+                    # rows reaching many entries touch most b < a: score them all, in order
+                    reach = 0
+                    for p in range(x_indptr[a], x_indptr[a + 1]):
+                        c = x_indices[p]
+                        reach = reach + (t_indptr[c + 1] - t_indptr[c])
+                    dense = reach >= DENSE_REACH * n
+                    # one call per (measure, dense): each inlines to its own loops
+                    if measure == MSD:
+                        if dense:
+                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    elif measure == CORATED_COSINE:
+                        if dense:
+                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    elif measure == PEARSON:
+                        if dense:
+                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    elif measure == DOT:
+                        if dense:
+                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    elif measure == DOT_POSITIVE:
+                        if dense:
+                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
                     else:
-                        size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                elif measure == CORATED_COSINE:
-                    if dense:
-                        size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                    else:
-                        size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                elif measure == PEARSON:
-                    if dense:
-                        size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                    else:
-                        size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                elif measure == DOT:
-                    if dense:
-                        size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                    else:
-                        size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                elif measure == DOT_POSITIVE:
-                    if dense:
-                        size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                    else:
-                        size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                else:
-                    if dense:
-                        size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                    else:
-                        size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
-                own_counts[a] = size
-                if not count_only:
-                    start = own_slots[a]
+                        if dense:
+                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                        else:
+                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                    own_counts[a] = size
+                    th = fastrec_omp_thread_num()
                     for t in range(size):
-                        own_scores[start + t] = cand_scores[t]
-                        own_ids[start + t] = cand_ids[t]
-        finally:
-            free(acc)
-            free(touched)
-            free(bits)
-            free(cand_scores)
-            free(cand_ids)
+                        partners[th * n + cand_ids[t]] += 1
+                    if not count_only:
+                        start = own_slots[a]
+                        for t in range(size):
+                            own_scores[start + t] = cand_scores[t]
+                            own_ids[start + t] = cand_ids[t]
+            finally:
+                free(acc)
+                free(touched)
+                free(bits)
+                free(cand_scores)
+                free(cand_ids)
+        for row in range(n):
+            total = 0
+            for th in range(teams):
+                total = total + partners[th * n + row]
+            handed_counts[row] = total
+    finally:
+        free(partners)
 
 
 cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
@@ -772,12 +793,13 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
-                const index_t[::1] own_ids, const value_t[::1] own_scores,
-                int64_t[::1] out_indptr, index_t[::1] out_ids, value_t[::1] out_scores,
-                int num_threads):
+                const int64_t[::1] handed_counts, const index_t[::1] own_ids,
+                const value_t[::1] own_scores, int64_t[::1] out_indptr, index_t[::1] out_ids,
+                value_t[::1] out_scores, int num_threads):
     """The CSR of every pair from ``similarity_lower``'s own entries, rows sorted.
 
-    Contract: ``out_indptr`` has n + 1 entries and gets the row starts; ``out_ids`` /
+    Contract: ``own_*`` and ``handed_counts`` as similarity_lower leaves them;
+    ``out_indptr`` has n + 1 entries and gets the row starts; ``out_ids`` /
     ``out_scores`` hold twice the own entries.  Each row is stored by score descending,
     ties to the lower id; the result does not depend on ``num_threads``.
 
@@ -786,11 +808,9 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     are sorted while still in cache; the scattered writes stay within the band's pages.
     """
     cdef Py_ssize_t n = own_counts.shape[0]
-    cdef Py_ssize_t blocks = max(num_threads, 1), blk, a, b, t, p, end, start, dst, once, m
-    cdef Py_ssize_t handed, n_bands, band, first, last, row, n_buckets = 2
-    cdef int64_t total = 0, seen, offset
-    cdef Py_ssize_t* counted
-    cdef Py_ssize_t* bounds
+    cdef Py_ssize_t a, b, t, p, end, start, dst, m
+    cdef Py_ssize_t n_bands, band, first, last, row, n_buckets = 2
+    cdef int64_t total = 0, offset
     cdef Py_ssize_t* bands
     cdef Py_ssize_t* cursor
     cdef Py_ssize_t* read_at
@@ -802,8 +822,9 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     cdef uint32_t* starts
     cdef uint32_t* bucket
     cdef value_t v
-    if own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1:
-        raise ValueError("mirror_rows: own_slots and out_indptr must have n + 1 entries")
+    if (own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1
+            or handed_counts.shape[0] != n):
+        raise ValueError("mirror_rows: own_slots and out_indptr need n + 1 entries, handed_counts n")
     for a in range(n):
         total += own_counts[a]
     if out_ids.shape[0] != 2 * total or out_scores.shape[0] != 2 * total:
@@ -813,52 +834,30 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         return
     while n_buckets < 4 * n:
         n_buckets = 2 * n_buckets
-    counted = <Py_ssize_t*>calloc(blocks * n, sizeof(Py_ssize_t))
-    bounds = <Py_ssize_t*>malloc((blocks + 1) * sizeof(Py_ssize_t))
     bands = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
     cursor = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
     row_hi = <double*>malloc(n * sizeof(double))
     row_lo = <double*>malloc(n * sizeof(double))
-    if (counted == NULL or bounds == NULL or bands == NULL or cursor == NULL or row_hi == NULL
-            or row_lo == NULL):
-        free(counted)
-        free(bounds)
+    if bands == NULL or cursor == NULL or row_hi == NULL or row_lo == NULL:
         free(bands)
         free(cursor)
         free(row_hi)
         free(row_lo)
-        raise MemoryError("mirror_rows: cannot allocate the hand-over cursors")
-    # blocks of rows with about as many own entries each count what they hand over
-    blk = 0
-    seen = 0
-    bounds[0] = 0
-    for a in range(n):
-        while blk + 1 < blocks and seen * blocks >= (blk + 1) * total:
-            blk += 1
-            bounds[blk] = a
-        seen += own_counts[a]
-    for blk in range(blk + 1, blocks + 1):
-        bounds[blk] = n
+        raise MemoryError("mirror_rows: cannot allocate the row cursors")
     try:
-        with nogil, parallel(num_threads=num_threads):
-            for blk in prange(blocks, schedule="static", chunksize=1):
-                for a in range(bounds[blk], bounds[blk + 1]):
-                    for t in range(own_slots[a], own_slots[a] + own_counts[a]):
-                        counted[blk * n + own_ids[t]] += 1
         # row starts, and bands of rows of about BAND_BYTES of output each
         offset = 0
         n_bands = 0
         bands[0] = 0
         for b in range(n):
             out_indptr[b] = offset
-            handed = own_counts[b]
-            for blk in range(blocks):
-                handed = handed + counted[blk * n + b]
-            offset = offset + handed
+            offset = offset + own_counts[b] + handed_counts[b]
             if (offset - out_indptr[bands[n_bands]]) * (sizeof(value_t) + sizeof(index_t)) >= BAND_BYTES:
                 n_bands += 1
                 bands[n_bands] = b + 1
         out_indptr[n] = offset
+        if offset != 2 * total:
+            raise ValueError("mirror_rows: handed_counts do not add up to the own entries")
         if bands[n_bands] < n:
             n_bands += 1
             bands[n_bands] = n
@@ -922,8 +921,6 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                 free(bucket)
                 free(read_at)
     finally:
-        free(counted)
-        free(bounds)
         free(bands)
         free(cursor)
         free(row_hi)
