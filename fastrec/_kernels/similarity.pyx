@@ -443,7 +443,8 @@ cdef enum:
     DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
     SMALL_ROW = 32   # shorter rows skip the bucket pass and go straight to insertion
     INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
-    BAND_BYTES = 256 * 1024  # output of the rows mirror_rows fills and sorts together
+    BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
+    BAND_MIN_BYTES = 64 * 1024  # each band walks every later row once, so not much smaller
 
 
 cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
@@ -803,14 +804,14 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     ``out_scores`` hold twice the own entries.  Each row is stored by score descending,
     ties to the lower id; the result does not depend on ``num_threads``.
 
-    Rows are filled a band at a time (a few hundred kB of output): a band's rows get
+    Rows are filled a band at a time (up to 1 MB of output): a band's rows get
     their own entries, then the entries every later row hands them, in row order, and
     are sorted while still in cache; the scattered writes stay within the band's pages.
     """
     cdef Py_ssize_t n = own_counts.shape[0]
     cdef Py_ssize_t a, b, t, p, end, start, dst, m
     cdef Py_ssize_t n_bands, band, first, last, row, n_buckets = 2
-    cdef int64_t total = 0, offset
+    cdef int64_t total = 0, offset, band_bytes
     cdef Py_ssize_t* bands
     cdef Py_ssize_t* cursor
     cdef Py_ssize_t* read_at
@@ -845,14 +846,17 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         free(row_lo)
         raise MemoryError("mirror_rows: cannot allocate the row cursors")
     try:
-        # row starts, and bands of rows of about BAND_BYTES of output each
+        # row starts, and bands of rows with about band_bytes of output each: a few
+        # bands per thread (dynamic schedule), as large as that allows up to BAND_BYTES
+        band_bytes = 2 * total * (sizeof(value_t) + sizeof(index_t)) // (4 * max(num_threads, 1))
+        band_bytes = max(BAND_MIN_BYTES, min(<int64_t>BAND_BYTES, band_bytes))
         offset = 0
         n_bands = 0
         bands[0] = 0
         for b in range(n):
             out_indptr[b] = offset
             offset = offset + own_counts[b] + handed_counts[b]
-            if (offset - out_indptr[bands[n_bands]]) * (sizeof(value_t) + sizeof(index_t)) >= BAND_BYTES:
+            if (offset - out_indptr[bands[n_bands]]) * (sizeof(value_t) + sizeof(index_t)) >= band_bytes:
                 n_bands += 1
                 bands[n_bands] = b + 1
         out_indptr[n] = offset
