@@ -67,6 +67,7 @@ METRICS = {
                                 default_shrinkage=100.0, min_support_floor=2),
 }
 CONTENT_METRICS = ("cosine", "jaccard", "tfidf", "bm25")
+RAW_VALUE_METRICS = ("jaccard", "corated_cosine", "msd", "pearson")  # compare the stored values
 
 
 def item_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
@@ -181,8 +182,16 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     del values  # keep the peak memory at a few copies of the values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
-    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else
-    by_item = by_user.tocsc() if backend == "numpy" else _transposed(by_user, threads)
+    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else,
+    # or those of the data's own (cached) CSC when the values are the stored ones
+    if backend == "numpy":
+        by_item = by_user.tocsc()
+    elif metric in RAW_VALUE_METRICS:
+        csc = data.csc
+        by_item = sp.csr_array((csc.data.astype(np.float64, copy=False).astype(dtype), csc.indices,
+                                csc.indptr), shape=(data.n_items, data.n_users))
+    else:
+        by_item = _transposed(by_user, threads)
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
     if backend == "numpy":

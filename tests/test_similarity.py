@@ -393,3 +393,23 @@ def test_rejects_nan_and_negative_weights():
     negative = sp.csr_array(np.array([[-1.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="non-negative"):
         item_similarity(negative, "bm25")
+
+
+@pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard"])
+def test_stored_values_come_from_the_cached_csc(monkeypatch, metric, dtype):
+    """Measures on the stored values take R^T from the data's CSC instead of transposing:
+    the same arrays, so the same result, for float32 or float64 ratings."""
+    from fastrec import similarity as module
+
+    for values_dtype in (np.float32, np.float64):
+        data = make_interactions(80, 60, 0.2, dtype=values_dtype, implicit=metric == "jaccard",
+                                 seed=14)
+        for k in (None, 5):
+            for fn in (item_similarity, user_similarity):
+                cached = fn(data, metric, k, dtype=dtype, num_threads=2)
+                monkeypatch.setattr(module, "RAW_VALUE_METRICS", ())
+                transposed = fn(data, metric, k, dtype=dtype, num_threads=2)
+                monkeypatch.undo()
+                np.testing.assert_array_equal(cached.indptr, transposed.indptr)
+                np.testing.assert_array_equal(cached.indices, transposed.indices)
+                np.testing.assert_array_equal(cached.data, transposed.data)
