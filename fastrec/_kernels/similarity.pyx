@@ -642,6 +642,8 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef uint64_t* bits
     cdef value_t* cand_scores
     cdef index_t* cand_ids
+    cdef value_t* dst_scores
+    cdef index_t* dst_ids
     cdef bint dense
     if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n or handed_counts.shape[0] != n:
         raise ValueError("similarity_lower: own_slots, own_counts and handed_counts must match X's rows")
@@ -671,42 +673,50 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                         c = x_indices[p]
                         reach = reach + (t_indptr[c + 1] - t_indptr[c])
                     dense = reach >= DENSE_REACH * n
+                    # scoring writes each b's slot before knowing whether it is kept: straight
+                    # into the row's room when that holds a entries, else through cand_*
+                    if not count_only and a > 0 and own_slots[a + 1] - own_slots[a] >= a:
+                        dst_scores = &own_scores[own_slots[a]]
+                        dst_ids = &own_ids[own_slots[a]]
+                    else:
+                        dst_scores = cand_scores
+                        dst_ids = cand_ids
                     # one call per (measure, dense): each inlines to its own loops
                     if measure == MSD:
                         if dense:
-                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == CORATED_COSINE:
                         if dense:
-                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == PEARSON:
                         if dense:
-                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == DOT:
                         if dense:
-                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == DOT_POSITIVE:
                         if dense:
-                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     else:
                         if dense:
-                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     own_counts[a] = size
                     th = fastrec_omp_thread_num()
                     for t in range(size):
-                        partners[th * n + cand_ids[t]] += 1
-                    if not count_only:
+                        partners[th * n + dst_ids[t]] += 1
+                    if not count_only and dst_scores == cand_scores:
                         start = own_slots[a]
                         for t in range(size):
                             own_scores[start + t] = cand_scores[t]
