@@ -555,24 +555,27 @@ cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssiz
     ``dense``: every b < limit is scored (untouched ones are dropped by their count);
     else the touched rows are put in order through the bit set ``bits`` (left cleared).
     """
-    cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w
+    cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w = 0
     cdef Py_ssize_t len_a = x_indptr[a + 1] - x_indptr[a]
     cdef uint64_t word
     cdef double* st
     cdef value_t v
     cdef bint keep
     if dense:
+        # the rows with enough support first (no branch), then only their scores
         for b in range(limit):
-            st = &acc[b * stride]
-            v = <value_t>_pair_score(measure, st, shrinkage, shrink_mode, len_a,
-                                     x_indptr[b + 1] - x_indptr[b])
+            cand_ids[w] = <index_t>b
             if measure == DOT_POSITIVE:
-                keep = v != 0
+                w = w + (acc[b * stride] != 0)
             else:
-                keep = (st[0] >= min_support) & (v != 0)
+                w = w + (acc[b * stride] >= min_support)
+        for t in range(w):
+            b = cand_ids[t]
+            v = <value_t>_pair_score(measure, &acc[b * stride], shrinkage, shrink_mode, len_a,
+                                     x_indptr[b + 1] - x_indptr[b])
             cand_scores[size] = v
-            cand_ids[size] = <index_t>b
-            size = size + keep
+            cand_ids[size] = <index_t>b  # size <= t: in place
+            size = size + (v != 0)
         memset(acc, 0, limit * stride * sizeof(double))
         return size
     for t in range(n_touched):
