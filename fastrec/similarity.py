@@ -40,7 +40,7 @@ from fastrec.data import Interactions, as_interactions
 
 BACKENDS = ("auto", "compiled", "numpy")
 BM25_K1, BM25_B = 1.2, 0.75  # implicit's defaults
-FULL_PASS_BYTES = 256 * 2**20  # k=None: output room allowed before counting first
+FULL_PASS_BYTES = 256 * 2**20  # k=None: room for the pairs scored once, allowed before counting them
 MIRROR_TOP_BYTES = 256 * 2**20  # top-k: per-thread candidate buffers allowed for scoring pairs once
 MIRROR_TOP_MIN_UPDATES = 1.0    # top-k: scores each pair once from this many updates per possible pair
 
@@ -67,6 +67,7 @@ METRICS = {
                                 default_shrinkage=100.0, min_support_floor=2),
 }
 CONTENT_METRICS = ("cosine", "jaccard", "tfidf", "bm25")
+RAW_VALUE_METRICS = ("jaccard", "corated_cosine", "msd", "pearson")  # compare the stored values
 
 
 def item_similarity(data, metric="cosine", k=50, *, shrinkage=None, min_support=1,
@@ -181,8 +182,16 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     del values  # keep the peak memory at a few copies of the values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
-    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else
-    by_item = by_user.tocsc() if backend == "numpy" else _transposed(by_user, threads)
+    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else,
+    # or those of the data's own (cached) CSC when the values are the stored ones
+    if backend == "numpy":
+        by_item = by_user.tocsc()
+    elif metric in RAW_VALUE_METRICS:
+        csc = data.csc
+        by_item = sp.csr_array((csc.data.astype(np.float64, copy=False).astype(dtype), csc.indices,
+                                csc.indptr), shape=(data.n_items, data.n_users))
+    else:
+        by_item = _transposed(by_user, threads)
     x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
     if backend == "numpy":
@@ -214,54 +223,37 @@ def _check_data_for(metric, spec, data, bm25_k1, bm25_b):
 
 
 def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype):
-    """Run the kernel into per-row slots, then compress the slots to a CSR matrix."""
+    """Run the kernels into per-row slots (k) or every pair (None); a CSR matrix."""
     from fastrec._kernels import similarity as kernels
 
     arrays = [np.ascontiguousarray(arr) for part in parts for arr in part]
     measure = kernels.MEASURES[spec.measure]
     shrink_mode = kernels.SHRINK_MODES[spec.shrink_mode]
-    counts = np.zeros(n, dtype=np.int64)
-    width = None if k is None else min(k, max(n - 1, 0))
+    pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
+    if k is None:  # every pair is scored once and handed to both rows
+        return _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+                          index_dtype, pair_bytes)
+    width = min(k, max(n - 1, 0))
     # every measure is symmetric: score each pair once and hand the score to both rows.
     # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
     # and costs a scattered write per pair: worth it when the accumulation it halves is
     # larger, i.e. a pair gets several updates (kernel time on the synthetic cosine
     # cases: 0.05 updates per possible pair lose ~25%, 0.4 lose ~15%, 4 gain ~25%), and
     # while the buffers are small.
-    pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
     column_lengths = np.diff(parts[1][2]).astype(np.int64)
     # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
     updates_per_pair = int((column_lengths * column_lengths).sum()) / max(n * n, 1)
-    if width is None:
-        mirror = kernels.MIRROR_MODES["all"]
-    elif (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
-          and threads * n * 2 * width * pair_bytes <= MIRROR_TOP_BYTES):
+    if (width >= 1 and updates_per_pair >= MIRROR_TOP_MIN_UPDATES
+            and threads * n * 2 * width * pair_bytes <= MIRROR_TOP_BYTES):
         mirror = kernels.MIRROR_MODES["top"]
     else:
         mirror = kernels.MIRROR_MODES["none"]
-
-    def run(out_indptr, count_only):
-        size = int(out_indptr[-1])
-        ids = np.empty(size, dtype=index_dtype)
-        scores = np.empty(size, dtype=dtype)
-        kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
-                                out_indptr, ids, scores, counts, count_only, mirror, threads)
-        return ids, scores
-
-    if width is None:
-        # room for every row b that shares a column with a: one pass when that fits the
-        # budget, else a first pass that only counts each row's neighbours
-        x_indptr, x_indices, t_indptr = parts[0][2], parts[0][1], parts[1][2]
-        reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
-        bound = np.minimum(reach.astype(np.int64), max(n - 1, 0))
-        if bound.sum() * pair_bytes > FULL_PASS_BYTES:
-            run(np.zeros(n + 1, dtype=np.int64), True)
-            bound = counts.copy()
-        slots = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(bound, out=slots[1:])
-    else:
-        slots = np.arange(n + 1, dtype=np.int64) * width
-    ids, scores = run(slots, False)
+    slots = np.arange(n + 1, dtype=np.int64) * width
+    counts = np.zeros(n, dtype=np.int64)
+    ids = np.empty(slots[-1], dtype=index_dtype)
+    scores = np.empty(slots[-1], dtype=dtype)
+    kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                            slots, ids, scores, counts, mirror, threads)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     if indptr[-1] != slots[-1]:  # rows did not fill their slots: close the gaps
@@ -270,6 +262,45 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
         kernels.compact_rows(slots, counts, ids, scores, indptr, packed_ids, packed_scores, threads)
         ids, scores = packed_ids, packed_scores
     if indptr[-1] < np.iinfo(index_dtype).max:
+        indptr = indptr.astype(index_dtype)
+    return sp.csr_array((scores, ids, indptr), shape=(n, n))
+
+
+def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+               index_dtype, pair_bytes):
+    """k=None: each pair scored once by its higher row, then handed to both rows."""
+    from fastrec._kernels import similarity as kernels
+
+    # room for the pairs (a, b < a): a slots for row a (untouched room costs no memory)
+    # while that fits the budget, else as many as b < a sharing a column with a, and
+    # when even those do not fit, a first pass that only counts the pairs
+    own_counts = np.empty(n, dtype=np.int64)
+    handed_counts = np.empty(n, dtype=np.int64)
+    rows = np.arange(n + 1, dtype=np.int64)
+    own_slots = rows * (rows - 1) // 2
+    if own_slots[-1] * pair_bytes > FULL_PASS_BYTES:
+        x_indptr, x_indices, t_indptr = arrays[2], arrays[1], arrays[5]
+        reach = np.bincount(_row_ids(x_indptr), weights=np.diff(t_indptr)[x_indices], minlength=n)
+        bound = np.minimum(reach.astype(np.int64), rows[:-1])
+        if bound.sum() * pair_bytes > FULL_PASS_BYTES:
+            kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                                     own_slots, np.empty(0, index_dtype), np.empty(0, dtype),
+                                     own_counts, handed_counts, True, threads)
+            bound = own_counts
+        own_slots[0] = 0
+        np.cumsum(bound, out=own_slots[1:])
+    own_ids = np.empty(own_slots[-1], dtype=index_dtype)
+    own_scores = np.empty(own_slots[-1], dtype=dtype)
+    kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
+                             own_slots, own_ids, own_scores, own_counts, handed_counts, False,
+                             threads)
+    size = 2 * int(own_counts.sum())
+    indptr = np.empty(n + 1, dtype=np.int64)
+    ids = np.empty(size, dtype=index_dtype)
+    scores = np.empty(size, dtype=dtype)
+    kernels.mirror_rows(own_slots, own_counts, handed_counts, own_ids, own_scores, indptr, ids,
+                        scores, threads)
+    if size < np.iinfo(index_dtype).max:
         indptr = indptr.astype(index_dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))
 

@@ -106,11 +106,12 @@ def test_pairs_scored_once_or_twice_agree(monkeypatch, metric):
 
 
 
-@pytest.mark.parametrize("metric", ["jaccard", "cosine", "pearson"])
+@pytest.mark.parametrize("metric", ["jaccard", "cosine", "pearson", "msd"])
 def test_long_rows_are_stored_in_rank_order(metric, dtype):
-    """k=None rows of 256+ neighbours are sorted by a radix pass plus an insertion pass
-    for near ties: stored order is score descending, ties to the lower id, as the reference."""
-    data = make_interactions(500, 320, 0.3, implicit=metric != "pearson", seed=12)
+    """k=None rows are sorted by a bucket pass plus an insertion pass (a quicksort when a
+    bucket is crowded): stored order is score descending, ties to the lower id, as the
+    reference; msd on 1-5 ratings has many exact ties."""
+    data = make_interactions(500, 320, 0.3, implicit=metric in ("jaccard", "cosine"), seed=12)
     for fn in (item_similarity, user_similarity):
         got, expected = both(fn, data, metric, None, dtype=dtype, num_threads=2)
         assert np.diff(got.indptr).max() >= 256
@@ -118,6 +119,104 @@ def test_long_rows_are_stored_in_rank_order(metric, dtype):
         order = np.lexsort((got.indices, -got.data.astype(np.float64), rows))
         np.testing.assert_array_equal(order, np.arange(got.nnz))
         assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
+def _own_pairs(rows, rng, values):
+    """Random lower-triangle pairs (a, b < a), each row's b ascending, scores from values()."""
+    counts = [int(rng.integers(0, a + 1)) for a in range(rows)]
+    ids = [np.sort(rng.choice(a, count, replace=False)) for a, count in enumerate(counts)]
+    return np.array(counts, dtype=np.int64), ids, [values(count) for count in counts]
+
+
+def _mirror_reference(counts, ids, scores):
+    """What mirror_rows must give: both (a, b) and (b, a), rows by score desc then id."""
+    rows = np.concatenate([np.repeat(np.arange(counts.size), counts), np.concatenate(ids)])
+    cols = np.concatenate([np.concatenate(ids), np.repeat(np.arange(counts.size), counts)])
+    vals = np.concatenate(scores * 2)
+    order = np.lexsort((cols, -vals.astype(np.float64), rows))
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=counts.size))))
+    return indptr, cols[order], vals[order]
+
+
+@pytest.mark.parametrize("kind", ["ties", "spread", "crowded", "extreme"])
+def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
+    """The hand-over and row sort of k=None, alone: exact ties (kept in id order), spread
+    scores, one bucket crowded by an outlier (the quicksort fallback), and a score range
+    too wide for the bucket map; any number of threads gives the same arrays."""
+    from fastrec._kernels.similarity import mirror_rows
+
+    rng = np.random.default_rng(3)
+    if kind == "ties":
+        values = lambda m: rng.integers(1, 4, m).astype(dtype) / 4
+    elif kind == "spread":
+        values = lambda m: rng.standard_normal(m).astype(dtype)
+    elif kind == "crowded":  # ascending near-equal scores below one large score
+        values = lambda m: np.concatenate(([1e6], 1 + np.arange(m - 1) * 1e-4))[:m].astype(dtype)
+    else:
+        big = np.finfo(dtype).max  # float64: hi - lo overflows
+        values = lambda m: rng.choice(np.array([-big, big, 0.5, 0.25], dtype=dtype), m)
+    counts, ids, scores = _own_pairs(300, rng, values)
+    slots = np.concatenate(([0], np.cumsum(counts + 3))).astype(np.int64)  # rows with gaps
+    own_ids = np.zeros(slots[-1], dtype=index_dtype)
+    own_scores = np.zeros(slots[-1], dtype=dtype)
+    for a in range(counts.size):
+        own_ids[slots[a]:slots[a] + counts[a]] = ids[a]
+        own_scores[slots[a]:slots[a] + counts[a]] = scores[a]
+    indptr, expected_ids, expected_scores = _mirror_reference(counts, ids, scores)
+    handed = np.bincount(np.concatenate(ids), minlength=counts.size).astype(np.int64)
+    for threads in (1, 2, 3):
+        got_indptr = np.empty(counts.size + 1, dtype=np.int64)
+        got_ids = np.empty(2 * counts.sum(), dtype=index_dtype)
+        got_scores = np.empty(2 * counts.sum(), dtype=dtype)
+        mirror_rows(slots, counts, handed, own_ids, own_scores, got_indptr, got_ids, got_scores,
+                    threads)
+        np.testing.assert_array_equal(got_indptr, indptr)
+        np.testing.assert_array_equal(got_ids, expected_ids)
+        np.testing.assert_array_equal(got_scores, expected_scores)
+
+
+def test_mirror_rows_edge_cases():
+    from fastrec._kernels.similarity import mirror_rows
+
+    for n in (0, 1, 4):  # no rows, one row, rows without pairs
+        indptr = np.full(n + 1, -1, dtype=np.int64)
+        mirror_rows(np.zeros(n + 1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                    np.empty(0, np.int32), np.empty(0), indptr, np.empty(0, np.int32), np.empty(0), 2)
+        np.testing.assert_array_equal(indptr, np.zeros(n + 1))
+    one_pair = (np.array([0, 0, 1]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="twice the own entries"):
+        mirror_rows(*one_pair, np.array([1, 0]), np.array([0], np.int32), np.ones(1),
+                    np.empty(3, np.int64), np.empty(1, np.int32), np.empty(1), 1)
+    with pytest.raises(ValueError, match="do not add up"):
+        mirror_rows(*one_pair, np.array([0, 0]), np.array([0], np.int32), np.ones(1),
+                    np.empty(3, np.int64), np.empty(2, np.int32), np.empty(2), 1)
+
+
+@pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard"])
+def test_k_none_room_strategies_agree(monkeypatch, metric, index_dtype):
+    """k=None gives every row b < a room (the triangle), or as many as share a column
+    with it, or counts first: the same arrays, for 1 to 3 threads, int32 or int64 ids."""
+    from fastrec import similarity as module
+
+    data = make_interactions(300, 150, 0.02, implicit=metric == "jaccard", seed=13)
+    by_user = sp.csr_array(data.csr, dtype=np.float64)
+    parts = [(m.data, m.indices.astype(index_dtype), m.indptr.astype(index_dtype))
+             for m in (by_user.tocsc(), by_user)]
+    spec = module.METRICS[metric]
+    triangle_bytes = 150 * 149 // 2 * (8 + np.dtype(index_dtype).itemsize)
+    results = []
+    for budget in (module.FULL_PASS_BYTES, triangle_bytes - 1, 0):
+        monkeypatch.setattr(module, "FULL_PASS_BYTES", budget)
+        for threads in (1, 2, 3):
+            results.append(module._run_kernel(parts, 150, spec, 0.0, spec.min_support_floor, None,
+                                              np.dtype(np.float64), threads, np.dtype(index_dtype)))
+    expected = item_similarity(data, metric, None, dtype=np.float64, backend="numpy")
+    assert_topk_equal(topk_arrays(results[0]), topk_arrays(expected))
+    assert results[0].indices.dtype == index_dtype and results[0].nnz > 0
+    for other in results[1:]:
+        np.testing.assert_array_equal(other.indptr, results[0].indptr)
+        np.testing.assert_array_equal(other.indices, results[0].indices)
+        np.testing.assert_array_equal(other.data, results[0].data)
 
 
 def test_compact_rows_matches_reference(dtype, index_dtype):
@@ -199,6 +298,8 @@ def test_edge_cases():
     sim = item_similarity(one_user, "cosine", 10)
     assert sim.shape == (3, 3) and np.diff(sim.indptr).tolist() == [2, 2, 2]
     assert user_similarity(one_user, "cosine", 10).nnz == 0      # no other user
+    assert user_similarity(one_user, "pearson", None).nnz == 0
+    assert np.diff(item_similarity(one_user, "msd", None).indptr).tolist() == [2, 2, 2]
     data = make_interactions(10, 8, 0.5)
     assert item_similarity(data, "cosine", 100).nnz == item_similarity(data, "cosine", None).nnz
     assert item_similarity(data, "corated_cosine", 5, min_support=1000).nnz == 0
@@ -292,3 +393,23 @@ def test_rejects_nan_and_negative_weights():
     negative = sp.csr_array(np.array([[-1.0, 1.0], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="non-negative"):
         item_similarity(negative, "bm25")
+
+
+@pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard"])
+def test_stored_values_come_from_the_cached_csc(monkeypatch, metric, dtype):
+    """Measures on the stored values take R^T from the data's CSC instead of transposing:
+    the same arrays, so the same result, for float32 or float64 ratings."""
+    from fastrec import similarity as module
+
+    for values_dtype in (np.float32, np.float64):
+        data = make_interactions(80, 60, 0.2, dtype=values_dtype, implicit=metric == "jaccard",
+                                 seed=14)
+        for k in (None, 5):
+            for fn in (item_similarity, user_similarity):
+                cached = fn(data, metric, k, dtype=dtype, num_threads=2)
+                monkeypatch.setattr(module, "RAW_VALUE_METRICS", ())
+                transposed = fn(data, metric, k, dtype=dtype, num_threads=2)
+                monkeypatch.undo()
+                np.testing.assert_array_equal(cached.indptr, transposed.indptr)
+                np.testing.assert_array_equal(cached.indices, transposed.indices)
+                np.testing.assert_array_equal(cached.data, transposed.data)

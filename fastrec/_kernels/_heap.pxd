@@ -3,7 +3,7 @@
 # A heap of the k best (score, id) pairs lives in two caller-owned arrays; its root is
 # the *worst* kept pair so a better candidate replaces it in O(log k).  "Better" means a
 # higher score, ties going to the lower id.  heap_sort leaves the arrays in descending order.
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t
 
 ctypedef fused value_t:
     float
@@ -182,19 +182,6 @@ cdef inline void select_top(value_t* s, index_t* ids, Py_ssize_t n, Py_ssize_t k
             hi = p - 1
 
 
-cdef extern from *:
-    """
-    #include <string.h>
-    /* an unsigned key whose order is the order of the doubles (no NaN here) */
-    static inline unsigned long long fastrec_order_key(double v) {
-        unsigned long long bits;
-        memcpy(&bits, &v, sizeof bits);
-        return (bits >> 63) ? ~bits : (bits | 0x8000000000000000ULL);
-    }
-    """
-    unsigned long long fastrec_order_key(double v) noexcept nogil
-
-
 cdef inline Py_ssize_t select_best(value_t* cand_s, index_t* cand_ids, Py_ssize_t size,
                                    Py_ssize_t cap, value_t* out_s, index_t* out_ids) noexcept nogil:
     """Write the ``cap`` best candidates to ``out_*`` in descending order; returns how many.
@@ -210,66 +197,3 @@ cdef inline Py_ssize_t select_best(value_t* cand_s, index_t* cand_ids, Py_ssize_
         out_s[t] = cand_s[t]
         out_ids[t] = cand_ids[t]
     return size
-
-
-cdef inline void radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t n, value_t* tmp_s,
-                                 index_t* tmp_ids, uint32_t* keys,
-                                 uint32_t* tmp_keys) noexcept nogil:
-    """rank_sort for long runs, with caller-owned scratch of n entries each.
-
-    A stable LSD radix sort on the upper 32 bits of the scores' order key (bytes every
-    pair shares are skipped), then an insertion pass that settles the pairs those bits
-    cannot tell apart (equal or nearly equal scores): the same order as rank_sort.
-    """
-    cdef Py_ssize_t i, j, pos
-    cdef Py_ssize_t counts[256]
-    cdef int shift, d
-    cdef bint in_tmp = False
-    cdef value_t* src_s = s
-    cdef index_t* src_ids = ids
-    cdef uint32_t* src_keys = keys
-    cdef value_t* dst_s = tmp_s
-    cdef index_t* dst_ids = tmp_ids
-    cdef uint32_t* dst_keys = tmp_keys
-    cdef value_t* swap_s
-    cdef index_t* swap_ids
-    cdef uint32_t* swap_keys
-    cdef value_t v
-    cdef index_t w
-    for i in range(n):  # complemented: ascending keys are descending scores
-        keys[i] = ~(<uint32_t>(fastrec_order_key(s[i]) >> 32))
-    for shift in range(0, 32, 8):
-        for d in range(256):
-            counts[d] = 0
-        for i in range(n):
-            counts[(src_keys[i] >> shift) & 255] += 1
-        if counts[(src_keys[0] >> shift) & 255] == n:
-            continue
-        pos = 0
-        for d in range(256):
-            pos += counts[d]
-            counts[d] = pos - counts[d]
-        for i in range(n):
-            d = (src_keys[i] >> shift) & 255
-            dst_s[counts[d]] = src_s[i]
-            dst_ids[counts[d]] = src_ids[i]
-            dst_keys[counts[d]] = src_keys[i]
-            counts[d] += 1
-        swap_s, swap_ids, swap_keys = src_s, src_ids, src_keys
-        src_s, src_ids, src_keys = dst_s, dst_ids, dst_keys
-        dst_s, dst_ids, dst_keys = swap_s, swap_ids, swap_keys
-        in_tmp = not in_tmp
-    if in_tmp:
-        for i in range(n):
-            s[i] = tmp_s[i]
-            ids[i] = tmp_ids[i]
-    for i in range(1, n):
-        v = s[i]
-        w = ids[i]
-        j = i - 1
-        while j >= 0 and rank_before(v, w, s[j], ids[j]):
-            s[j + 1] = s[j]
-            ids[j + 1] = ids[j]
-            j -= 1
-        s[j + 1] = v
-        ids[j + 1] = w

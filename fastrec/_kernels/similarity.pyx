@@ -10,15 +10,17 @@ Every measure is symmetric, bit for bit: a pair's statistics are sums over the s
 columns in the same order from either side, and the score formulas only swap the
 operands of commutative products.  So in the mirrored modes row a walks only the
 rows b < a (the head of each sorted column), and each score is handed to both rows,
-which halves the accumulation.
+which halves the accumulation.  Top-k goes through ``similarity_topk``; k=None
+(every pair) through ``similarity_lower`` and ``mirror_rows``.
 Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n matrix.
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy, memset
 
-from fastrec._kernels._heap cimport index_t, radix_rank_sort, rank_sort, select_top, value_t
+from fastrec._kernels._heap cimport index_t, rank_before, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
 
 cdef enum:  # measure codes, exported by name in MEASURES
@@ -34,15 +36,14 @@ cdef enum:  # shrinkage modes
     SHRINK_SUPPORT = 0   # score * n_ab / (n_ab + lambda)
     SHRINK_BASELINE = 1  # score * (n_ab - 1) / (n_ab - 1 + lambda)  (Surprise's pearson_baseline)
 
-cdef enum:  # how each unordered pair is scored
+cdef enum:  # how similarity_topk scores each unordered pair
     MIRROR_NONE = 0      # twice, once from each row
-    MIRROR_ALL = 1       # once; both rows keep every score (their slots hold whole rows)
     MIRROR_TOP = 2       # once; rows keep their best k, in k-wide slots
 
 MEASURES = {"dot": DOT, "jaccard": JACCARD, "msd": MSD,
             "corated_cosine": CORATED_COSINE, "pearson": PEARSON, "dot_positive": DOT_POSITIVE}
 SHRINK_MODES = {"support": SHRINK_SUPPORT, "baseline": SHRINK_BASELINE}
-MIRROR_MODES = {"none": MIRROR_NONE, "all": MIRROR_ALL, "top": MIRROR_TOP}
+MIRROR_MODES = {"none": MIRROR_NONE, "top": MIRROR_TOP}
 
 cdef extern from *:
     """
@@ -51,12 +52,17 @@ cdef extern from *:
     #else
     #define fastrec_prefetch(p) ((void)0)
     #endif
+    #if defined(__GNUC__) || defined(__clang__)
+    #define fastrec_ctz64(x) __builtin_ctzll(x)
+    #else
+    static int fastrec_ctz64(unsigned long long x) { int i = 0; while (!(x & 1)) { x >>= 1; i++; } return i; }
+    #endif
     """
     void fastrec_prefetch(const void* p) noexcept nogil
+    int fastrec_ctz64(uint64_t x) noexcept nogil
 
 cdef enum:
     AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
-    RADIX_MIN = 256  # rows from this long are sorted by radix_rank_sort
 
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
@@ -114,7 +120,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
                     const int64_t[::1] out_indptr,
                     index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
-                    bint count_only, int mirror, int num_threads):
+                    int mirror, int num_threads):
     """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
 
     Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
@@ -123,14 +129,13 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     neighbours into ``out_ids`` / ``out_scores`` from ``out_indptr[a]`` on, sorted by
     score descending (ties: lower id), and their number into ``out_counts[a]``.
     Pairs with fewer than ``min_support`` co-rated columns, zero scores and the row
-    itself are left out.  ``count_only`` only counts the non-zero neighbours.
-    ``mirror`` (MIRROR_MODES) scores each unordered pair once: MIRROR_ALL needs slots
-    that hold every neighbour of a row (or ``count_only``) and threads*n extra counters,
-    MIRROR_TOP slots of one width k >= 1 and threads*n*2k extra (value, index) pairs.
+    itself are left out.  ``mirror`` (MIRROR_MODES) MIRROR_TOP scores each unordered
+    pair once; it needs slots of one width k >= 1 and threads*n*2k extra (value, index)
+    pairs.
     Accumulates in double; the result does not depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other, offset
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s, factor
@@ -150,31 +155,22 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
-    cdef uint32_t* keys
-    cdef uint32_t* tmp_keys
     # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
     cdef value_t* given_scores = NULL
     cdef index_t* given_ids = NULL
     cdef value_t* given_floor = NULL
     cdef Py_ssize_t* given_size = NULL
     cdef Py_ssize_t given_at
-    # MIRROR_ALL: thread th's count, then write cursor, of the scores it hands to row b
-    cdef Py_ssize_t* cursor = NULL
     if out_indptr.shape[0] != n + 1 or out_counts.shape[0] != n:
         raise ValueError("similarity_topk: out_indptr and out_counts must match X's rows")
-    if mirror not in (MIRROR_NONE, MIRROR_ALL, MIRROR_TOP):
+    if mirror not in (MIRROR_NONE, MIRROR_TOP):
         raise ValueError(f"similarity_topk: unknown mirror mode {mirror}")
     if n == 0:
         return
-    if mirror == MIRROR_ALL:
-        num_threads = max(num_threads, 1)
-        cursor = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
-        if cursor == NULL:
-            raise MemoryError("similarity_topk: cannot allocate the hand-over cursors")
     if mirror == MIRROR_TOP:
         cap = out_indptr[1] - out_indptr[0]
-        if cap < 1 or count_only:
-            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1 and no count_only")
+        if cap < 1:
+            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
         num_threads = max(num_threads, 1)
         given_room = 2 * cap
         given_scores = <value_t*>malloc(num_threads * n * given_room * sizeof(value_t))
@@ -202,12 +198,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
-            keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
-            tmp_keys = <uint32_t*>malloc(n * sizeof(uint32_t)) if mirror == MIRROR_ALL else NULL
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
-                        or (mirror == MIRROR_ALL and (keys == NULL or tmp_keys == NULL))
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
                         or (need_diffs and s_dd == NULL)):
@@ -222,9 +215,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     cap = out_indptr[a + 1] - start
                     size = 0
                     # candidates below floor cannot make the row's top cap; when room is
-                    # full, the best cap are kept and floor rises (never with count_only)
+                    # full, the best cap are kept and floor rises
                     floor = -INFINITY
-                    room = 4 * cap if not count_only and 0 < 4 * cap < n else n
+                    room = 4 * cap if 0 < 4 * cap < n else n
                     if measure == DOT_POSITIVE:  # the default cosine: one scratch array
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -322,80 +315,43 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         if v == 0:
                             continue
                         _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
-                        if mirror == MIRROR_ALL and count_only:
-                            cursor[th * n + b] += 1
-                        elif mirror == MIRROR_TOP:
+                        if mirror == MIRROR_TOP:
                             given_at = th * n + b
                             _offer(&given_scores[given_at * given_room],
                                    &given_ids[given_at * given_room], &given_size[given_at],
                                    &given_floor[given_at], given_room, cap, v, <index_t>a)
-                    if not count_only and size > cap:
+                    if size > cap:
                         select_top(cand_scores, cand_ids, size, cap)
                         size = cap
-                    if mirror == MIRROR_NONE and not count_only and size > 0:
+                    if mirror == MIRROR_NONE and size > 0:
                         rank_sort(cand_scores, cand_ids, size)
                     out_counts[a] = size
-                    for t in range(size if not count_only else 0):
+                    for t in range(size):
                         out_scores[start + t] = cand_scores[t]
                         out_ids[start + t] = cand_ids[t]
-                if mirror == MIRROR_ALL and not count_only:
-                    # count what each thread will hand to each row b in the pass below
-                    # (same rows per thread: static schedule); no atomics, no contention
-                    for a in prange(n, schedule="static", chunksize=16):
-                        for t in range(out_indptr[a], out_indptr[a] + out_counts[a]):
-                            cursor[th * n + out_ids[t]] += 1
-                if mirror == MIRROR_ALL:
-                    # each thread's hand-overs to row b go after b's own entries and those
-                    # of the threads before it; the counts become write cursors
-                    for b in prange(n, schedule="static"):
-                        offset = out_indptr[b] + out_counts[b]
-                        for other in range(num_threads):
-                            given_at = other * n + b
-                            offset = offset + cursor[given_at]
-                            cursor[given_at] = offset - cursor[given_at]
-                        if count_only:
-                            out_counts[b] = offset - out_indptr[b]
-                if mirror == MIRROR_ALL and not count_only:
-                    # the same rows per thread as when counting: (a, score) to each row b
-                    for a in prange(n, schedule="static", chunksize=16):
-                        start = out_indptr[a]
-                        for t in range(out_counts[a]):
-                            b = out_ids[start + t]
-                            given_at = cursor[th * n + b]
-                            out_scores[given_at] = out_scores[start + t]
-                            out_ids[given_at] = <index_t>a
-                            cursor[th * n + b] = given_at + 1
-                if mirror != MIRROR_NONE and not count_only:
-                    # every score is in: merge (MIRROR_TOP) and sort each row
+                if mirror == MIRROR_TOP:
+                    # every score is in: merge each row's best with what it was handed, sort
                     for a in prange(n, schedule="dynamic", chunksize=16):
                         start = out_indptr[a]
-                        if mirror == MIRROR_ALL:  # the last thread's cursor ends the row
-                            out_counts[a] = cursor[(num_threads - 1) * n + a] - start
                         size = out_counts[a]
-                        if mirror == MIRROR_TOP:
-                            cap = out_indptr[a + 1] - start
-                            for t in range(size):
-                                cand_scores[t] = out_scores[start + t]
-                                cand_ids[t] = out_ids[start + t]
-                            for other in range(num_threads):
-                                given_at = other * n + a
-                                for t in range(given_size[given_at]):
-                                    cand_scores[size] = given_scores[given_at * given_room + t]
-                                    cand_ids[size] = given_ids[given_at * given_room + t]
-                                    size = size + 1
-                            if size > cap:
-                                select_top(cand_scores, cand_ids, size, cap)
-                                size = cap
-                            rank_sort(cand_scores, cand_ids, size)
-                            for t in range(size):
-                                out_scores[start + t] = cand_scores[t]
-                                out_ids[start + t] = cand_ids[t]
-                            out_counts[a] = size
-                        elif size >= RADIX_MIN:  # cand_* are free: the radix sort's scratch
-                            radix_rank_sort(&out_scores[start], &out_ids[start], size,
-                                            cand_scores, cand_ids, keys, tmp_keys)
-                        else:
-                            rank_sort(&out_scores[start], &out_ids[start], size)
+                        cap = out_indptr[a + 1] - start
+                        for t in range(size):
+                            cand_scores[t] = out_scores[start + t]
+                            cand_ids[t] = out_ids[start + t]
+                        for other in range(num_threads):
+                            given_at = other * n + a
+                            for t in range(given_size[given_at]):
+                                cand_scores[size] = given_scores[given_at * given_room + t]
+                                cand_ids[size] = given_ids[given_at * given_room + t]
+                                size = size + 1
+                        if size > cap:
+                            select_top(cand_scores, cand_ids, size, cap)
+                            size = cap
+                        rank_sort(cand_scores, cand_ids, size)
+                        for t in range(size):
+                            out_scores[start + t] = cand_scores[t]
+                            out_ids[start + t] = cand_ids[t]
+                        out_counts[a] = size
             finally:
                 free(count)
                 free(touched)
@@ -407,10 +363,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(s_dd)
                 free(cand_scores)
                 free(cand_ids)
-                free(keys)
-                free(tmp_keys)
     finally:
-        free(cursor)
         free(given_scores)
         free(given_ids)
         free(given_floor)
@@ -478,3 +431,514 @@ def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t
                     cursor[th * n_cols + c] = pos + 1
     finally:
         free(cursor)
+
+
+# ---------------------------------------------------------------- k=None: every pair
+# Row a scores the pairs (a, b < a) once ("own" entries, ascending b), then every own
+# entry is copied to row a and handed to row b; a row is then its own entries (ids < a,
+# ascending) followed by what it was handed (ids > a, ascending), so a sort that keeps
+# equal scores in place gives score descending, ties to the lower id.
+
+cdef enum:
+    DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
+    SMALL_ROW = 32   # shorter rows skip the bucket pass and go straight to insertion
+    INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
+    BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
+    BAND_MIN_BYTES = 64 * 1024  # each band walks every later row once, so not much smaller
+
+
+cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
+    """Doubles per row of the accumulator: the co-rated count first, then the sums."""
+    if measure == DOT_POSITIVE or measure == JACCARD:
+        return 1  # s_ab (its being non-zero marks a touched row), or the count alone
+    if measure == DOT or measure == MSD:
+        return 2  # count, s_ab or s_dd
+    if measure == CORATED_COSINE:
+        return 4  # count, s_ab, s_aa, s_bb
+    return 8      # PEARSON: count, s_ab, s_aa, s_bb, s_a, s_b (padded to a cache line)
+
+
+cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize_t a,
+                                   Py_ssize_t limit, const value_t* x_data,
+                                   const index_t* x_indices, const index_t* x_indptr,
+                                   const value_t* t_data, const index_t* t_indices,
+                                   const index_t* t_indptr, double* acc,
+                                   Py_ssize_t* touched) noexcept nogil:
+    """Add the statistics of every pair (a, b < limit) to ``acc``, columns in order.
+
+    Inlined with constant ``measure`` and ``track``, so each call site is one loop
+    without per-entry branches.  With ``track``, each newly touched b is listed in
+    ``touched`` (the slot past the last one is written too); returns how many.
+    """
+    cdef Py_ssize_t stride = _stride(measure), n_touched = 0, p, q, b, c, end = x_indptr[a + 1]
+    cdef double xa, xb, xa2
+    cdef double* st
+    for p in range(x_indptr[a], end):
+        c = x_indices[p]
+        xa = x_data[p]
+        xa2 = xa * xa
+        if p + AHEAD < end:  # the rows of X^T are scattered
+            q = t_indptr[x_indices[p + AHEAD]]
+            fastrec_prefetch(&t_indices[q])
+            fastrec_prefetch(&t_data[q])
+        for q in range(t_indptr[c], t_indptr[c + 1]):
+            b = t_indices[q]
+            if b >= limit:  # the column's rows are sorted
+                break
+            st = &acc[b * stride]
+            if track:
+                touched[n_touched] = b  # kept only when b is new: no branch
+                n_touched = n_touched + (st[0] == 0)
+            xb = t_data[q]
+            if measure == DOT_POSITIVE:
+                st[0] += xa * xb
+            elif measure == JACCARD:
+                st[0] += 1.0
+            elif measure == DOT:
+                st[0] += 1.0
+                st[1] += xa * xb
+            elif measure == MSD:
+                st[0] += 1.0
+                st[1] += (xa - xb) * (xa - xb)
+            elif measure == CORATED_COSINE:
+                st[0] += 1.0
+                st[1] += xa * xb
+                st[2] += xa2
+                st[3] += xb * xb
+            else:
+                st[0] += 1.0
+                st[1] += xa * xb
+                st[2] += xa2
+                st[3] += xb * xb
+                st[4] += xa
+                st[5] += xb
+    return n_touched
+
+
+cdef inline double _pair_score(const int measure, const double* st, double shrinkage,
+                               int shrink_mode, Py_ssize_t len_a,
+                               Py_ssize_t len_b) noexcept nogil:
+    """The (shrunk) score of one accumulated pair; garbage when its count is 0."""
+    cdef int32_t n_ab
+    cdef double s, factor
+    if measure == DOT_POSITIVE:
+        return st[0]
+    n_ab = <int32_t>st[0]
+    if measure == JACCARD:
+        s = _score(JACCARD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len_a, len_b)
+    elif measure == DOT:
+        s = st[1]
+    elif measure == MSD:
+        s = _score(MSD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
+    elif measure == CORATED_COSINE:
+        s = _score(CORATED_COSINE, n_ab, st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
+    else:
+        s = _score(PEARSON, n_ab, st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
+    if shrinkage != 0:
+        if shrink_mode == SHRINK_BASELINE:
+            factor = (n_ab - 1) / (n_ab - 1 + shrinkage)
+        else:
+            factor = n_ab / (n_ab + shrinkage)
+        s = s * factor
+    return s
+
+
+cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssize_t a,
+                                    Py_ssize_t limit, Py_ssize_t n_touched,
+                                    const index_t* x_indptr, double* acc,
+                                    Py_ssize_t* touched, uint64_t* bits, double shrinkage,
+                                    int shrink_mode, int64_t min_support,
+                                    value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    """Score the accumulated pairs (a, b < limit) in ascending b, reset ``acc``; returns
+    how many non-zero scores with enough support went to ``cand_*``.
+
+    ``dense``: every b < limit is scored (untouched ones are dropped by their count);
+    else the touched rows are put in order through the bit set ``bits`` (left cleared).
+    """
+    cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w = 0
+    cdef Py_ssize_t len_a = x_indptr[a + 1] - x_indptr[a]
+    cdef uint64_t word
+    cdef double* st
+    cdef value_t v
+    cdef bint keep
+    if dense:
+        # the rows with enough support first (no branch), then only their scores
+        for b in range(limit):
+            cand_ids[w] = <index_t>b
+            if measure == DOT_POSITIVE:
+                w = w + (acc[b * stride] != 0)
+            else:
+                w = w + (acc[b * stride] >= min_support)
+        for t in range(w):
+            b = cand_ids[t]
+            v = <value_t>_pair_score(measure, &acc[b * stride], shrinkage, shrink_mode, len_a,
+                                     x_indptr[b + 1] - x_indptr[b])
+            cand_scores[size] = v
+            cand_ids[size] = <index_t>b  # size <= t: in place
+            size = size + (v != 0)
+        memset(acc, 0, limit * stride * sizeof(double))
+        return size
+    for t in range(n_touched):
+        b = touched[t]
+        bits[b >> 6] |= (<uint64_t>1) << (b & 63)
+    for w in range((limit + 63) >> 6):
+        word = bits[w]
+        bits[w] = 0
+        while word != 0:
+            b = (w << 6) + fastrec_ctz64(word)
+            word = word & (word - 1)
+            st = &acc[b * stride]
+            v = <value_t>_pair_score(measure, st, shrinkage, shrink_mode, len_a,
+                                     x_indptr[b + 1] - x_indptr[b])
+            if measure == DOT_POSITIVE:
+                keep = v != 0
+            else:
+                keep = (st[0] >= min_support) & (v != 0)
+            cand_scores[size] = v
+            cand_ids[size] = <index_t>b
+            size = size + keep
+            for t in range(stride):
+                st[t] = 0
+    return size
+
+
+cdef inline Py_ssize_t _lower_row(const int measure, const bint dense, Py_ssize_t a,
+                                  const value_t* x_data, const index_t* x_indices,
+                                  const index_t* x_indptr, const value_t* t_data,
+                                  const index_t* t_indices, const index_t* t_indptr,
+                                  double* acc, Py_ssize_t* touched, uint64_t* bits,
+                                  double shrinkage, int shrink_mode, int64_t min_support,
+                                  value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, a, x_data, x_indices,
+                                            x_indptr, t_data, t_indices, t_indptr, acc, touched)
+    return _score_lower(measure, dense, a, a, n_touched, x_indptr, acc, touched, bits,
+                        shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+
+
+def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
+                     const index_t[::1] x_indptr,
+                     const value_t[::1] t_data, const index_t[::1] t_indices,
+                     const index_t[::1] t_indptr,
+                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
+                     const int64_t[::1] own_slots, index_t[::1] own_ids,
+                     value_t[::1] own_scores, int64_t[::1] own_counts,
+                     int64_t[::1] handed_counts, bint count_only, int num_threads):
+    """Every pair (a, b < a) of rows of X with a non-zero score, for ``mirror_rows``.
+
+    Contract: X as CSR (``x_*``) and as the CSR of its transpose (``t_*``), as for
+    ``similarity_topk``; row a writes its pairs in ascending b to ``own_ids`` /
+    ``own_scores`` from ``own_slots[a]`` on (at most ``own_slots[a+1] - own_slots[a]``)
+    and their number to ``own_counts[a]``; ``handed_counts[b]`` gets the number of
+    pairs whose b it is (what mirror_rows hands to row b); ``count_only`` only counts.
+    Scores are those of ``similarity_topk`` bit for bit; the result does not depend on
+    ``num_threads``.
+    """
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    cdef Py_ssize_t a, c, p, t, size, reach, start, th, row, i
+    cdef Py_ssize_t stride = _stride(measure)
+    cdef Py_ssize_t teams = max(num_threads, 1)
+    cdef int64_t total
+    # thread th's count of the pairs whose b is each row (summed after: no atomics)
+    cdef int64_t* partners
+    cdef double* acc
+    cdef Py_ssize_t* touched
+    cdef uint64_t* bits
+    cdef value_t* cand_scores
+    cdef index_t* cand_ids
+    cdef value_t* dst_scores
+    cdef index_t* dst_ids
+    cdef bint dense
+    if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n or handed_counts.shape[0] != n:
+        raise ValueError("similarity_lower: own_slots, own_counts and handed_counts must match X's rows")
+    if measure not in (DOT, JACCARD, MSD, CORATED_COSINE, PEARSON, DOT_POSITIVE):
+        raise ValueError(f"similarity_lower: unknown measure {measure}")
+    if n == 0:
+        return
+    partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
+    if partners == NULL:
+        raise MemoryError("similarity_lower: cannot allocate the per-thread counts")
+    try:
+        with nogil, parallel(num_threads=teams):
+            acc = <double*>calloc(n * stride, sizeof(double))
+            touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+            bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
+            cand_scores = <value_t*>malloc(n * sizeof(value_t))
+            cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            try:
+                if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
+                    with gil:
+                        raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
+                for i in prange(n, schedule="dynamic", chunksize=16):
+                    a = n - 1 - i  # the longest rows first: less waiting at the end
+                    # rows reaching many entries touch most b < a: score them all, in order
+                    reach = 0
+                    for p in range(x_indptr[a], x_indptr[a + 1]):
+                        c = x_indices[p]
+                        reach = reach + (t_indptr[c + 1] - t_indptr[c])
+                    dense = reach >= DENSE_REACH * n
+                    # scoring writes each b's slot before knowing whether it is kept: straight
+                    # into the row's room when that holds a entries, else through cand_*
+                    if not count_only and a > 0 and own_slots[a + 1] - own_slots[a] >= a:
+                        dst_scores = &own_scores[own_slots[a]]
+                        dst_ids = &own_ids[own_slots[a]]
+                    else:
+                        dst_scores = cand_scores
+                        dst_ids = cand_ids
+                    # one call per (measure, dense): each inlines to its own loops
+                    if measure == MSD:
+                        if dense:
+                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    elif measure == CORATED_COSINE:
+                        if dense:
+                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    elif measure == PEARSON:
+                        if dense:
+                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    elif measure == DOT:
+                        if dense:
+                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    elif measure == DOT_POSITIVE:
+                        if dense:
+                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    else:
+                        if dense:
+                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                        else:
+                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    own_counts[a] = size
+                    th = fastrec_omp_thread_num()
+                    for t in range(size):
+                        partners[th * n + dst_ids[t]] += 1
+                    if not count_only and dst_scores == cand_scores:
+                        start = own_slots[a]
+                        for t in range(size):
+                            own_scores[start + t] = cand_scores[t]
+                            own_ids[start + t] = cand_ids[t]
+            finally:
+                free(acc)
+                free(touched)
+                free(bits)
+                free(cand_scores)
+                free(cand_ids)
+        for row in range(n):
+            total = 0
+            for th in range(teams):
+                total = total + partners[th * n + row]
+            handed_counts[row] = total
+    finally:
+        free(partners)
+
+
+cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
+                                   double lo, Py_ssize_t n_buckets, value_t* tmp_s,
+                                   index_t* tmp_ids, uint32_t* bucket,
+                                   uint32_t* starts) noexcept nogil:
+    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order.
+
+    Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
+    (a power of two, at least 4m when m is the longest row).  A stable counting pass on
+    the score's position between hi and lo into tmp (higher scores first; the map is
+    monotone, so an earlier bucket holds strictly higher scores and equal scores share
+    one, in id order), then a stable insertion pass by score alone from tmp back into
+    the row, which leaves equal scores in id order.  Too many moves (a crowded bucket)
+    hand the row to rank_sort, which compares ids too.
+    """
+    cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
+    cdef value_t v
+    cdef index_t w
+    cdef double scale
+    cdef uint32_t k, top
+    if m < 2:
+        return
+    if m < SMALL_ROW:
+        memcpy(tmp_s, s, m * sizeof(value_t))
+        memcpy(tmp_ids, ids, m * sizeof(index_t))
+    else:
+        while n_buckets > 2 and n_buckets >= 4 * m:
+            n_buckets = n_buckets // 2
+        top = <uint32_t>(n_buckets - 1)
+        scale = (n_buckets - 1) / (hi - lo) if hi > lo else 0.0
+        if not (scale < INFINITY):  # hi - lo underflowed
+            scale = 0.0
+        memset(starts, 0, (n_buckets + 1) * sizeof(uint32_t))
+        for i in range(m):
+            k = <uint32_t>((hi - <double>s[i]) * scale)
+            k = k if k < top else top
+            bucket[i] = k
+            starts[k + 1] += 1
+        for i in range(n_buckets):
+            starts[i + 1] += starts[i]
+        for i in range(m):
+            k = bucket[i]
+            tmp_s[starts[k]] = s[i]
+            tmp_ids[starts[k]] = ids[i]
+            starts[k] += 1
+    s[0] = tmp_s[0]
+    ids[0] = tmp_ids[0]
+    for i in range(1, m):
+        v = tmp_s[i]
+        w = tmp_ids[i]
+        j = i - 1
+        if v > s[j]:  # rare once bucketed: move it up past the lower scores
+            while j >= 0 and v > s[j]:
+                s[j + 1] = s[j]
+                ids[j + 1] = ids[j]
+                j -= 1
+            moves += i - 1 - j
+            if moves > budget:
+                s[j + 1] = v
+                ids[j + 1] = w
+                memcpy(&s[i + 1], &tmp_s[i + 1], (m - i - 1) * sizeof(value_t))
+                memcpy(&ids[i + 1], &tmp_ids[i + 1], (m - i - 1) * sizeof(index_t))
+                rank_sort(s, ids, m)
+                return
+        s[j + 1] = v
+        ids[j + 1] = w
+
+
+def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
+                const int64_t[::1] handed_counts, const index_t[::1] own_ids,
+                const value_t[::1] own_scores, int64_t[::1] out_indptr, index_t[::1] out_ids,
+                value_t[::1] out_scores, int num_threads):
+    """The CSR of every pair from ``similarity_lower``'s own entries, rows sorted.
+
+    Contract: ``own_*`` and ``handed_counts`` as similarity_lower leaves them;
+    ``out_indptr`` has n + 1 entries and gets the row starts; ``out_ids`` /
+    ``out_scores`` hold twice the own entries.  Each row is stored by score descending,
+    ties to the lower id; the result does not depend on ``num_threads``.
+
+    Rows are filled a band at a time (up to 1 MB of output): a band's rows get
+    their own entries, then the entries every later row hands them, in row order, and
+    are sorted while still in cache; the scattered writes stay within the band's pages.
+    """
+    cdef Py_ssize_t n = own_counts.shape[0]
+    cdef Py_ssize_t a, b, t, p, end, start, dst, m
+    cdef Py_ssize_t n_bands, band, first, last, row, n_buckets = 2
+    cdef int64_t total = 0, offset, band_bytes
+    cdef Py_ssize_t* bands
+    cdef Py_ssize_t* cursor
+    cdef Py_ssize_t* read_at
+    cdef double* row_hi
+    cdef double* row_lo
+    cdef double hi, lo
+    cdef value_t* tmp_s
+    cdef index_t* tmp_ids
+    cdef uint32_t* starts
+    cdef uint32_t* bucket
+    cdef value_t v
+    if (own_slots.shape[0] != n + 1 or out_indptr.shape[0] != n + 1
+            or handed_counts.shape[0] != n):
+        raise ValueError("mirror_rows: own_slots and out_indptr need n + 1 entries, handed_counts n")
+    for a in range(n):
+        total += own_counts[a]
+    if out_ids.shape[0] != 2 * total or out_scores.shape[0] != 2 * total:
+        raise ValueError("mirror_rows: out_ids and out_scores must hold twice the own entries")
+    out_indptr[0] = 0
+    if n == 0:
+        return
+    while n_buckets < 4 * n:
+        n_buckets = 2 * n_buckets
+    bands = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+    cursor = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+    row_hi = <double*>malloc(n * sizeof(double))
+    row_lo = <double*>malloc(n * sizeof(double))
+    if bands == NULL or cursor == NULL or row_hi == NULL or row_lo == NULL:
+        free(bands)
+        free(cursor)
+        free(row_hi)
+        free(row_lo)
+        raise MemoryError("mirror_rows: cannot allocate the row cursors")
+    try:
+        # row starts, and bands of rows with about band_bytes of output each: a few
+        # bands per thread (dynamic schedule), as large as that allows up to BAND_BYTES
+        band_bytes = 2 * total * (sizeof(value_t) + sizeof(index_t)) // (4 * max(num_threads, 1))
+        band_bytes = max(BAND_MIN_BYTES, min(<int64_t>BAND_BYTES, band_bytes))
+        offset = 0
+        n_bands = 0
+        bands[0] = 0
+        for b in range(n):
+            out_indptr[b] = offset
+            offset = offset + own_counts[b] + handed_counts[b]
+            if (offset - out_indptr[bands[n_bands]]) * (sizeof(value_t) + sizeof(index_t)) >= band_bytes:
+                n_bands += 1
+                bands[n_bands] = b + 1
+        out_indptr[n] = offset
+        if offset != 2 * total:
+            raise ValueError("mirror_rows: handed_counts do not add up to the own entries")
+        if bands[n_bands] < n:
+            n_bands += 1
+            bands[n_bands] = n
+        with nogil, parallel(num_threads=num_threads):
+            tmp_s = <value_t*>malloc(n * sizeof(value_t))
+            tmp_ids = <index_t*>malloc(n * sizeof(index_t))
+            starts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
+            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))
+            # where this thread reads each row's own entries next: a thread's bands come
+            # in increasing order (dynamic schedule), so it only moves forward
+            read_at = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
+            try:
+                if (tmp_s == NULL or tmp_ids == NULL or starts == NULL or bucket == NULL
+                        or read_at == NULL):
+                    with gil:
+                        raise MemoryError("mirror_rows: cannot allocate per-thread scratch")
+                for row in range(n):
+                    read_at[row] = own_slots[row]
+                for band in prange(n_bands, schedule="dynamic", chunksize=1):
+                    first = bands[band]
+                    last = bands[band + 1]
+                    for b in range(first, last):  # own entries: the ids below b, in order
+                        start = own_slots[b]
+                        dst = out_indptr[b]
+                        hi = -INFINITY
+                        lo = INFINITY
+                        for t in range(own_counts[b]):
+                            v = own_scores[start + t]
+                            out_scores[dst + t] = v
+                            out_ids[dst + t] = own_ids[start + t]
+                            hi = v if v > hi else hi
+                            lo = v if v < lo else lo
+                        cursor[b] = dst + own_counts[b]
+                        row_hi[b] = hi
+                        row_lo[b] = lo
+                    for a in range(first + 1, n):  # what later rows hand to the band
+                        p = read_at[a]
+                        end = own_slots[a] + own_counts[a]
+                        while p < end and own_ids[p] < first:
+                            p = p + 1
+                        while p < end and own_ids[p] < last:
+                            b = own_ids[p]
+                            v = own_scores[p]
+                            dst = cursor[b]
+                            out_ids[dst] = <index_t>a
+                            out_scores[dst] = v
+                            cursor[b] = dst + 1
+                            row_hi[b] = v if v > row_hi[b] else row_hi[b]
+                            row_lo[b] = v if v < row_lo[b] else row_lo[b]
+                            p = p + 1
+                        read_at[a] = p
+                    for b in range(first, last):
+                        start = out_indptr[b]
+                        m = out_indptr[b + 1] - start
+                        _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
+                                          row_lo[b], n_buckets, tmp_s, tmp_ids, bucket, starts)
+            finally:
+                free(tmp_s)
+                free(tmp_ids)
+                free(starts)
+                free(bucket)
+                free(read_at)
+    finally:
+        free(bands)
+        free(cursor)
+        free(row_hi)
+        free(row_lo)
