@@ -22,6 +22,7 @@ from libc.string cimport memcpy, memset
 
 from fastrec._kernels._heap cimport index_t, rank_before, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
+from fastrec._kernels._prefetch cimport fastrec_prefetch
 
 cdef enum:  # measure codes, exported by name in MEASURES
     DOT = 0              # sum x_a x_b (rows pre-scaled by the wrapper for cosine)
@@ -48,17 +49,11 @@ MIRROR_MODES = {"none": MIRROR_NONE, "top": MIRROR_TOP}
 cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
-    #define fastrec_prefetch(p) __builtin_prefetch(p)
-    #else
-    #define fastrec_prefetch(p) ((void)0)
-    #endif
-    #if defined(__GNUC__) || defined(__clang__)
     #define fastrec_ctz64(x) __builtin_ctzll(x)
     #else
     static int fastrec_ctz64(unsigned long long x) { int i = 0; while (!(x & 1)) { x >>= 1; i++; } return i; }
     #endif
     """
-    void fastrec_prefetch(const void* p) noexcept nogil
     int fastrec_ctz64(uint64_t x) noexcept nogil
 
 cdef enum:
