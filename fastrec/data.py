@@ -119,6 +119,13 @@ class Interactions:
     def __setattr__(self, name, value):
         raise AttributeError("Interactions is immutable; use the with_* methods to derive a new one")
 
+    def __reduce__(self):
+        """Pickling (joblib, multiprocessing, deepcopy): rebuilt by the private constructor,
+        as the immutable slots cannot be set back one by one."""
+        return (_rebuild, (self._csr, self._users, self._items, dict(
+            timestamps=self._timestamps, implicit=self._implicit, item_features=self._item_features,
+            feature_names=self._feature_names, item_titles=self._item_titles, rating_scale=self._rating_scale)))
+
     # ------------------------------------------------------------------ builders
     @classmethod
     def from_arrays(cls, users, items, ratings=None, timestamps=None, *, duplicates="error",
@@ -525,3 +532,8 @@ def as_interactions(data, name="data"):
     raise TypeError(
         f"{name} must be a fastrec.Interactions or a scipy.sparse matrix, got {type(data).__name__}"
     )
+
+
+def _rebuild(csr, user_map, item_map, fields):
+    """``Interactions.__reduce__``'s constructor call."""
+    return Interactions(csr, user_map, item_map, **fields)

@@ -127,6 +127,24 @@ def test_inputs_not_modified_and_result_immutable():
         data.n_users = 4
 
 
+def test_pickle_and_deepcopy_round_trip():
+    import copy
+    import pickle
+
+    data = fastrec.datasets.synthetic(30, 20, 200, seed=0)
+    for twin in (pickle.loads(pickle.dumps(data)), copy.deepcopy(data)):
+        assert (twin.csr != data.csr).nnz == 0
+        np.testing.assert_array_equal(twin.user_ids, data.user_ids)
+        np.testing.assert_array_equal(twin.timestamps, data.timestamps)
+        assert (twin.item_features != data.item_features).nnz == 0
+        assert twin.rating_scale == data.rating_scale and twin.is_implicit == data.is_implicit
+        with pytest.raises(ValueError, match="read-only"):
+            twin.values[0] = 5.0
+    model = fastrec.ItemKNN(k=5).fit(data)  # a fitted model holds its Interactions
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.recommend(data.user_ids[:5])[0], model.recommend(data.user_ids[:5])[0])
+
+
 def test_dtype_policy():
     assert Interactions.from_arrays([1], [1], np.array([3], dtype=np.int8)).values.dtype == np.float64
     assert Interactions.from_arrays([1], [1], np.array([3], dtype=np.float32)).values.dtype == np.float32

@@ -304,8 +304,8 @@ class Blend(Recommender):
             # a content-scored item's blended score is the weighted mean (weights sum to 1)
             # of its neighbours': so are its vector and, per user, its bonus
             items[self.content_items_] = self.content_weights_.T @ items
-        plan = _PruningPlan(members, [(j, users_of) for j, (_, users_of, _) in linear],
-                            [score_moments(b) for b in blocks], InnerProductIndex(items.astype(dtype)))
+        plan = _PruningPlan(members, [j for j, _ in linear], [score_moments(b) for b in blocks],
+                            InnerProductIndex(items.astype(dtype)))
         probe = plan.index.probe_rows(self.interactions_.n_users)
         return plan if plan.index.pruning_pays(self._plan_users(plan, probe)[0]) else None
 
@@ -315,8 +315,8 @@ class Blend(Recommender):
         from fastrec.mips import row_moments
 
         parts, offset = [], np.zeros(rows.size)
-        for (j, users_of), moments in zip(plan.linear, plan.moments, strict=True):
-            users = np.asarray(users_of(rows), dtype=np.float64)
+        for j, moments in zip(plan.linear, plan.moments, strict=True):
+            users = np.asarray(plan.members[j]._linear_scoring()[1](rows), dtype=np.float64)
             factor = np.full(rows.size, float(self.weights_[j]))
             if self.normalize == "zscore":
                 mean, spread = row_moments(users, moments)
@@ -560,9 +560,9 @@ def _dense_scores(model, u):
 
 @dataclasses.dataclass
 class _PruningPlan:
-    """What the blend's pruned search needs: the members, the linear ones' positions and
-    user-vector functions, each one's score moments, and the search over their item
-    vectors side by side."""
+    """What the blend's pruned search needs: the members, the linear ones' positions,
+    each one's score moments, and the search over their item vectors side by side
+    (picklable: the member's user-vector function is asked for at each use)."""
 
     members: list
     linear: list

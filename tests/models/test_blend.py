@@ -435,3 +435,19 @@ def test_linear_scoring_gives_the_dense_scores(seed):
         u = np.arange(data.n_users)
         np.testing.assert_allclose(users(u) @ np.asarray(items()).T, model._score_users(u), rtol=1e-6, atol=1e-6)
         assert model._linear_scoring()[0] is key  # stable until refit
+
+
+def test_a_blend_pickles_after_its_pruned_search_is_cached(seed, monkeypatch):
+    import pickle
+
+    monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)
+    data = fastrec.datasets.synthetic(100, 80, 1_500, kind="implicit", seed=seed)
+    members = [fastrec.MatrixFactorization(24, 3, loss="bpr", random_state=0), fastrec.Popularity(),
+               fastrec.ItemKNN(k=5)]
+    blend = fastrec.Blend(members, weights=[0.5, 0.2, 0.3]).fit(data)
+    ids, scores = blend.recommend(data.user_ids[:10], n=5)
+    assert blend._pruning_plan() is not None
+    copy = pickle.loads(pickle.dumps(blend))
+    again = copy.recommend(data.user_ids[:10], n=5)
+    np.testing.assert_array_equal(again[0], ids)
+    np.testing.assert_array_equal(again[1], scores)
