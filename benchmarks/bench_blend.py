@@ -129,8 +129,8 @@ def test_implicit_als_recommend_all(benchmark, clicks):
     import scipy.sparse as sp
 
     user_items = sp.csr_matrix(clicks.csr, dtype=np.float32, copy=True)
-    model = implicit.cpu.als.AlternatingLeastSquares(factors=64, iterations=2, num_threads=2, random_state=0)
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(1, "blas"):  # as implicit advises (it warns at construction otherwise)
+        model = implicit.cpu.als.AlternatingLeastSquares(factors=64, iterations=2, num_threads=2, random_state=0)
         model.fit(user_items, show_progress=False)
     users = np.arange(clicks.n_users)
     benchmark.pedantic(model.recommend, args=(users, user_items), kwargs={"N": 10}, rounds=3)
