@@ -133,6 +133,10 @@ class InnerProductIndex:
             raise ValueError("users contain NaN or infinite values")
         rows, n = users.shape[0], self.n_items
         k = int(k)
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        if dense_mask is not None and np.shape(dense_mask) not in ((1, n), (rows, n)):
+            raise ValueError(f"dense_mask must have shape (1, {n}) or ({rows}, {n}), got {np.shape(dense_mask)}")
         ids = np.full((rows, k), -1, dtype=np.int64)
         scores = np.full((rows, k), -np.inf, dtype=self.dtype)
         if rows == 0 or k == 0 or n == 0:
@@ -144,14 +148,12 @@ class InnerProductIndex:
         is_warm[warm] = 1
         if dense_mask is None:
             dense_mask = np.zeros((1, n), dtype=np.uint8)
-        seen_indptr, seen_indices = _pattern(seen, rows)
-        bonus_indptr, bonus_indices = _pattern(None if bonus is None else bonus[:2], rows)
+        seen_indptr, seen_indices = _pattern(seen, rows, n, "seen")
         if bonus is None:
+            bonus_indptr, bonus_indices = _pattern(None, rows, n, "bonus")
             bonus_values, bonus_lengths = np.zeros(1), np.zeros(rows, dtype=np.int64)
         else:
-            bonus_values = _padded(np.ascontiguousarray(bonus[2], dtype=np.float64))
-            bonus_lengths = (np.diff(bonus_indptr) if len(bonus) < 4
-                             else np.ascontiguousarray(bonus[3], dtype=np.int64))
+            bonus_indptr, bonus_indices, bonus_values, bonus_lengths = _bonus(bonus, rows, n)
         n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm,
                               np.ascontiguousarray(dense_mask, dtype=np.uint8), seen_indptr, seen_indices,
                               bonus_indptr, bonus_lengths, bonus_indices, bonus_values, ids, scores,
@@ -159,13 +161,37 @@ class InnerProductIndex:
         return ids, scores, int(n_exact)
 
 
-def _pattern(pattern, rows):
-    """A CSR ``(indptr, indices)`` as int64 arrays; None: every row empty."""
+def _pattern(pattern, rows, n, name, lengths=None):
+    """A CSR ``(indptr, indices)`` over ``rows`` rows and ``n`` columns as int64 arrays,
+    checked (the kernel indexes memory with them); None: every row empty.  With
+    ``lengths``, row r uses only the first ``lengths[r]`` entries of its room."""
     if pattern is None:
         return np.zeros(rows + 1, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    indptr, indices = pattern
-    return (np.ascontiguousarray(indptr, dtype=np.int64),
-            _padded(np.ascontiguousarray(indices, dtype=np.int64)))
+    indptr, indices = (np.ascontiguousarray(a, dtype=np.int64) for a in pattern)
+    if (indptr.shape != (rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > indices.size):
+        raise ValueError(f"{name}: indptr must be {rows + 1} non-decreasing offsets from 0 into the indices")
+    used = indices[:indptr[-1]]
+    if lengths is not None:  # only the used start of each row's room
+        used = indices[np.repeat(indptr[:-1] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())]
+    if used.size and (used.min() < 0 or used.max() >= n):
+        raise ValueError(f"{name}: indices must be item positions in [0, {n})")
+    return indptr, _padded(indices)
+
+
+def _bonus(bonus, rows, n):
+    """``InnerProductIndex.topk``'s bonus as checked kernel arrays: (indptr, indices,
+    values, lengths)."""
+    indptr = np.ascontiguousarray(bonus[0], dtype=np.int64)
+    lengths = (np.diff(indptr) if len(bonus) < 4 else np.ascontiguousarray(bonus[3], dtype=np.int64))
+    if lengths.shape != (rows,) or indptr.shape != (rows + 1,) or np.any(lengths < 0) or np.any(
+            lengths > np.diff(indptr)):
+        raise ValueError("bonus lengths must be one per row, within each row's room")
+    indptr, indices = _pattern(bonus[:2], rows, n, "bonus", lengths)
+    values = np.ascontiguousarray(bonus[2], dtype=np.float64)
+    if values.shape[0] < indptr[-1]:
+        raise ValueError("bonus values must be one per index")
+    return indptr, indices, _padded(values), lengths
 
 
 def _padded(values):

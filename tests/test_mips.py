@@ -227,6 +227,21 @@ def test_inputs_are_not_modified_and_bad_input_raises():
         InnerProductIndex(items).topk(users[:, :5], 3)
     with pytest.raises(ValueError, match="NaN or infinite"):
         InnerProductIndex(items).topk(np.full((2, 12), np.inf, dtype=np.float32), 3)
+    index = InnerProductIndex(items)
+    with pytest.raises(ValueError, match="dense_mask"):
+        index.topk(users, 3, dense_mask=np.zeros((2, 50), dtype=np.uint8))
+    with pytest.raises(ValueError, match="seen: indptr"):
+        index.topk(users, 3, seen=(np.array([0, 5]), np.arange(5)))
+    with pytest.raises(ValueError, match="seen: indices"):
+        index.topk(users, 3, seen=(np.r_[0, np.full(10, 1)], np.array([50])))
+    with pytest.raises(ValueError, match="bonus: indices"):
+        index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([-1]), np.ones(1)))
+    with pytest.raises(ValueError, match="bonus values"):
+        index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([1]), np.zeros(0)))
+    with pytest.raises(ValueError, match="bonus lengths"):
+        index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([1]), np.ones(1), np.full(10, 2)))
+    with pytest.raises(ValueError, match="k must"):
+        index.topk(users, -1)
 
 
 def test_pruning_pays_only_where_the_bounds_prune():
