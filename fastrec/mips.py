@@ -91,6 +91,17 @@ class InnerProductIndex:
         _, _, n_exact = self.topk(users, k)
         return n_exact <= MAX_EXACT_SHARE * max(len(users), 1) * self.n_items
 
+    def _warm_items(self, count):
+        """The ``count`` items scored first and their (n_items,) uint8 marks, cached per
+        count (read-only: the kernel only reads them)."""
+        cache = self.__dict__.setdefault("_warm_cache", {})
+        if count not in cache:
+            marks = np.zeros(self.n_items, dtype=np.uint8)
+            marks[self.prior_order[:count]] = 1
+            marks.flags.writeable = False
+            cache[count] = (self.prior_order[:count], marks)
+        return cache[count]
+
     @property
     def n_items(self):
         return self.items.shape[0]
@@ -143,11 +154,9 @@ class InnerProductIndex:
             return ids, scores, 0
         with limit_blas_threads(num_threads):
             bounds, slack = self.bounds(users)
-        warm = self.prior_order[:min(n, max(2 * k, MIN_WARM))]
-        is_warm = np.zeros(n, dtype=np.uint8)
-        is_warm[warm] = 1
+        warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
-            dense_mask = np.zeros((1, n), dtype=np.uint8)
+            dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
         seen_indptr, seen_indices = _pattern(seen, rows, n, "seen")
         if bonus is None:
             bonus_indptr, bonus_indices = _pattern(None, rows, n, "bonus")
