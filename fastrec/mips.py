@@ -180,12 +180,18 @@ def _pattern(pattern, rows, n, name, lengths=None):
     if (indptr.shape != (rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
             or indptr[-1] > indices.size):
         raise ValueError(f"{name}: indptr must be {rows + 1} non-decreasing offsets from 0 into the indices")
-    used = indices[:indptr[-1]]
-    if lengths is not None:  # only the used start of each row's room
-        used = indices[np.repeat(indptr[:-1] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())]
+    used = indices[:indptr[-1]] if lengths is None else indices[row_slots(indptr[:-1], lengths)]
     if used.size and (used.min() < 0 or used.max() >= n):
         raise ValueError(f"{name}: indices must be item positions in [0, {n})")
     return indptr, _padded(indices)
+
+
+def row_slots(starts, lengths):
+    """Positions ``starts[r], ..., starts[r] + lengths[r] - 1`` of every row, concatenated
+    (the used entries of CSR rows that fill only the start of their room)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    before = np.cumsum(lengths) - lengths
+    return np.repeat(np.asarray(starts, dtype=np.int64) - before, lengths) + np.arange(int(lengths.sum()))
 
 
 def _bonus(bonus, rows, n):

@@ -6,14 +6,11 @@ from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, value_t
-from fastrec._kernels._prefetch cimport fastrec_prefetch
+from fastrec._kernels._product cimport product_row
 
 ctypedef fused block_t:
     float
     double
-
-cdef enum:
-    AHEAD = 4  # rows of T prefetched ahead of use
 
 cdef enum:  # normalisations, in fastrec.models.blend.NORMALIZATIONS order
     ZSCORE = 0
@@ -53,28 +50,40 @@ def row_stats(const block_t[:, ::1] block, int normalize, double[::1] scale, dou
             scale[r] = 1.0 / spread
 
 
-cdef Py_ssize_t _product_row(Py_ssize_t row, const value_t* x_data, const index_t* x_indices,
-                             const int64_t* x_indptr, const value_t* t_data, const index_t* t_indices,
-                             const int64_t* t_indptr, double* scratch, int64_t* seen,
-                             uint8_t* listed) noexcept nogil:
-    """Scatter row ``row`` of X @ T into ``scratch``, listing each touched column once in
-    ``seen`` (marked in ``listed``; ``seen`` needs room for n + 1); returns how many were
-    touched."""
-    cdef Py_ssize_t p, q, j, touched = 0, end = x_indptr[row + 1]
-    cdef double value
-    for p in range(x_indptr[row], end):
-        value = x_data[p]
-        if p + AHEAD < end:  # the rows of T are scattered: fetch one a few rows ahead
-            q = t_indptr[x_indices[p + AHEAD]]
-            fastrec_prefetch(&t_indices[q])
-            fastrec_prefetch(&t_data[q])
-        for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
-            j = t_indices[q]
-            seen[touched] = j  # kept only the first time: no branch to mispredict
-            touched = touched + 1 - listed[j]
-            listed[j] = 1
-            scratch[j] = scratch[j] + value * t_data[q]
-    return touched
+cdef struct RowScratch:
+    double* values    # a product row, zero outside the touched columns
+    int64_t* seen     # the touched columns (room for n + 1: see _product.pxd)
+    uint8_t* listed   # 1 where a column is in seen
+
+
+cdef RowScratch* _scratch_new(Py_ssize_t n) noexcept nogil:
+    """A thread's zeroed scratch for rows of n columns, or NULL when memory runs out."""
+    cdef RowScratch* work = <RowScratch*>calloc(1, sizeof(RowScratch))
+    if work == NULL:
+        return NULL
+    work.values = <double*>calloc(n, sizeof(double))
+    work.seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+    work.listed = <uint8_t*>calloc(n, sizeof(uint8_t))
+    if work.values == NULL or work.seen == NULL or work.listed == NULL:
+        _scratch_free(work)
+        return NULL
+    return work
+
+
+cdef void _scratch_free(RowScratch* work) noexcept nogil:
+    if work != NULL:
+        free(work.values)
+        free(work.seen)
+        free(work.listed)
+        free(work)
+
+
+cdef void _scratch_clear(RowScratch* work, Py_ssize_t touched) noexcept nogil:
+    """Zero the entries the last row touched, ready for the next."""
+    cdef Py_ssize_t p
+    for p in range(touched):
+        work.values[work.seen[p]] = 0.0
+        work.listed[work.seen[p]] = 0
 
 
 cdef void _touched_stats(const double* scratch, const int64_t* seen, Py_ssize_t touched,
@@ -123,43 +132,35 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
     (s - min) / (max - min), a constant row is only shifted.
     """
     cdef Py_ssize_t n_rows = rows.shape[0], n = block.shape[1]
-    cdef Py_ssize_t r, p, j, touched, row
+    cdef Py_ssize_t r, j, touched, row
     cdef double scale, shift
-    cdef double* scratch
-    cdef int64_t* seen
-    cdef uint8_t* listed
+    cdef RowScratch* work
     if n_rows == 0 or n == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        scratch = <double*>calloc(n, sizeof(double))
-        seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))  # + 1: _product_row's spare write
-        listed = <uint8_t*>calloc(n, sizeof(uint8_t))
+        work = _scratch_new(n)
         try:
-            if scratch == NULL or seen == NULL or listed == NULL:
+            if work == NULL:
                 with gil:
                     raise MemoryError("add_normalized_product: cannot allocate per-thread scratch")
             for r in prange(n_rows, schedule="dynamic"):
                 row = rows[r]
                 if row < 0:
                     for j in range(n):
-                        scratch[j] = fallback[j]
-                        seen[j] = j
+                        work.values[j] = fallback[j]
+                        work.seen[j] = j
                     touched = n
                 else:
-                    touched = _product_row(row, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
-                                           &t_indices[0], &t_indptr[0], scratch, seen, listed)
-                _touched_stats(scratch, seen, touched, n, normalize, &scale, &shift)
+                    touched = product_row(row, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                          &t_indices[0], &t_indptr[0], work.values, work.seen, work.listed)
+                _touched_stats(work.values, work.seen, touched, n, normalize, &scale, &shift)
                 scale = weight * scale
                 shift = block_offset[r] - scale * shift
                 for j in range(n):
-                    block[r, j] = <block_t>(block_scale[r] * block[r, j] + scale * scratch[j] + shift)
-                for p in range(touched):
-                    scratch[seen[p]] = 0.0
-                    listed[seen[p]] = 0
+                    block[r, j] = <block_t>(block_scale[r] * block[r, j] + scale * work.values[j] + shift)
+                _scratch_clear(work, touched)
         finally:
-            free(scratch)
-            free(seen)
-            free(listed)
+            _scratch_free(work)
 
 
 def normalized_product_rows(const value_t[::1] x_data, const index_t[::1] x_indices,
@@ -182,35 +183,28 @@ def normalized_product_rows(const value_t[::1] x_data, const index_t[::1] x_indi
     cdef Py_ssize_t n_rows = rows.shape[0], n = max(n_columns, 1)
     cdef Py_ssize_t r, p, touched, start
     cdef double factor
-    cdef double* scratch
-    cdef int64_t* seen
-    cdef uint8_t* listed
+    cdef RowScratch* work
     if n_rows == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        scratch = <double*>calloc(n, sizeof(double))
-        seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))
-        listed = <uint8_t*>calloc(n, sizeof(uint8_t))
+        work = _scratch_new(n)
         try:
-            if scratch == NULL or seen == NULL or listed == NULL:
+            if work == NULL:
                 with gil:
                     raise MemoryError("normalized_product_rows: cannot allocate per-thread scratch")
             for r in prange(n_rows, schedule="dynamic"):
-                touched = _product_row(rows[r], &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
-                                       &t_indices[0], &t_indptr[0], scratch, seen, listed)
-                _touched_stats(scratch, seen, touched, n_columns, normalize, &scale[r], &shift[r])
+                touched = product_row(rows[r], &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                      &t_indices[0], &t_indptr[0], work.values, work.seen, work.listed)
+                _touched_stats(work.values, work.seen, touched, n_columns, normalize, &scale[r], &shift[r])
                 factor = row_factor[r] * scale[r]
                 start = out_indptr[r]
                 out_lengths[r] = touched
                 for p in range(touched):
-                    out_indices[start + p] = seen[p]
-                    out_values[start + p] = factor * scratch[seen[p]]
-                    scratch[seen[p]] = 0.0
-                    listed[seen[p]] = 0
+                    out_indices[start + p] = work.seen[p]
+                    out_values[start + p] = factor * work.values[work.seen[p]]
+                _scratch_clear(work, touched)
         finally:
-            free(scratch)
-            free(seen)
-            free(listed)
+            _scratch_free(work)
 
 
 def product_row_sizes(const index_t[::1] x_indices, const int64_t[::1] x_indptr,

@@ -15,10 +15,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, select_best, value_t
-from fastrec._kernels._prefetch cimport fastrec_prefetch
-
-cdef enum:
-    AHEAD = 4  # rows of T prefetched ahead of use
+from fastrec._kernels._product cimport product_row
 
 
 cdef extern from *:
@@ -179,10 +176,9 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     """
     cdef Py_ssize_t n_rows = rows.shape[0]
     cdef Py_ssize_t n = out_ids.shape[1]
-    cdef Py_ssize_t r, a, b, c, p, q, t, n_touched, size, kept
+    cdef Py_ssize_t r, a, b, p, t, n_touched, size, kept
     cdef bint has_excluded = excluded_indptr.shape[0] > 0
     cdef bint has_mask = column_mask.shape[0] > 0
-    cdef double w
     cdef double* acc
     cdef uint8_t* mark
     cdef int64_t* touched
@@ -204,20 +200,8 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 a = rows[r]
                 n_touched = 0
                 if a >= 0:
-                    for p in range(x_indptr[a], x_indptr[a + 1]):
-                        c = x_indices[p]
-                        w = x_data[p]
-                        if p + AHEAD < x_indptr[a + 1]:  # the rows of T are scattered
-                            q = t_indptr[x_indices[p + AHEAD]]
-                            fastrec_prefetch(&t_indices[q])
-                            fastrec_prefetch(&t_data[q])
-                        for q in range(t_indptr[c], t_indptr[c + 1]):
-                            b = t_indices[q]
-                            if mark[b] == 0:
-                                mark[b] = 1
-                                touched[n_touched] = b
-                                n_touched = n_touched + 1
-                            acc[b] += w * t_data[q]
+                    n_touched = product_row(a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                            &t_indices[0], &t_indptr[0], acc, touched, mark)
                 if has_excluded and a >= 0:
                     for p in range(excluded_indptr[a], excluded_indptr[a + 1]):
                         b = excluded[p]

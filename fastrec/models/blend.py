@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from fastrec._checks import check_choice, check_positive_int
 from fastrec._scratch import scratch
 from fastrec.data import as_interactions
-from fastrec.mips import InnerProductIndex
+from fastrec.mips import InnerProductIndex, row_slots
 from fastrec.models.base import Explanation, Recommender
 
 METHODS = ("linear", "rank", "rrf")
@@ -290,21 +290,21 @@ class Blend(Recommender):
         key = (self.weights_, getattr(self, "content_weights_", None)) + tuple(k for _, (k, _, _) in linear)
         cached = getattr(self, "_pruning_cache", None)
         if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key)):
-            cached = (key, self._build_pruning_plan(members, linear))
+            cached = (key, self._build_pruning_plan(linear))
             self._pruning_cache = cached
         return cached[1]
 
-    def _build_pruning_plan(self, members, linear):
+    def _build_pruning_plan(self, linear):
         from fastrec.mips import score_moments
 
         blocks = [np.asarray(items_of()) for _, (_, _, items_of) in linear]
         dtype = np.float32 if any(b.dtype == np.float32 for b in blocks) else np.float64
         items = np.hstack([b.astype(np.float64) for b in blocks])
-        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+        if self._has_content_items():
             # a content-scored item's blended score is the weighted mean (weights sum to 1)
             # of its neighbours': so are its vector and, per user, its bonus
             items[self.content_items_] = self.content_weights_.T @ items
-        plan = _PruningPlan(members, [j for j, _ in linear], [score_moments(b) for b in blocks],
+        plan = _PruningPlan([j for j, _ in linear], [score_moments(b) for b in blocks],
                             InnerProductIndex(items.astype(dtype)))
         probe = plan.index.probe_rows(self.interactions_.n_users)
         return plan if plan.index.pruning_pays(self._plan_users(plan, probe)[0]) else None
@@ -316,7 +316,7 @@ class Blend(Recommender):
 
         parts, offset = [], np.zeros(rows.size)
         for j, moments in zip(plan.linear, plan.moments, strict=True):
-            users = np.asarray(plan.members[j]._linear_scoring()[1](rows), dtype=np.float64)
+            users = np.asarray(self._members()[j]._linear_scoring()[1](rows), dtype=np.float64)
             factor = np.full(rows.size, float(self.weights_[j]))
             if self.normalize == "zscore":
                 mean, spread = row_moments(users, moments)
@@ -335,7 +335,7 @@ class Blend(Recommender):
         users, offset = self._plan_users(plan, rows)
         code = NORMALIZATIONS.index(self.normalize)
         bonuses = []
-        for w, m in zip(self.weights_, plan.members, strict=True):
+        for w, m in zip(self.weights_, self._members(), strict=True):
             if not _sparse_member(m):
                 continue
             left, right = m._sparse_factors()
@@ -352,7 +352,7 @@ class Blend(Recommender):
                                     indptr, lengths, indices, values, member_scale, member_shift, num_threads)
             offset -= w * member_scale * member_shift
             bonuses.append((indptr, indices, values, lengths))
-        content = getattr(self, "content_items_", None) is not None and self.content_items_.size
+        content = self._has_content_items()
         bonus = bonuses[0] if len(bonuses) == 1 and not content else _stack_rows(bonuses)
         if bonus is not None and content:
             indptr, indices, values = bonus
@@ -405,7 +405,7 @@ class Blend(Recommender):
 
     def _score_content_items(self, out):
         """Items without interactions take their content neighbours' blended scores."""
-        if getattr(self, "content_items_", None) is not None and self.content_items_.size:
+        if self._has_content_items():
             out[:, self.content_items_] = (self.content_weights_.T @ out.T).T
         return out
 
@@ -455,6 +455,10 @@ class Blend(Recommender):
                 if hasattr(model, "fold_in")}
 
     # ----------------------------------------------------------- cold items
+    def _has_content_items(self):
+        """Whether some items are scored through their content neighbours."""
+        return getattr(self, "content_items_", None) is not None and self.content_items_.size > 0
+
     def _content_items(self, i):
         """Which of the item indices ``i`` are scored through content neighbours."""
         items = getattr(self, "content_items_", None)
@@ -560,11 +564,10 @@ def _dense_scores(model, u):
 
 @dataclasses.dataclass
 class _PruningPlan:
-    """What the blend's pruned search needs: the members, the linear ones' positions,
-    each one's score moments, and the search over their item vectors side by side
-    (picklable: the member's user-vector function is asked for at each use)."""
+    """What the blend's pruned search needs: the linear members' positions, each one's
+    score moments, and the search over their item vectors side by side (picklable: the
+    member's user-vector function is asked for at each use)."""
 
-    members: list
     linear: list
     moments: list
     index: InnerProductIndex
@@ -583,18 +586,11 @@ def _stack_rows(patterns):
     values = np.empty(indptr[-1])
     before = np.zeros(lengths[0].size, dtype=np.int64)  # room taken by earlier patterns
     for own_indptr, own_indices, own_values, length in patterns:
-        into = np.repeat(indptr[:-1] + before, length) + _ranks_within(length)
-        taken = np.repeat(own_indptr[:-1], length) + _ranks_within(length)
+        into, taken = row_slots(indptr[:-1] + before, length), row_slots(own_indptr[:-1], length)
         indices[into] = own_indices[taken]
         values[into] = own_values[taken]
         before += length
     return indptr, indices, values
-
-
-def _ranks_within(lengths):
-    """0, 1, ..., lengths[r] - 1 for each row, concatenated."""
-    starts = np.cumsum(lengths) - lengths
-    return np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
 
 
 def _sparse_member(model):
