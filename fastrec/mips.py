@@ -14,6 +14,7 @@ user's current k-th best.  The answer is exact whatever the bounds' tightness: l
 bounds only cost time.  Twin: ``fastrec.reference.mips``.
 """
 import numpy as np
+import scipy.sparse as sp
 
 from fastrec._scratch import scratch
 from fastrec._threads import limit_blas_threads
@@ -27,6 +28,7 @@ MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
 # items); an untrained or isotropic model has no dominant axes and stays near 100%
 MAX_EXACT_SHARE = 0.012
 PROBE_SCORES = 2_000_000  # the pruning probe's budget of (user, item) pairs
+NORMALIZATIONS = ("zscore", "minmax", None)  # the kernels' codes, in this order
 
 
 def head_dims_for(dims):
@@ -124,18 +126,20 @@ class InnerProductIndex:
         slack = SLACK_ULPS * (head + 4) * np.finfo(self.dtype).eps * norms * self.largest_norm
         return bounds, slack
 
-    def topk(self, users, k, *, dense_mask=None, seen=None, bonus=None, num_threads=1):
+    def topk(self, users, k, *, dense_mask=None, seen=None, bonus=None, bonus_rows=None, offset=None,
+             num_threads=1):
         """The ``k`` best items of each user row: ``(ids, scores, n_exact)``.
 
         ``users`` (rows, dims) in the items' dtype; ``dense_mask`` None or uint8 (1 | rows,
         n_items), non-zero excluded; ``seen`` None or a CSR ``(indptr, indices)`` of excluded
-        items per row with sorted indices; ``bonus`` None or a CSR ``(indptr, indices,
-        values)`` added to the scores (any order, repeats summed), optionally with a fourth
-        array of row lengths when rows use only the start of their room.  Ranked by score
-        descending, ties to the lower id; padded with -1 / -inf.  ``n_exact`` counts the
-        exact scores computed (rows x n_items without pruning).
+        items per row with sorted indices; ``bonus`` added to the scores: None, a CSR
+        ``(indptr, indices, values)`` (any order, repeats summed), or a ``ProductBonus``
+        whose product row for each user row is ``bonus_rows`` (default: the row's number);
+        ``offset`` None or a constant per row, added to the returned scores (it cannot change
+        the ranking).  Ranked by score descending, ties to the lower id; padded with -1 / -inf.
+        ``n_exact`` counts the exact scores computed (rows x n_items without pruning).
         """
-        from fastrec._kernels.mips import pruned_topk
+        from fastrec._kernels.mips import pruned_topk, workspace_bytes
 
         users = np.ascontiguousarray(users, dtype=self.dtype)
         if users.ndim != 2 or users.shape[1] != self.items.shape[1]:
@@ -148,6 +152,12 @@ class InnerProductIndex:
             raise ValueError(f"k must be >= 0, got {k}")
         if dense_mask is not None and np.shape(dense_mask) not in ((1, n), (rows, n)):
             raise ValueError(f"dense_mask must have shape (1, {n}) or ({rows}, {n}), got {np.shape(dense_mask)}")
+        if bonus is not None and not isinstance(bonus, ProductBonus):
+            bonus, bonus_rows = ProductBonus.from_csr(bonus, rows, n), None
+        if bonus is not None and bonus.n_columns != n:
+            raise ValueError(f"bonus must have {n} columns, got {bonus.n_columns}")
+        bonus_rows = _bonus_rows(bonus, bonus_rows, rows)
+        seen_indptr, seen_indices = _pattern(seen, rows, n, "seen")
         ids = np.full((rows, k), -1, dtype=np.int64)
         scores = np.full((rows, k), -np.inf, dtype=self.dtype)
         if rows == 0 or k == 0 or n == 0:
@@ -157,56 +167,136 @@ class InnerProductIndex:
         warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
-        seen_indptr, seen_indices = _pattern(seen, rows, n, "seen")
-        if bonus is None:
-            bonus_indptr, bonus_indices = _pattern(None, rows, n, "bonus")
-            bonus_values, bonus_lengths = np.zeros(1), np.zeros(rows, dtype=np.int64)
-        else:
-            bonus_indptr, bonus_indices, bonus_values, bonus_lengths = _bonus(bonus, rows, n)
+        terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
+        shift = np.empty(rows)
+        workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)
         n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm,
                               np.ascontiguousarray(dense_mask, dtype=np.uint8), seen_indptr, seen_indices,
-                              bonus_indptr, bonus_lengths, bonus_indices, bonus_values, ids, scores,
+                              terms, bonus_rows, *means, ids, scores, shift, workspace.view(np.uint8),
                               int(num_threads))
+        if offset is not None:
+            shift -= np.asarray(offset, dtype=np.float64).reshape(rows)
+        if terms or offset is not None:
+            scores = (scores - shift[:, None]).astype(self.dtype)  # -inf padding stays
         return ids, scores, int(n_exact)
 
 
-def _pattern(pattern, rows, n, name, lengths=None):
+class ProductBonus:
+    """A bonus to ``InnerProductIndex.topk``'s scores, built per user row in the kernel:
+    ``sum_m weight_m * normalise_m(X_m[row] @ T_m)``, each product row normalised over all
+    ``n_columns`` columns (``"zscore"``, ``"minmax"`` or None), then optionally items
+    whose bonus is the weighted sum of other items' (``means``).
+
+    Parameters
+    ----------
+    n_columns : int
+        The index's number of items (every T's number of columns).
+    terms : list of ``(x, t, weight, normalize)``
+        Sparse matrices X (rows x m) and T (m x n_columns), any scipy format; cast to one
+        value dtype (float32 or float64) and one index dtype per term.
+    means : ``(items, weights)``, optional
+        ``weights`` (n_columns, len(items)) sparse: item ``items[c]``'s bonus is
+        ``weights[:, c] @ bonus`` (its own column of T should be empty); no mean item may
+        weigh in another's.
+
+    Every array is checked once, here (the kernel indexes memory with them).
+    """
+
+    NO_MEANS = (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1))
+
+    def __init__(self, n_columns, terms, *, means=None):
+        self.n_columns = int(n_columns)
+        self.terms = [self._term(x, t, weight, normalize) for x, t, weight, normalize in terms]
+        self.n_rows = self.terms[0][2].size - 1 if self.terms else None
+        if any(term[2].size - 1 != self.n_rows for term in self.terms):
+            raise ValueError("bonus terms must have the same number of rows")
+        self.means = self.NO_MEANS if means is None else self._means(*means)
+
+    @classmethod
+    def from_csr(cls, bonus, rows, n):
+        """A CSR ``(indptr, indices, values)`` bonus (rows x n) as one product term: the
+        identity times the bonus."""
+        indptr, indices, values = (np.asarray(a) for a in bonus)
+        indptr = indptr.astype(np.int64)
+        if indptr.shape != (rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0) or (
+                indptr[-1] > min(indices.size, values.size)):
+            raise ValueError(f"bonus: indptr must be {rows + 1} non-decreasing offsets from 0 into the indices")
+        end = indptr[-1]
+        matrix = sp.csr_array((np.asarray(values[:end], dtype=np.float64), indices[:end], indptr), shape=(rows, n))
+        return cls(n, [(sp.eye_array(rows, format="csr"), matrix, 1.0, None)])
+
+    def _term(self, x, t, weight, normalize):
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        x, t = sp.csr_array(x), sp.csr_array(t)
+        if x.shape[1] != t.shape[0] or t.shape[1] != self.n_columns:
+            raise ValueError(f"bonus term shapes {x.shape} @ {t.shape} do not give {self.n_columns} columns")
+        dtype = np.float32 if x.dtype == t.dtype == np.float32 else np.float64
+        index = np.int32 if max(x.shape[1], t.shape[1]) < 2**31 - 1 else np.int64
+        arrays = []
+        for matrix in (x, t):
+            data = np.ascontiguousarray(matrix.data, dtype=dtype)
+            indices = np.ascontiguousarray(matrix.indices, dtype=index)
+            indptr = np.ascontiguousarray(matrix.indptr, dtype=np.int64)
+            if not np.all(np.isfinite(data)):
+                raise ValueError("bonus terms contain NaN or infinite values")
+            _check_pattern(indptr, indices, matrix.shape[0], matrix.shape[1], "bonus term")
+            arrays += [_padded(data), _padded(indices), indptr]
+        weight = float(weight)
+        if not np.isfinite(weight):
+            raise ValueError(f"bonus weight must be finite, got {weight}")
+        return tuple(arrays) + (NORMALIZATIONS.index(normalize), weight)
+
+    def _means(self, items, weights):
+        items = np.ascontiguousarray(items, dtype=np.int64)
+        weights = sp.csc_array(weights)
+        if weights.shape != (self.n_columns, items.size):
+            raise ValueError(f"mean weights must have shape ({self.n_columns}, {items.size}), got {weights.shape}")
+        if items.size and (items.min() < 0 or items.max() >= self.n_columns or np.unique(items).size != items.size):
+            raise ValueError(f"mean items must be distinct item positions in [0, {self.n_columns})")
+        indptr, sources = weights.indptr.astype(np.int64), weights.indices.astype(np.int64)
+        if np.isin(sources[:indptr[-1]], items).any():
+            raise ValueError("a mean item cannot weigh in another mean item's bonus")
+        values = np.asarray(weights.data, dtype=np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("mean weights contain NaN or infinite values")
+        return _padded(items), indptr, _padded(sources), _padded(values)
+
+
+def _bonus_rows(bonus, bonus_rows, rows):
+    """Each user row's product row in ``bonus`` as int64 (checked), at least one long."""
+    if bonus is None or bonus_rows is None:
+        if bonus is not None and bonus.n_rows is not None and bonus.n_rows < rows:
+            raise ValueError(f"bonus has {bonus.n_rows} rows, fewer than the {rows} user rows")
+        return np.arange(max(rows, 1), dtype=np.int64)
+    bonus_rows = np.ascontiguousarray(bonus_rows, dtype=np.int64)
+    if bonus_rows.shape != (rows,):
+        raise ValueError(f"bonus_rows must have shape ({rows},), got {bonus_rows.shape}")
+    limit = bonus.n_rows if bonus.n_rows is not None else 0
+    if rows and bonus.terms and (bonus_rows.min() < 0 or bonus_rows.max() >= limit):
+        raise ValueError(f"bonus_rows must be rows of the bonus terms, in [0, {limit})")
+    return _padded(bonus_rows)
+
+
+def _pattern(pattern, rows, n, name):
     """A CSR ``(indptr, indices)`` over ``rows`` rows and ``n`` columns as int64 arrays,
-    checked (the kernel indexes memory with them); None: every row empty.  With
-    ``lengths``, row r uses only the first ``lengths[r]`` entries of its room."""
+    checked; None: every row empty."""
     if pattern is None:
         return np.zeros(rows + 1, dtype=np.int64), np.zeros(1, dtype=np.int64)
     indptr, indices = (np.ascontiguousarray(a, dtype=np.int64) for a in pattern)
-    if (indptr.shape != (rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
-            or indptr[-1] > indices.size):
-        raise ValueError(f"{name}: indptr must be {rows + 1} non-decreasing offsets from 0 into the indices")
-    used = indices[:indptr[-1]] if lengths is None else indices[row_slots(indptr[:-1], lengths)]
-    if used.size and (used.min() < 0 or used.max() >= n):
-        raise ValueError(f"{name}: indices must be item positions in [0, {n})")
+    _check_pattern(indptr, indices, rows, n, name)
     return indptr, _padded(indices)
 
 
-def row_slots(starts, lengths):
-    """Positions ``starts[r], ..., starts[r] + lengths[r] - 1`` of every row, concatenated
-    (the used entries of CSR rows that fill only the start of their room)."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    before = np.cumsum(lengths) - lengths
-    return np.repeat(np.asarray(starts, dtype=np.int64) - before, lengths) + np.arange(int(lengths.sum()))
-
-
-def _bonus(bonus, rows, n):
-    """``InnerProductIndex.topk``'s bonus as checked kernel arrays: (indptr, indices,
-    values, lengths)."""
-    indptr = np.ascontiguousarray(bonus[0], dtype=np.int64)
-    lengths = (np.diff(indptr) if len(bonus) < 4 else np.ascontiguousarray(bonus[3], dtype=np.int64))
-    if lengths.shape != (rows,) or indptr.shape != (rows + 1,) or np.any(lengths < 0) or np.any(
-            lengths > np.diff(indptr)):
-        raise ValueError("bonus lengths must be one per row, within each row's room")
-    indptr, indices = _pattern(bonus[:2], rows, n, "bonus", lengths)
-    values = np.ascontiguousarray(bonus[2], dtype=np.float64)
-    if values.shape[0] < indptr[-1]:
-        raise ValueError("bonus values must be one per index")
-    return indptr, indices, _padded(values), lengths
+def _check_pattern(indptr, indices, rows, n, name):
+    """Raise unless ``indptr`` holds ``rows + 1`` non-decreasing offsets from 0 into
+    ``indices`` and the indices it covers are in [0, n) (the kernel indexes memory with them)."""
+    if (indptr.shape != (rows + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > indices.size):
+        raise ValueError(f"{name}: indptr must be {rows + 1} non-decreasing offsets from 0 into the indices")
+    used = indices[:indptr[-1]]
+    if used.size and (used.min() < 0 or used.max() >= n):
+        raise ValueError(f"{name}: indices must be positions in [0, {n})")
 
 
 def _padded(values):

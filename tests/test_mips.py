@@ -120,23 +120,109 @@ def test_sparse_bonus(dtype):
     assert (got[0] != plain).any()
 
 
-def test_bonus_rows_may_use_part_of_their_room():
-    """With a fourth array of lengths, entries past a row's length are ignored."""
-    users, items = low_rank(10, 80, 12, np.float64, 19)
-    rng = np.random.default_rng(20)
-    indptr = np.arange(11) * 6
-    indices = rng.integers(0, 80, size=60)
-    values = rng.normal(scale=5.0, size=60)
-    lengths = rng.integers(0, 7, size=10)
-    used = np.arange(6)[None, :] < lengths[:, None]
-    trimmed = (np.r_[0, np.cumsum(lengths)], indices[used.ravel()], values[used.ravel()])
-    index = InnerProductIndex(items)
-    got = index.topk(users, 8, bonus=(indptr, indices, values, lengths))
-    want = index.topk(users, 8, bonus=trimmed)
+def product_terms(n_users, n_items, value_dtype, index_dtype, seed):
+    """An item-kNN-like term (history @ item neighbours) and a user-kNN-like one (user
+    neighbours @ ratings), with empty rows, and the items no term reaches."""
+    rng = np.random.default_rng(seed)
+
+    cold = np.array([3, 17, n_items - 1])
+    warm = np.ones(n_items)
+    warm[cold] = 0
+
+    def csr(rows, cols, density, positive=True, keep_columns=None):
+        matrix = sp.random_array((rows, cols), density=density, format="csr", rng=rng)
+        matrix.data = matrix.data if positive else matrix.data - 0.5
+        keep_rows = np.ones(rows)
+        keep_rows[rng.choice(rows, size=max(1, rows // 10), replace=False)] = 0  # empty rows
+        matrix = sp.diags_array(keep_rows) @ matrix
+        if keep_columns is not None:
+            matrix = matrix @ sp.diags_array(keep_columns)
+        matrix = sp.csr_array(matrix)
+        matrix.eliminate_zeros()
+        matrix.indices = matrix.indices.astype(index_dtype)
+        return matrix.astype(value_dtype)
+
+    ratings = csr(n_users, n_items, 0.08, keep_columns=warm)
+    neighbours = csr(n_items, n_items, 0.1, positive=False, keep_columns=warm)
+    return ratings, neighbours, csr(n_users, n_users, 0.1), cold
+
+
+@pytest.mark.parametrize("normalize", ["zscore", "minmax", None])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_product_bonus_equals_twin(normalize, value_dtype, index_dtype, num_threads):
+    """Two product terms (item- and user-kNN shaped), each normalised and weighted, items
+    scored as means of others' bonus, product rows given per user row (repeats, a
+    subset), a per-row offset: the twin's ranking and scores, in both orientations."""
+    from fastrec.mips import ProductBonus
+
+    users, items = low_rank(40, 120, 16, np.float64, 30)
+    ratings, neighbours, user_neighbours, cold = product_terms(50, 120, value_dtype, index_dtype, 31)
+    terms = [(ratings, neighbours, 0.7, normalize), (user_neighbours, ratings, 1.3, normalize)]
+    rng = np.random.default_rng(32)
+    weights = sp.random_array((120, cold.size), density=0.2, format="csc", rng=rng)
+    warm = np.ones(120)
+    warm[cold] = 0
+    weights = sp.csc_array(sp.diags_array(warm) @ weights)
+    weights.eliminate_zeros()
+    rows = rng.integers(0, 50, size=40)
+    offset = rng.normal(size=40)
+    bonus = ProductBonus(120, terms, means=(cold, weights))
+    got = InnerProductIndex(items).topk(users, 10, bonus=bonus, bonus_rows=rows, offset=offset,
+                                        num_threads=num_threads)[:2]
+    want = inner_product_topk(users, items, 10, terms=terms, means=(cold, weights), bonus_rows=rows, offset=offset)
     np.testing.assert_array_equal(got[0], want[0])
-    np.testing.assert_array_equal(got[1], want[1])
-    assert_same_topk(got[:2], inner_product_topk(users, items, 8, bonus=trimmed), users, items,
-                     _dense_bonus(trimmed, 10, 80))
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+    assert np.isin(cold, got[0]).any()  # the means lift some items no term reaches
+
+
+def test_product_bonus_is_the_csr_bonus_of_its_rows():
+    """One unnormalised term with weight 1 gives the same answer as its rows passed as a
+    CSR bonus; with 2 threads too."""
+    from fastrec.mips import ProductBonus
+
+    users, items = low_rank(30, 90, 12, np.float64, 33)
+    ratings, neighbours, _, _ = product_terms(30, 90, np.float64, np.int64, 34)
+    rows = (ratings @ neighbours).tocsr()
+    index = InnerProductIndex(items)
+    by_csr = index.topk(users, 6, bonus=(rows.indptr, rows.indices, rows.data))
+    by_product = index.topk(users, 6, bonus=ProductBonus(90, [(ratings, neighbours, 1.0, None)]), num_threads=2)
+    np.testing.assert_array_equal(by_csr[0], by_product[0])
+    np.testing.assert_allclose(by_csr[1], by_product[1], rtol=1e-12)
+
+
+def test_product_bonus_checks_its_input():
+    from fastrec.mips import ProductBonus
+
+    ratings, neighbours, _, cold = product_terms(20, 40, np.float64, np.int64, 35)
+    with pytest.raises(ValueError, match="do not give 40 columns"):
+        ProductBonus(40, [(ratings, neighbours[:30], 1.0, None)])
+    with pytest.raises(ValueError, match="normalize"):
+        ProductBonus(40, [(ratings, neighbours, 1.0, "rank")])
+    bad = neighbours.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ProductBonus(40, [(ratings, bad, 1.0, None)])
+    with pytest.raises(ValueError, match="weight must be finite"):
+        ProductBonus(40, [(ratings, neighbours, np.inf, None)])
+    with pytest.raises(ValueError, match="same number of rows"):
+        ProductBonus(40, [(ratings, neighbours, 1.0, None), (ratings[:10], neighbours, 1.0, None)])
+    with pytest.raises(ValueError, match="mean weights must have shape"):
+        ProductBonus(40, [], means=(cold, sp.csc_array((40, 2))))
+    with pytest.raises(ValueError, match="distinct item positions"):
+        ProductBonus(40, [], means=(np.array([1, 1]), sp.csc_array((40, 2))))
+    with pytest.raises(ValueError, match="another mean item"):
+        ProductBonus(40, [], means=(np.array([1, 2]), sp.csc_array(([1.0], ([2], [0])), shape=(40, 2))))
+    bonus = ProductBonus(40, [(ratings, neighbours, 1.0, "zscore")])
+    users, items = low_rank(5, 40, 12, np.float64, 36)
+    index = InnerProductIndex(items)
+    with pytest.raises(ValueError, match="bonus_rows must be rows"):
+        index.topk(users, 3, bonus=bonus, bonus_rows=np.array([0, 1, 2, 3, 20]))
+    with pytest.raises(ValueError, match="bonus_rows must have shape"):
+        index.topk(users, 3, bonus=bonus, bonus_rows=np.arange(4))
+    with pytest.raises(ValueError, match="bonus must have 50 columns"):
+        InnerProductIndex(low_rank(5, 50, 12, np.float64, 37)[1]).topk(users, 3, bonus=bonus)
 
 
 def _dense_bonus(bonus, rows, n):
@@ -189,7 +275,8 @@ def test_threads_give_identical_results():
 
 def test_int32_patterns_in_the_kernel():
     """The kernel takes int32 CSR patterns as well as int64 (the wrapper passes int64)."""
-    from fastrec._kernels.mips import pruned_topk
+    from fastrec._kernels.mips import pruned_topk, workspace_bytes
+    from fastrec.mips import ProductBonus
 
     users, items = low_rank(20, 100, 12, np.float64, 16)
     index = InnerProductIndex(items)
@@ -203,8 +290,8 @@ def test_int32_patterns_in_the_kernel():
         is_warm = np.zeros(100, dtype=np.uint8)
         is_warm[warm] = 1
         pruned_topk(bounds, users, index.items, slack, warm, is_warm, np.zeros((1, 100), dtype=np.uint8),
-                    seen[0].astype(dtype), seen[1].astype(dtype), np.zeros(21, dtype=dtype),
-                    np.zeros(20, dtype=dtype), np.zeros(1, dtype=dtype), np.zeros(1), ids, scores, 1)
+                    seen[0].astype(dtype), seen[1].astype(dtype), [], np.zeros(20, dtype=np.int64),
+                    *ProductBonus.NO_MEANS, ids, scores, np.empty(20), np.empty(workspace_bytes(100, 1), dtype=np.uint8), 1)
         results.append((ids, scores))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     want = inner_product_topk(users, items, 5, seen=seen)
@@ -234,12 +321,10 @@ def test_inputs_are_not_modified_and_bad_input_raises():
         index.topk(users, 3, seen=(np.array([0, 5]), np.arange(5)))
     with pytest.raises(ValueError, match="seen: indices"):
         index.topk(users, 3, seen=(np.r_[0, np.full(10, 1)], np.array([50])))
-    with pytest.raises(ValueError, match="bonus: indices"):
+    with pytest.raises(ValueError, match="bonus term: indices"):
         index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([-1]), np.ones(1)))
-    with pytest.raises(ValueError, match="bonus values"):
+    with pytest.raises(ValueError, match="bonus: indptr"):
         index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([1]), np.zeros(0)))
-    with pytest.raises(ValueError, match="bonus lengths"):
-        index.topk(users, 3, bonus=(np.r_[0, np.full(10, 1)], np.array([1]), np.ones(1), np.full(10, 2)))
     with pytest.raises(ValueError, match="k must"):
         index.topk(users, -1)
 

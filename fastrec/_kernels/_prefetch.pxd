@@ -8,3 +8,18 @@ cdef extern from *:
     #endif
     """
     void fastrec_prefetch(const void* p) noexcept nogil
+
+cdef enum:
+    CACHE_LINE = 64
+
+
+cdef inline void prefetch_span(const void* start, Py_ssize_t nbytes) noexcept nogil:
+    """Fetch every cache line of ``nbytes`` from ``start`` (a scattered row: the hardware
+    prefetcher sees only its first lines)."""
+    cdef const char* at = <const char*>start
+    cdef const char* stop = at + nbytes
+    while at < stop:
+        fastrec_prefetch(at)
+        at += CACHE_LINE
+    if nbytes > 0:
+        fastrec_prefetch(stop - 1)  # the last line when the span starts mid-line

@@ -1,33 +1,137 @@
-# One row of a sparse product X @ T scattered into dense scratch, shared by the kNN and
-# blend kernels.  ``listed`` must hold 0 or 1 during the scatter; ``seen`` needs room for
-# n + 1 (the branch-free listing writes one past the last touched column).
+# Rows of a sparse product X @ T scattered into dense per-thread scratch, with their
+# normalisation statistics: shared by the kNN, blend and pruned-search kernels.
+from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint8_t
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
 
 from fastrec._kernels._heap cimport index_t, value_t
-from fastrec._kernels._prefetch cimport fastrec_prefetch
+from fastrec._kernels._prefetch cimport prefetch_span
 
 cdef enum:
     PRODUCT_AHEAD = 4  # rows of T prefetched ahead of use
+
+cdef enum:  # normalisations, in fastrec.models.blend.NORMALIZATIONS order
+    ZSCORE = 0
+    MINMAX = 1
+    NONE = 2
+
+
+cdef struct RowScratch:
+    double* values    # a dense row, zero outside the listed columns
+    int64_t* seen     # the listed columns (room for n + 1: the branch-free listing)
+    uint8_t* listed   # 1 where a column is in seen
+
+
+cdef inline RowScratch* scratch_new(Py_ssize_t n) noexcept nogil:
+    """A thread's zeroed scratch for rows of n columns, or NULL when memory runs out."""
+    cdef RowScratch* work = <RowScratch*>calloc(1, sizeof(RowScratch))
+    if work == NULL:
+        return NULL
+    work.values = <double*>calloc(n + 1, sizeof(double))
+    work.seen = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+    work.listed = <uint8_t*>calloc(n + 1, sizeof(uint8_t))
+    if work.values == NULL or work.seen == NULL or work.listed == NULL:
+        scratch_free(work)
+        return NULL
+    return work
+
+
+cdef inline void scratch_free(RowScratch* work) noexcept nogil:
+    if work != NULL:
+        free(work.values)
+        free(work.seen)
+        free(work.listed)
+        free(work)
+
+
+cdef inline Py_ssize_t scratch_bytes(Py_ssize_t n) noexcept nogil:
+    """Bytes a RowScratch of n columns takes in a caller's buffer (``scratch_at``)."""
+    return 2 * (n + 1) * sizeof(double) + (n + 8) // 8 * 8
+
+
+cdef inline RowScratch scratch_at(char* base, Py_ssize_t n) noexcept nogil:
+    """A zeroed RowScratch of n columns laid out at ``base`` (8-byte aligned,
+    ``scratch_bytes(n)`` long, reused across calls: no allocation or first-touch page
+    faults).  Returned by value: assigned inside a parallel block, each thread's own."""
+    cdef RowScratch work
+    work.values = <double*>base
+    work.seen = <int64_t*>(base + (n + 1) * sizeof(double))
+    work.listed = <uint8_t*>(base + 2 * (n + 1) * sizeof(double))
+    memset(work.values, 0, (n + 1) * sizeof(double))
+    memset(work.listed, 0, n + 1)
+    return work
+
+
+cdef inline void scratch_clear(RowScratch* work, Py_ssize_t touched) noexcept nogil:
+    """Zero the entries of the ``touched`` listed columns, ready for the next row."""
+    cdef Py_ssize_t p
+    for p in range(touched):
+        work.values[work.seen[p]] = 0.0
+        work.listed[work.seen[p]] = 0
+
+
+cdef inline Py_ssize_t scratch_list(RowScratch* work, Py_ssize_t touched, int64_t j) noexcept nogil:
+    """List column j if it is not yet (no branch to mispredict); the new count."""
+    work.seen[touched] = j  # kept only the first time
+    touched = touched + 1 - work.listed[j]
+    work.listed[j] = 1
+    return touched
 
 
 cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const index_t* x_indices,
                                    const int64_t* x_indptr, const value_t* t_data,
                                    const index_t* t_indices, const int64_t* t_indptr,
-                                   double* scratch, int64_t* seen, uint8_t* listed) noexcept nogil:
-    """Add row ``row`` of X @ T into ``scratch``, listing each newly touched column in
-    ``seen`` (marked in ``listed``); returns how many columns it touched."""
+                                   RowScratch* work) noexcept nogil:
+    """Add row ``row`` of X @ T into ``work`` (listing must be empty: every ``listed`` 0),
+    listing each touched column; returns how many columns it touched."""
     cdef Py_ssize_t p, q, j, touched = 0, end = x_indptr[row + 1]
     cdef double value
+    cdef double* values = work.values
+    cdef int64_t* seen = work.seen
+    cdef uint8_t* listed = work.listed
     for p in range(x_indptr[row], end):
         value = x_data[p]
         if p + PRODUCT_AHEAD < end:  # the rows of T are scattered: fetch one a few rows ahead
             q = t_indptr[x_indices[p + PRODUCT_AHEAD]]
-            fastrec_prefetch(&t_indices[q])
-            fastrec_prefetch(&t_data[q])
+            j = t_indptr[x_indices[p + PRODUCT_AHEAD] + 1] - q
+            prefetch_span(&t_indices[q], j * sizeof(index_t))
+            prefetch_span(&t_data[q], j * sizeof(value_t))
         for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
             j = t_indices[q]
             seen[touched] = j  # kept only the first time: no branch to mispredict
             touched = touched + 1 - listed[j]
             listed[j] = 1
-            scratch[j] = scratch[j] + value * t_data[q]
+            values[j] = values[j] + value * t_data[q]
     return touched
+
+
+cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
+                               double* scale, double* shift) noexcept nogil:
+    """``(scale, shift)`` with normalised = (row - shift) * scale, of a row of n entries
+    whose unlisted ones are 0: zscore (1 / std, mean), minmax (1 / range, min), none
+    (1, 0); a constant row keeps scale 1."""
+    cdef Py_ssize_t p
+    cdef double value, total = 0.0, square = 0.0, mean, spread
+    cdef double low = 0.0 if touched < n else work.values[work.seen[0]]
+    cdef double high = low
+    for p in range(touched):
+        value = work.values[work.seen[p]]
+        total = total + value
+        square = square + value * value
+        if value < low:
+            low = value
+        if value > high:
+            high = value
+    scale[0] = 1.0
+    shift[0] = 0.0
+    if normalize == ZSCORE:
+        mean = total / n
+        spread = sqrt(max(square / n - mean * mean, 0.0))
+        shift[0] = mean
+        if spread > 0:
+            scale[0] = 1.0 / spread
+    elif normalize == MINMAX:
+        shift[0] = low
+        if high > low:
+            scale[0] = 1.0 / (high - low)

@@ -15,7 +15,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport calloc, free, malloc
 
 from fastrec._kernels._heap cimport index_t, select_best, value_t
-from fastrec._kernels._product cimport product_row
+from fastrec._kernels._product cimport RowScratch, product_row, scratch_free, scratch_new
 
 
 cdef extern from *:
@@ -179,21 +179,17 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef Py_ssize_t r, a, b, p, t, n_touched, size, kept
     cdef bint has_excluded = excluded_indptr.shape[0] > 0
     cdef bint has_mask = column_mask.shape[0] > 0
-    cdef double* acc
-    cdef uint8_t* mark
-    cdef int64_t* touched
+    cdef RowScratch* work  # the product row; ``listed`` is 1, or 2 once found excluded
     cdef value_t* cand_s
     cdef int64_t* cand_ids
     if n_rows == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        acc = <double*>calloc(n_cols + 1, sizeof(double))
-        mark = <uint8_t*>calloc(n_cols + 1, sizeof(uint8_t))
-        touched = <int64_t*>malloc((n_cols + 1) * sizeof(int64_t))
+        work = scratch_new(n_cols)
         cand_s = <value_t*>malloc((n_cols + 1) * sizeof(value_t))
         cand_ids = <int64_t*>malloc((n_cols + 1) * sizeof(int64_t))
         try:
-            if acc == NULL or mark == NULL or touched == NULL or cand_s == NULL or cand_ids == NULL:
+            if work == NULL or cand_s == NULL or cand_ids == NULL:
                 with gil:
                     raise MemoryError("product_topk: cannot allocate per-thread scratch")
             for r in prange(n_rows, schedule="dynamic", chunksize=16):
@@ -201,29 +197,27 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 n_touched = 0
                 if a >= 0:
                     n_touched = product_row(a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
-                                            &t_indices[0], &t_indptr[0], acc, touched, mark)
+                                            &t_indices[0], &t_indptr[0], work)
                 if has_excluded and a >= 0:
                     for p in range(excluded_indptr[a], excluded_indptr[a + 1]):
                         b = excluded[p]
-                        if mark[b] == 1:
-                            mark[b] = 2
+                        if work.listed[b] == 1:
+                            work.listed[b] = 2
                 size = 0
                 for t in range(n_touched):
-                    b = touched[t]
-                    if mark[b] == 1 and <value_t>acc[b] != 0 and not (has_mask and column_mask[b]):
-                        cand_s[size] = <value_t>acc[b]
+                    b = work.seen[t]
+                    if work.listed[b] == 1 and <value_t>work.values[b] != 0 and not (has_mask and column_mask[b]):
+                        cand_s[size] = <value_t>work.values[b]
                         cand_ids[size] = b
                         size = size + 1
-                    mark[b] = 0
-                    acc[b] = 0.0
+                    work.listed[b] = 0
+                    work.values[b] = 0.0
                 kept = select_best(cand_s, cand_ids, size, n, &out_scores[r, 0], &out_ids[r, 0]) if n > 0 else 0
                 for t in range(kept, n):
                     out_ids[r, t] = -1
                     out_scores[r, t] = -INFINITY
         finally:
-            free(acc)
-            free(mark)
-            free(touched)
+            scratch_free(work)
             free(cand_s)
             free(cand_ids)
 

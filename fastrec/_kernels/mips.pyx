@@ -7,13 +7,19 @@ bound's rounding.  The kernel computes an item's exact score, users[r] . items[j
 in double plus an optional sparse bonus, only where the bound reaches the row's
 current k-th best; the result is the exact top-k, ranked by score descending with
 ties to the lower id, whatever the bounds' tightness.
+
+The bonus is built per row in the kernel, in per-thread scratch: a sum of sparse
+product rows, each normalised over all columns and weighted (a blend's kNN members),
+then items scored as weighted means of others' bonus (a blend's content-scored items).
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, fabs
-from libc.stdint cimport int32_t, int64_t, uint8_t
-from libc.stdlib cimport calloc, free
+from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
+from libc.stdlib cimport free, malloc
 
 from fastrec._kernels._heap cimport heap_offer, heap_sort, value_t
+from fastrec._kernels._product cimport (RowScratch, product_row, scratch_at, scratch_bytes, scratch_clear,
+                                        scratch_list, touched_stats)
 
 ctypedef fused pattern_t:  # the excluded and bonus columns' CSR
     int32_t
@@ -57,6 +63,85 @@ cdef enum:
     SKIP_CHUNK = 32  # bounds tested together before any is looked at one by one
 
 
+cdef struct Term:  # one term of the bonus: weight * normalise(X[row] @ T), over every column
+    const void* x_data
+    const void* x_indices
+    const int64_t* x_indptr
+    const void* t_data
+    const void* t_indices
+    const int64_t* t_indptr
+    bint wide_values   # double values, else float
+    bint wide_indices  # int64 indices, else int32
+    int normalize      # _product.pxd's ZSCORE, MINMAX or NONE
+    double weight
+
+
+cdef Term _term(tuple arrays) except *:
+    """A Term over the arrays ``(x_data, x_indices, x_indptr, t_data, t_indices, t_indptr,
+    normalize, weight)``; the caller keeps them alive and consistent."""
+    cdef Term term
+    x_data, x_indices, x_indptr, t_data, t_indices, t_indptr, normalize, weight = arrays
+    term.x_data = <const void*><uintptr_t>x_data.ctypes.data
+    term.x_indices = <const void*><uintptr_t>x_indices.ctypes.data
+    term.x_indptr = <const int64_t*><uintptr_t>x_indptr.ctypes.data
+    term.t_data = <const void*><uintptr_t>t_data.ctypes.data
+    term.t_indices = <const void*><uintptr_t>t_indices.ctypes.data
+    term.t_indptr = <const int64_t*><uintptr_t>t_indptr.ctypes.data
+    term.wide_values = x_data.itemsize == 8
+    term.wide_indices = x_indices.itemsize == 8
+    term.normalize = normalize
+    term.weight = weight
+    return term
+
+
+cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work) noexcept nogil:
+    """Row ``row`` of the term's product into ``work``, through its dtypes' scatter."""
+    if term.wide_values and term.wide_indices:
+        return product_row(row, <const double*>term.x_data, <const int64_t*>term.x_indices, term.x_indptr,
+                           <const double*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work)
+    if term.wide_values:
+        return product_row(row, <const double*>term.x_data, <const int32_t*>term.x_indices, term.x_indptr,
+                           <const double*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work)
+    if term.wide_indices:
+        return product_row(row, <const float*>term.x_data, <const int64_t*>term.x_indices, term.x_indptr,
+                           <const float*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work)
+    return product_row(row, <const float*>term.x_data, <const int32_t*>term.x_indices, term.x_indptr,
+                       <const float*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work)
+
+
+cdef Py_ssize_t _row_bonus(const Term* terms, Py_ssize_t n_terms, Py_ssize_t row, Py_ssize_t n,
+                           const int64_t* mean_items, Py_ssize_t n_means, const int64_t* mean_indptr,
+                           const int64_t* mean_of, const double* mean_weights, RowScratch* term_row,
+                           RowScratch* bonus, double* shift) noexcept nogil:
+    """A row's bonus into ``bonus`` (listing its columns; returns how many): each term's
+    product row, normalised over n columns and weighted, summed in term order; then each
+    mean item's bonus, the weighted sum of its sources' (never mean items themselves).
+    ``shift`` receives the per-row constant the normalisations subtract (sum of
+    weight * scale * shift), which the bonus leaves out."""
+    cdef Py_ssize_t m, p, touched, listed = 0
+    cdef int64_t j
+    cdef double scale, centre, factor, value, total_shift = 0.0
+    for m in range(n_terms):
+        touched = _term_row(&terms[m], row, term_row)
+        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre)
+        factor = terms[m].weight * scale
+        total_shift = total_shift + factor * centre
+        for p in range(touched):
+            j = term_row.seen[p]
+            listed = scratch_list(bonus, listed, j)
+            bonus.values[j] = bonus.values[j] + factor * term_row.values[j]
+        scratch_clear(term_row, touched)
+    for m in range(n_means):
+        value = 0.0
+        for p in range(mean_indptr[m], mean_indptr[m + 1]):
+            value = value + mean_weights[p] * bonus.values[mean_of[p]]
+        j = mean_items[m]
+        listed = scratch_list(bonus, listed, j)
+        bonus.values[j] = bonus.values[j] + value
+    shift[0] = total_shift
+    return listed
+
+
 cdef inline double _dot(const value_t* a, const value_t* b, Py_ssize_t n) noexcept nogil:
     if value_t is float:
         return fastrec_dot_f(a, b, n)
@@ -85,21 +170,20 @@ cdef inline bint _in_sorted(const pattern_t* values, Py_ssize_t size, int64_t j)
 cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
                        const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
-                       Py_ssize_t n_seen, const pattern_t* bonus_at, const double* bonus_by,
-                       Py_ssize_t n_bonus, double* bonus, Py_ssize_t k, int64_t* out_ids,
-                       value_t* out_scores) noexcept nogil:
-    """One row of ``pruned_topk``; ``bonus`` is zeroed scratch of n doubles, left zeroed."""
+                       Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, Py_ssize_t k,
+                       int64_t* out_ids, value_t* out_scores) noexcept nogil:
+    """One row of ``pruned_topk``: ``bonus`` holds the row's bonus on its ``n_bonus``
+    listed columns (zero elsewhere, not read when there are none); it is cleared on return."""
     cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
     cdef int64_t exact = 0, item
     cdef double score, largest_bonus = 0.0
+    cdef double* extra = bonus.values
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
     for p in range(n_bonus):
-        bonus[bonus_at[p]] += bonus_by[p]
-    for p in range(n_bonus):
-        j = bonus_at[p]
-        if fabs(bonus[j]) > largest_bonus:
-            largest_bonus = fabs(bonus[j])
-        row[j] = <value_t>(row[j] + bonus_by[p])
+        j = bonus.seen[p]
+        if fabs(extra[j]) > largest_bonus:
+            largest_bonus = fabs(extra[j])
+        row[j] = <value_t>(row[j] + extra[j])
     # the bonus's own rounding in the bounds row: a few ulps of its size
     slack += 4.0 * largest_bonus * (1e-15 if value_t is double else 1.2e-7)
 
@@ -107,7 +191,9 @@ cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const va
         item = warm[q]
         if mask[item] or _in_sorted(seen, n_seen, item):
             continue
-        score = _dot(user, items + item * dims, dims) + bonus[item]
+        score = _dot(user, items + item * dims, dims)
+        if n_bonus:
+            score = score + extra[item]
         exact += 1
         if not (score > -INFINITY):  # NaN or -inf
             continue
@@ -132,7 +218,9 @@ cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const va
                 seen_pos += 1
             if seen_pos < n_seen and seen[seen_pos] == q:
                 continue
-            score = _dot(user, items + q * dims, dims) + bonus[q]
+            score = _dot(user, items + q * dims, dims)
+            if n_bonus:
+                score = score + extra[q]
             exact += 1
             if not (score > -INFINITY):
                 continue
@@ -145,50 +233,74 @@ cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const va
     for q in range(size, k):
         out_scores[q] = -INFINITY
         out_ids[q] = -1
-    for p in range(n_bonus):
-        bonus[bonus_at[p]] = 0.0
+    scratch_clear(bonus, n_bonus)
     return exact
 
 
 def pruned_topk(value_t[:, ::1] bounds, const value_t[:, ::1] users, const value_t[:, ::1] items,
                 const double[::1] slack, const int64_t[::1] warm, const uint8_t[::1] is_warm,
                 const uint8_t[:, ::1] dense_mask, const pattern_t[::1] seen_indptr,
-                const pattern_t[::1] seen_indices, const pattern_t[::1] bonus_indptr,
-                const pattern_t[::1] bonus_lengths, const pattern_t[::1] bonus_indices, const double[::1] bonus_values,
-                int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, int num_threads):
+                const pattern_t[::1] seen_indices, list terms, const int64_t[::1] term_rows,
+                const int64_t[::1] mean_items, const int64_t[::1] mean_indptr, const int64_t[::1] mean_of,
+                const double[::1] mean_weights, int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores,
+                double[::1] out_shift, uint8_t[::1] workspace, int num_threads):
     """Top-k of ``users @ items.T + bonus`` per row; returns how many exact scores it took.
 
     Contract (checked by ``fastrec.mips``): ``bounds`` (rows, n) are upper bounds of
     ``users @ items.T`` to within ``slack``; the kernel adds each row's bonus into its
     bounds row (the array is scratch).  ``warm`` lists items scored first, to raise the
     threshold early, and ``is_warm`` (n,) marks them.  ``dense_mask`` (1 or rows, n):
-    non-zero excludes the column; ``seen_*``: a CSR of excluded columns per row, sorted;
-    ``bonus_*``: (column, value) pairs added to the scores, row r's at ``bonus_indptr[r]``
-    onwards, ``bonus_lengths[r]`` of them, any order, repeats summed.
+    non-zero excludes the column; ``seen_*``: a CSR of excluded columns per row, sorted.
+    The bonus of row r: each of ``terms`` (tuples of ``Term``'s arrays, X and T CSR with
+    the same dtypes, T with n columns) contributes ``weight * normalise(X[term_rows[r]] @ T)``,
+    less the normalisation's constant, which goes to ``out_shift[r]`` (summed over terms);
+    then item ``mean_items[m]`` gets ``mean_weights @ bonus[mean_of]`` over its CSR row
+    ``mean_indptr[m]:mean_indptr[m + 1]`` (no mean item among the ``mean_of``).  Every
+    array is at least one long (``term_rows`` one per row), whatever its used length.
     A NaN or -inf score is never a candidate; rows with fewer than k candidates are
-    padded with id -1 and score -inf.
+    padded with id -1 and score -inf.  ``workspace``: ``workspace_bytes(n, num_threads)``
+    bytes of any content, 8-byte aligned (the per-thread scratch, reused across calls).
     """
     cdef Py_ssize_t n_rows = bounds.shape[0], n = bounds.shape[1], dims = users.shape[1]
-    cdef Py_ssize_t k = out_ids.shape[1], r
-    cdef bint shared_mask = dense_mask.shape[0] == 1
+    cdef Py_ssize_t k = out_ids.shape[1], r, n_terms = len(terms), n_means = mean_indptr.shape[0] - 1
+    cdef Py_ssize_t n_bonus, m
+    cdef bint shared_mask = dense_mask.shape[0] == 1, has_bonus = n_terms > 0 or n_means > 0
     cdef int64_t exact = 0
-    cdef double* bonus
+    cdef RowScratch term_row, bonus
+    cdef Py_ssize_t room = scratch_bytes(n)
+    cdef char* base
+    cdef Term* term_array
     if n_rows == 0 or k == 0:
         return 0
-    with nogil, parallel(num_threads=num_threads):
-        bonus = <double*>calloc(n + 1, sizeof(double))
-        try:
-            if bonus == NULL:
-                with gil:
-                    raise MemoryError("pruned_topk: cannot allocate per-thread scratch")
+    if workspace.shape[0] < workspace_bytes(n, num_threads) or <uintptr_t>&workspace[0] % 8:
+        raise ValueError("pruned_topk: the workspace is too small or not 8-byte aligned")
+    term_array = <Term*>malloc((n_terms + 1) * sizeof(Term))
+    if term_array == NULL:
+        raise MemoryError("pruned_topk: cannot allocate the bonus terms")
+    try:
+        for m in range(n_terms):
+            term_array[m] = _term(terms[m])
+        with nogil, parallel(num_threads=num_threads):
+            base = <char*>&workspace[0] + 2 * room * threadid()
+            term_row = scratch_at(base, n if has_bonus else 0)  # assigned here: private to the thread
+            bonus = scratch_at(base + room, n if has_bonus else 0)
             for r in prange(n_rows, schedule="dynamic"):
+                n_bonus = 0
+                out_shift[r] = 0.0
+                if has_bonus:
+                    n_bonus = _row_bonus(term_array, n_terms, term_rows[r], n, &mean_items[0],
+                                         n_means, &mean_indptr[0], &mean_of[0],
+                                         &mean_weights[0], &term_row, &bonus, &out_shift[r])
                 exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
                                    &warm[0], warm.shape[0], &is_warm[0],
                                    &dense_mask[0 if shared_mask else r, 0],
                                    &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
-                                   &bonus_indices[0] + bonus_indptr[r], &bonus_values[0] + bonus_indptr[r],
-                                   bonus_lengths[r], bonus, k,
-                                   &out_ids[r, 0], &out_scores[r, 0])
-        finally:
-            free(bonus)
+                                   &bonus, n_bonus, k, &out_ids[r, 0], &out_scores[r, 0])
+    finally:
+        free(term_array)
     return exact
+
+
+def workspace_bytes(Py_ssize_t n, int num_threads):
+    """The bytes of ``pruned_topk``'s workspace for n items and ``num_threads`` threads."""
+    return 2 * scratch_bytes(n) * max(num_threads, 1)

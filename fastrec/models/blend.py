@@ -11,13 +11,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec._checks import check_choice, check_positive_int
-from fastrec._scratch import scratch
 from fastrec.data import as_interactions
-from fastrec.mips import InnerProductIndex, row_slots
+from fastrec.mips import NORMALIZATIONS, InnerProductIndex, ProductBonus
 from fastrec.models.base import Explanation, Recommender
 
 METHODS = ("linear", "rank", "rrf")
-NORMALIZATIONS = ("zscore", "minmax", None)
 RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al. 2009)
 WEIGHT_STEPS = 10  # the ranking search tries weights on a grid of 1/WEIGHT_STEPS
 CONTENT_K = 20  # content neighbours that score an item without interactions
@@ -287,7 +285,8 @@ class Blend(Recommender):
                   if not _sparse_member(m) and hasattr(m, "_linear_scoring")]
         if not linear or len(linear) != sum(not _sparse_member(m) for m in members):
             return None
-        key = (self.weights_, getattr(self, "content_weights_", None)) + tuple(k for _, (k, _, _) in linear)
+        key = ((self.weights_, getattr(self, "content_weights_", None)) + tuple(k for _, (k, _, _) in linear)
+               + tuple(m._sparse_factors() for m in members if _sparse_member(m)))
         cached = getattr(self, "_pruning_cache", None)
         if cached is None or len(cached[0]) != len(key) or any(a is not b for a, b in zip(cached[0], key)):
             cached = (key, self._build_pruning_plan(linear))
@@ -304,8 +303,11 @@ class Blend(Recommender):
             # a content-scored item's blended score is the weighted mean (weights sum to 1)
             # of its neighbours': so are its vector and, per user, its bonus
             items[self.content_items_] = self.content_weights_.T @ items
+        terms = [(*m._sparse_factors(), w, self.normalize)
+                 for w, m in zip(self.weights_, self._members(), strict=True) if _sparse_member(m)]
+        means = (self.content_items_, self.content_weights_) if self._has_content_items() else None
         plan = _PruningPlan([j for j, _ in linear], [score_moments(b) for b in blocks],
-                            InnerProductIndex(items.astype(dtype)))
+                            InnerProductIndex(items.astype(dtype)), ProductBonus(len(items), terms, means=means))
         probe = plan.index.probe_rows(self.interactions_.n_users)
         return plan if plan.index.pruning_pays(self._plan_users(plan, probe)[0]) else None
 
@@ -328,42 +330,12 @@ class Blend(Recommender):
     def _pruned_topk(self, plan, rows, n, candidates, seen, num_threads):
         """Every dense member is an inner product, so the blended score is one inner product
         (the members' vectors side by side, scaled per user) plus the kNN members'
-        normalised, weighted products as a sparse bonus on the items they touch, plus a
+        normalised, weighted products as a bonus the search builds per user, plus a
         per-user offset: the pruned search ranks that without the dense rows."""
-        from fastrec._kernels.blend import normalized_product_rows, product_row_sizes
-
         users, offset = self._plan_users(plan, rows)
-        code = NORMALIZATIONS.index(self.normalize)
-        bonuses = []
-        for w, m in zip(self.weights_, self._members(), strict=True):
-            if not _sparse_member(m):
-                continue
-            left, right = m._sparse_factors()
-            sizes = np.empty(rows.size, dtype=np.int64)
-            product_row_sizes(left.indices, left.indptr, right.indptr, rows, sizes)
-            indptr = np.zeros(rows.size + 1, dtype=np.int64)
-            np.cumsum(sizes, out=indptr[1:])
-            lengths = np.empty(rows.size, dtype=np.int64)
-            indices = scratch(f"blend.bonus_indices.{len(bonuses)}", indptr[-1], np.int64)
-            values = scratch(f"blend.bonus_values.{len(bonuses)}", indptr[-1], np.float64)
-            member_scale, member_shift = np.empty(rows.size), np.empty(rows.size)
-            normalized_product_rows(left.data, left.indices, left.indptr, right.data, right.indices,
-                                    right.indptr, right.shape[1], rows, np.full(rows.size, float(w)), code,
-                                    indptr, lengths, indices, values, member_scale, member_shift, num_threads)
-            offset -= w * member_scale * member_shift
-            bonuses.append((indptr, indices, values, lengths))
-        content = self._has_content_items()
-        bonus = bonuses[0] if len(bonuses) == 1 and not content else _stack_rows(bonuses)
-        if bonus is not None and content:
-            indptr, indices, values = bonus
-            spread = sp.csr_array(sp.csr_array((values, indices, indptr), shape=(rows.size, plan.index.n_items))
-                                  @ self.content_weights_)
-            bonus = _stack_rows([bonus + (np.diff(indptr),),
-                                 (spread.indptr.astype(np.int64), self.content_items_[spread.indices], spread.data,
-                                  np.diff(spread.indptr).astype(np.int64))])
-        ids, scores, _ = plan.index.topk(users, n, dense_mask=candidates, seen=seen, bonus=bonus,
-                                         num_threads=num_threads)
-        return ids, (scores + offset[:, None]).astype(scores.dtype)
+        ids, scores, _ = plan.index.topk(users, n, dense_mask=candidates, seen=seen, bonus=plan.bonus,
+                                         bonus_rows=rows, offset=offset, num_threads=num_threads)
+        return ids, scores
 
     def _fused_scores(self, u, members, sparse):
         """The linear blend of one dense member (a BLAS block) and sparse ones (implicit
@@ -565,32 +537,14 @@ def _dense_scores(model, u):
 @dataclasses.dataclass
 class _PruningPlan:
     """What the blend's pruned search needs: the linear members' positions, each one's
-    score moments, and the search over their item vectors side by side (picklable: the
-    member's user-vector function is asked for at each use)."""
+    score moments, the search over their item vectors side by side, and the kNN members'
+    products as its bonus (picklable: the member's user-vector function is asked for at
+    each use)."""
 
     linear: list
     moments: list
     index: InnerProductIndex
-
-
-def _stack_rows(patterns):
-    """Row-wise concatenation of ``(indptr, indices, values, lengths)`` bonuses with the
-    same rows, each row using the first ``lengths`` entries of its room, as one compact
-    CSR ``(indptr, indices, values)`` (None for none)."""
-    if not patterns:
-        return None
-    lengths = [own_lengths for _, _, _, own_lengths in patterns]
-    indptr = np.zeros(lengths[0].size + 1, dtype=np.int64)
-    np.cumsum(sum(lengths), out=indptr[1:])
-    indices = np.empty(indptr[-1], dtype=np.int64)
-    values = np.empty(indptr[-1])
-    before = np.zeros(lengths[0].size, dtype=np.int64)  # room taken by earlier patterns
-    for own_indptr, own_indices, own_values, length in patterns:
-        into, taken = row_slots(indptr[:-1] + before, length), row_slots(own_indptr[:-1], length)
-        indices[into] = own_indices[taken]
-        values[into] = own_values[taken]
-        before += length
-    return indptr, indices, values
+    bonus: ProductBonus
 
 
 def _sparse_member(model):

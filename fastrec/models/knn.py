@@ -297,11 +297,13 @@ class _Neighborhood(Recommender):
         return ids, scores, known_user
 
     def _sparse_factors(self):
-        """(X, T) with the user's score row = X[u] @ T, in the similarity's dtype, int64 indptr."""
+        """(X, T) with the user's score row = X[u] @ T, in the similarity's dtype, int64 indptr,
+        int32 indices where every dimension fits (less to read per product term)."""
         if getattr(self, "_factors", None) is None:
             data = self.interactions_
             sim = self.similarity_
-            index_dtype = np.promote_types(sim.indices.dtype, data.csr.indices.dtype)
+            fits = max(data.n_users, data.n_items) < np.iinfo(np.int32).max
+            index_dtype = np.int32 if fits else np.promote_types(sim.indices.dtype, data.csr.indices.dtype)
 
             def operand(values, matrix):
                 return sp.csr_array((values.astype(sim.dtype, copy=False),

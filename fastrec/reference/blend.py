@@ -32,12 +32,3 @@ def add_normalized_product(block, block_scale, block_offset, x, t, rows, fallbac
     combined = block_scale[:, None] * block.astype(np.float64) + block_offset[:, None] + weight * scores
     block[...] = combined.astype(block.dtype)
     return block
-
-
-def normalized_product_rows(x, t, rows, row_factor, normalize):
-    """``(bonus, scale, shift)``: dense rows ``row_factor[r] * scale[r] * (x[rows[r]] @ t)``
-    with ``(scale, shift)`` the product row's ``row_stats``."""
-    x, t = sp.csr_array(x, dtype=np.float64), sp.csr_array(t, dtype=np.float64)
-    product = (x[np.asarray(rows, dtype=np.int64)] @ t).toarray()
-    scale, shift = row_stats(product, normalize)
-    return product * (np.asarray(row_factor) * scale)[:, None], scale, shift

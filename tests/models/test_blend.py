@@ -336,49 +336,6 @@ def test_pruned_path_is_only_taken_where_it_is_exact(seed, monkeypatch):
     assert plan([mf, knn]) is None  # the bounds do not prune enough
 
 
-@pytest.mark.parametrize("normalize", [0, 1, 2])
-@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
-@pytest.mark.parametrize("num_threads", [1, 2])
-def test_normalized_product_rows_match_reference(seed, normalize, value_dtype, index_dtype, num_threads):
-    """The pruned blend's sparse bonus: rows of X @ T (T wider than tall), normalised,
-    weighted, padded where the room exceeds the distinct columns."""
-    import scipy.sparse as sp
-
-    from fastrec._kernels.blend import normalized_product_rows, product_row_sizes
-    from fastrec.reference.blend import normalized_product_rows as reference
-
-    rng = np.random.default_rng(seed)
-    x = sp.random(30, 20, density=0.2, format="csr", random_state=seed, dtype=value_dtype)
-    x.data[:] = rng.normal(size=x.data.size)
-    t = sp.random(20, 45, density=0.2, format="csr", random_state=seed + 1, dtype=value_dtype)
-    x.data[x.indptr[7]:x.indptr[8]] = 0  # an empty row
-    x.eliminate_zeros()
-    rows = np.array([0, 7, 29, 3, 3, 12], dtype=np.int64)
-    factor = rng.random(rows.size) + 0.5
-    args = (x.indices.astype(index_dtype), x.indptr.astype(np.int64))
-    sizes = np.empty(rows.size, dtype=np.int64)
-    product_row_sizes(*args, t.indptr.astype(np.int64), rows, sizes)
-    counts = np.diff(t.indptr)
-    np.testing.assert_array_equal(sizes, [counts[x.indices[x.indptr[r]:x.indptr[r + 1]]].sum() for r in rows])
-    indptr = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-    lengths, indices, values = np.empty(rows.size, dtype=np.int64), np.empty(indptr[-1], dtype=np.int64), np.empty(indptr[-1])
-    scale, shift = np.empty(rows.size), np.empty(rows.size)
-    normalized_product_rows(x.data, *args, t.data, t.indices.astype(index_dtype), t.indptr.astype(np.int64),
-                            45, rows, factor, normalize, indptr, lengths, indices, values, scale, shift, num_threads)
-    got = np.zeros((rows.size, 45))
-    for r in range(rows.size):
-        used = slice(indptr[r], indptr[r] + lengths[r])
-        assert np.unique(indices[used]).size == lengths[r]  # each column once
-        got[r, indices[used]] = values[used]
-    expected, expected_scale, expected_shift = reference(x, t, rows, factor, normalize)
-    tolerance = 1e-5 if value_dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
-    np.testing.assert_allclose(scale, expected_scale, rtol=tolerance)
-    np.testing.assert_allclose(shift, expected_shift, rtol=tolerance, atol=tolerance)
-    assert lengths[1] == 0 and not got[1].any()  # the empty row
-
-
 def test_pruned_recommend_scores_content_items_like_the_dense_blend(seed, monkeypatch):
     """Items without interactions take their content neighbours' blended scores on the
     pruned path too (their vector and bonus are the neighbours' weighted means)."""
