@@ -35,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec._checks import check_choice, check_non_negative_float, check_positive_int
+from fastrec._scratch import scratch
 from fastrec._threads import effective_num_threads
 from fastrec.data import Interactions, as_interactions
 
@@ -289,8 +290,9 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
             bound = own_counts
         own_slots[0] = 0
         np.cumsum(bound, out=own_slots[1:])
-    own_ids = np.empty(own_slots[-1], dtype=index_dtype)
-    own_scores = np.empty(own_slots[-1], dtype=dtype)
+    # the own entries never leave this call: reused buffers spare their page faults
+    own_ids = scratch("similarity.own_ids", own_slots[-1], index_dtype)
+    own_scores = scratch("similarity.own_scores", own_slots[-1], dtype)
     kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
                              own_slots, own_ids, own_scores, own_counts, handed_counts, False,
                              threads)

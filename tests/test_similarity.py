@@ -219,6 +219,26 @@ def test_k_none_room_strategies_agree(monkeypatch, metric, index_dtype):
         np.testing.assert_array_equal(other.data, results[0].data)
 
 
+def test_k_none_reused_scratch_leaves_no_trace(dtype):
+    """k=None keeps its own entries in reused scratch buffers: a call after larger ones
+    (other data, metric, dtype) gives the arrays of a call in a fresh thread."""
+    import threading
+
+    small = make_interactions(60, 40, 0.2, seed=5)
+    fresh = {}
+    thread = threading.Thread(target=lambda: fresh.update(
+        result=user_similarity(small, "msd", None, dtype=dtype, num_threads=2)))
+    thread.start()
+    thread.join()
+    for other_dtype in (np.float32, np.float64):  # fill the buffers with other values
+        item_similarity(make_interactions(80, 120, 0.3, seed=6), "pearson", None,
+                        dtype=other_dtype, num_threads=2)
+    got = user_similarity(small, "msd", None, dtype=dtype, num_threads=2)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(fresh["result"], name))
+    assert got.nnz > 0
+
+
 def test_compact_rows_matches_reference(dtype, index_dtype):
     from fastrec._kernels.similarity import compact_rows
     from fastrec.reference.similarity import compact_rows as reference
