@@ -257,15 +257,21 @@ class Recommender:
         return run_topk(scores, n, candidates, indptr, indices, num_threads)
 
     # ------------------------------------------------------ unseen users
-    def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None):
+    def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None,
+                          return_details=False):
         """Top-``n`` items for a user unseen in training, from their history, without refitting.
 
         ``items``: raw ids the user interacted with (ids the model does not know are
         ignored); ``ratings``: their ratings (required when the model was fitted on
         ratings); ``candidates``: raw item ids to choose from (default all).  Returns
-        ``(item_ids, scores)``, one row of :meth:`recommend`.
+        ``(item_ids, scores)``, one row of :meth:`recommend`; with ``return_details``
+        also a :class:`Details` whose ``known_user`` says whether any history item was
+        usable and whose ``fallback`` says what stood in for the rest.
         """
         codes, values = self._history_codes(items, ratings)
+        if return_details:
+            details = Details(np.array([codes.size > 0]), self._item_has_data().copy(),
+                              self._history_report(codes))
         n = check_positive_int(n, "n", minimum=0)
         scores = np.ascontiguousarray(self._history_scores(codes, values)[None, :])
         seen = codes if exclude_seen else codes[:0]
@@ -275,7 +281,13 @@ class Recommender:
         if not self.predicts_ratings:  # a zero score means nothing points at the item
             ids[top == 0] = -1
             top[top == 0] = -np.inf
+        if return_details:
+            return _raw_ids(self.interactions_.item_ids, ids[0]), top[0], details
         return _raw_ids(self.interactions_.item_ids, ids[0]), top[0]
+
+    def _history_report(self, codes):
+        """What ``recommend_history`` used for a history of these item codes."""
+        return "the history" if codes.size else f"no usable history: {self.fallback}"
 
     def predict_history(self, items, ratings, targets):
         """Scores of raw item ids ``targets`` for a user unseen in training (see ``recommend_history``)."""

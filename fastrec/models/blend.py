@@ -84,7 +84,8 @@ class Blend(Recommender):
     @property
     def fallback(self):
         return ("unknown users: the members' fallbacks (popularity, biases), blended; items without "
-                "interactions: their content neighbours' blended scores (item_features)")
+                "interactions: their content neighbours' blended scores (item_features), and in a new "
+                "user's history (recommend_history) those neighbours stand in for them")
 
     def _check_params(self):
         members = self._members()
@@ -406,7 +407,9 @@ class Blend(Recommender):
 
     def _history_scores(self, codes, values):
         """A user unseen in training: each member's fold-in scores (members that cannot
-        fold in give what they give an unknown user), blended."""
+        fold in give what they give an unknown user), blended.  History items without
+        interactions stand in as their content neighbours (``_through_content``)."""
+        codes, values = self._through_content(codes, values)
         parts = []
         for m in self._members():
             try:
@@ -418,6 +421,39 @@ class Blend(Recommender):
 
     def _history_fallback(self):
         return self.intercept_
+
+    def _through_content(self, codes, values):
+        """A history whose items without interactions (the content-scored ones) are
+        replaced by their content neighbours, which members can fold in: implicit data
+        adds each neighbour its similarity weight (the weights sum to 1) times the item's
+        value; ratings give a neighbour the weighted mean rating of the items pointing at
+        it, unless the user rated it directly.  Sorted codes, as ``_history_codes``."""
+        stand_in = self._content_items(codes)
+        if not stand_in.any():
+            return codes, values
+        columns = np.searchsorted(self.content_items_, codes[stand_in])
+        spread = sp.csc_array(self.content_weights_)[:, columns] @ sp.diags_array(values[stand_in])
+        weights = np.asarray(sp.csc_array(self.content_weights_)[:, columns].sum(axis=1)).ravel()
+        spread = np.asarray(spread.sum(axis=1)).ravel()
+        reached = np.flatnonzero(weights > 0)
+        direct = np.zeros(self.interactions_.n_items)
+        direct[codes[~stand_in]] = values[~stand_in]
+        if self.interactions_.is_implicit:
+            merged = direct
+            merged[reached] += spread[reached]
+        else:
+            merged = np.zeros_like(direct)
+            merged[reached] = spread[reached] / weights[reached]
+            merged[codes[~stand_in]] = values[~stand_in]
+        keep = np.union1d(codes[~stand_in], reached)
+        return keep.astype(np.int64), merged[keep]
+
+    def _history_report(self, codes):
+        cold = int(self._content_items(codes).sum())
+        if not cold:
+            return super()._history_report(codes)
+        return (f"the history; {cold} of its {codes.size} items had no interactions and stood in as "
+                "their content neighbours (item_features)")
 
     def fold_in(self, items, ratings=None):
         """Each member's fold-in of a user unseen in training, by member name (members
@@ -451,28 +487,19 @@ class Blend(Recommender):
     def _fit_content(self, data):
         """Items without interactions get the blended scores of their ``CONTENT_K`` most
         similar items with interactions (cosine of ``item_features``), similarity-weighted."""
-        from fastrec.similarity import content_similarity
-
         self.content_items_ = np.zeros(0, dtype=np.int64)
         self.content_weights_ = sp.csr_array((data.n_items, 0))
         cold = np.flatnonzero(data.item_counts == 0)
         if data.item_features is None or not cold.size:
             return
-        warm = data.item_counts > 0
-        sim = sp.csr_array(content_similarity(data.item_features, "cosine", k=None))
-        sim = sp.csr_array(sim[cold][:, np.flatnonzero(warm)])  # cold rows x warm columns
-        weights = sp.lil_array((data.n_items, cold.size))
-        warm_codes = np.flatnonzero(warm)
-        for row, item in enumerate(cold):
-            start, stop = sim.indptr[row], sim.indptr[row + 1]
-            values, columns = sim.data[start:stop].astype(np.float64), sim.indices[start:stop]  # sum to 1 in double
-            keep = np.lexsort((columns, -values))[:CONTENT_K]
-            keep = keep[values[keep] > 0]
-            if keep.size:
-                weights[warm_codes[columns[keep]], row] = values[keep] / values[keep].sum()
-        reached = np.asarray(weights.sum(axis=0)).ravel() > 0
+        neighbours, similarities = _content_neighbours(data.item_features, cold, data.item_counts > 0, CONTENT_K)
+        sizes = np.array([len(n) for n in neighbours])
+        reached = sizes > 0
+        weights = sp.csc_array((np.concatenate([s / s.sum() for s in similarities if s.size] or [np.zeros(0)]),
+                                np.concatenate([n for n in neighbours if n.size] or [np.zeros(0, np.int64)]),
+                                np.r_[0, np.cumsum(sizes[reached])]), shape=(data.n_items, int(reached.sum())))
         self.content_items_ = cold[reached]
-        self.content_weights_ = sp.csr_array(weights.tocsc()[:, np.flatnonzero(reached)])
+        self.content_weights_ = sp.csr_array(weights)
 
     def explain(self, user, item, n=5):
         """Each member's part of the blended score: ``Explanation.neighbors`` are the
@@ -515,6 +542,28 @@ class Blend(Recommender):
             state = {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
             members.append((name, _from_state(state)))
         self.models = members if bool(self.named_members_) else [m for _, m in members]
+
+
+def _content_neighbours(features, rows, allowed, k, block=256):
+    """For each item of ``rows``: its ``k`` most similar items where ``allowed``, by cosine
+    of the ``features`` rows (in double; positive only, ties to the lower id), as lists of
+    (item ids, similarities).  ``block`` rows at a time: never rows x items at once."""
+    features = sp.csr_array(features, dtype=np.float64)
+    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
+    unit = sp.csr_array(sp.diags_array(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ features)
+    columns = np.flatnonzero(allowed)
+    against = sp.csr_array(unit[columns].T)
+    neighbours, similarities = [], []
+    for start in range(0, len(rows), block):
+        scores = sp.csr_array(unit[rows[start:start + block]] @ against)
+        for r in range(scores.shape[0]):
+            values = scores.data[scores.indptr[r]:scores.indptr[r + 1]]
+            ids = columns[scores.indices[scores.indptr[r]:scores.indptr[r + 1]]]
+            keep = np.lexsort((ids, -values))[:k]
+            keep = keep[values[keep] > 0]
+            neighbours.append(ids[keep].astype(np.int64))
+            similarities.append(values[keep])
+    return neighbours, similarities
 
 
 def _dense_scores(model, u):

@@ -163,13 +163,13 @@ def test_items_without_interactions_are_scored_by_content(seed):
     u, _ = blend._known_users(data.user_ids)
     scores = blend._score_users(u)
     # each cold item: the similarity-weighted mean of its most similar items with interactions
-    sim = fastrec.similarity.content_similarity(data.item_features, "cosine", k=None).toarray()
+    sim = fastrec.similarity.content_similarity(data.item_features, "cosine", k=None, dtype=np.float64).toarray()
     for item in cold:
         row = np.where(data.item_counts > 0, sim[item], 0.0)
         top = np.lexsort((np.arange(30), -row))[:20]
         top = top[row[top] > 0]
         expected = scores[:, top] @ row[top] / row[top].sum()
-        np.testing.assert_allclose(scores[:, item], expected, rtol=1e-5, atol=1e-7)  # float32 similarity
+        np.testing.assert_allclose(scores[:, item], expected, rtol=1e-9, atol=1e-12)
     ids, _, details = blend.recommend(data.user_ids, n=30, return_details=True)
     assert np.isin(data.item_ids[cold], ids).all()  # new items can be recommended
     assert not details.known_item[cold].any() and "content" in details.fallback
@@ -408,3 +408,41 @@ def test_a_blend_pickles_after_its_pruned_search_is_cached(seed, monkeypatch):
     again = copy.recommend(data.user_ids[:10], n=5)
     np.testing.assert_array_equal(again[0], ids)
     np.testing.assert_array_equal(again[1], scores)
+
+
+def test_a_new_user_seeding_items_without_interactions_gets_their_content_neighbours(seed):
+    """Cold start from seed items nobody interacted with: each stands in as its content
+    neighbours (similarity weights summing to 1), which the members fold in; reported."""
+    data = _with_cold_items(seed)
+    blend = fastrec.Blend([fastrec.ItemKNN(k=10), fastrec.Popularity()], weights=[0.7, 0.3]).fit(data)
+    cold = blend.content_items_[:2]
+    ids, scores, details = blend.recommend_history(data.item_ids[cold], n=5, return_details=True)
+    weights = blend.content_weights_.toarray()[:, :2].sum(axis=1)  # cold[:2] are its first columns
+    neighbours = np.flatnonzero(weights)
+    expected = blend._history_scores(neighbours, weights[neighbours])  # the neighbours as the history
+    expected[cold] = -np.inf  # the seeds are excluded as seen
+    np.testing.assert_array_equal(data.item_index(ids), np.lexsort((np.arange(30), -expected))[:5])
+    np.testing.assert_allclose(scores, np.sort(expected)[::-1][:5], rtol=1e-6)
+    assert details.known_user.all() and "content neighbours" in details.fallback
+    popular, _ = blend.recommend_history([], n=5)
+    assert not np.array_equal(ids, popular)  # not the no-history ranking
+
+
+def test_rated_seed_items_without_interactions_pass_their_rating_to_neighbours(seed):
+    import scipy.sparse as sp
+
+    data = make_interactions(60, 30, 0.25, empty_items=3, seed=seed)
+    data = data.with_item_features(sp.csr_array((np.random.default_rng(seed).random((30, 6)) < 0.4).astype(float)))
+    blend = fastrec.Blend([fastrec.ItemKNN(k=10), fastrec.Baseline()]).fit(data)
+    cold = blend.content_items_[0]
+    warm = np.flatnonzero(data.item_counts > 0)[:2]
+    codes, values = blend._through_content(np.sort(np.r_[warm, cold]),
+                                           np.where(np.sort(np.r_[warm, cold]) == cold, 5.0, 2.0))
+    neighbours = blend.content_weights_[:, [0]].indices
+    assert set(neighbours) - set(warm) <= set(codes) and cold not in codes
+    np.testing.assert_array_equal(values[np.isin(codes, warm)], 2.0)  # direct ratings kept
+    np.testing.assert_allclose(values[~np.isin(codes, warm)], 5.0)  # the others take the seed's rating
+    _, _, details = blend.recommend_history(data.item_ids[[cold]], [5.0], return_details=True)
+    assert "content neighbours" in details.fallback
+    _, _, plain = blend.recommend_history(data.item_ids[warm], [4.0, 3.0], return_details=True)
+    assert plain.fallback == "the history"
