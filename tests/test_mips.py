@@ -177,6 +177,22 @@ def test_product_bonus_equals_twin(normalize, value_dtype, index_dtype, num_thre
     assert np.isin(cold, got[0]).any()  # the means lift some items no term reaches
 
 
+@pytest.mark.parametrize("normalize", ["zscore", "minmax", None])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
+def test_one_term_bonus_equals_twin(normalize, value_dtype):
+    """A single term and no means (the kernel's own shortcut): the twin's answer."""
+    from fastrec.mips import ProductBonus
+
+    users, items = low_rank(40, 120, 16, np.float64, 40)
+    ratings, neighbours, _, _ = product_terms(50, 120, value_dtype, np.int32, 41)
+    terms = [(ratings, neighbours, 0.9, normalize)]
+    rows = np.random.default_rng(42).integers(0, 50, size=40)
+    got = InnerProductIndex(items).topk(users, 10, bonus=ProductBonus(120, terms), bonus_rows=rows, num_threads=2)
+    want = inner_product_topk(users, items, 10, terms=terms, bonus_rows=rows)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+
+
 def test_product_bonus_is_the_csr_bonus_of_its_rows():
     """One unnormalised term with weight 1 gives the same answer as its rows passed as a
     CSR bonus; with 2 threads too."""
