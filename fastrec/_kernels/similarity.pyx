@@ -742,11 +742,11 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
 
     Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
     (a power of two, at least 4m when m is the longest row).  A stable counting pass on
-    the score's position between hi and lo into tmp (higher scores first; the map is
-    monotone, so an earlier bucket holds strictly higher scores and equal scores share
-    one, in id order), then a stable insertion pass by score alone from tmp back into
-    the row, which leaves equal scores in id order.  Too many moves (a crowded bucket)
-    hand the row to rank_sort, which compares ids too.
+    the score's position between hi and lo (higher scores first; the map is monotone,
+    so an earlier bucket holds strictly higher scores and equal scores share one, in id
+    order), then a stable insertion pass by score alone in place, which leaves equal
+    scores in id order and only stores when a score moves.  Too many moves (a crowded
+    bucket) hand the row to rank_sort, which compares ids too.
     """
     cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
     cdef value_t v
@@ -755,10 +755,7 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
     cdef uint32_t k, top
     if m < 2:
         return
-    if m < SMALL_ROW:
-        memcpy(tmp_s, s, m * sizeof(value_t))
-        memcpy(tmp_ids, ids, m * sizeof(index_t))
-    else:
+    if m >= SMALL_ROW:
         while n_buckets > 2 and n_buckets >= 4 * m:
             n_buckets = n_buckets // 2
         top = <uint32_t>(n_buckets - 1)
@@ -773,32 +770,28 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
             starts[k + 1] += 1
         for i in range(n_buckets):
             starts[i + 1] += starts[i]
+        memcpy(tmp_s, s, m * sizeof(value_t))
+        memcpy(tmp_ids, ids, m * sizeof(index_t))
         for i in range(m):
             k = bucket[i]
-            tmp_s[starts[k]] = s[i]
-            tmp_ids[starts[k]] = ids[i]
+            s[starts[k]] = tmp_s[i]
+            ids[starts[k]] = tmp_ids[i]
             starts[k] += 1
-    s[0] = tmp_s[0]
-    ids[0] = tmp_ids[0]
     for i in range(1, m):
-        v = tmp_s[i]
-        w = tmp_ids[i]
-        j = i - 1
-        if v > s[j]:  # rare once bucketed: move it up past the lower scores
+        v = s[i]
+        if v > s[i - 1]:  # rare once bucketed: move it up past the lower scores
+            w = ids[i]
+            j = i - 1
             while j >= 0 and v > s[j]:
                 s[j + 1] = s[j]
                 ids[j + 1] = ids[j]
                 j -= 1
+            s[j + 1] = v
+            ids[j + 1] = w
             moves += i - 1 - j
             if moves > budget:
-                s[j + 1] = v
-                ids[j + 1] = w
-                memcpy(&s[i + 1], &tmp_s[i + 1], (m - i - 1) * sizeof(value_t))
-                memcpy(&ids[i + 1], &tmp_ids[i + 1], (m - i - 1) * sizeof(index_t))
                 rank_sort(s, ids, m)
                 return
-        s[j + 1] = v
-        ids[j + 1] = w
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
