@@ -181,39 +181,49 @@ cdef inline bint _in_sorted(const pattern_t* values, Py_ssize_t size, int64_t j)
     return low < size and values[low] == j
 
 
-cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
+cdef inline void _offer(int64_t item, const value_t* user, const value_t* items, Py_ssize_t dims,
+                        const double* extra, Py_ssize_t k, double slack, value_t* out_scores,
+                        int64_t* out_ids, Py_ssize_t* size, value_t* threshold) noexcept nogil:
+    """Score ``item`` exactly (plus its bonus, if ``extra``) and offer it to the row's
+    heap; once the heap is full, ``threshold`` follows its k-th best less ``slack``."""
+    cdef double score = _dot(user, items + item * dims, dims)
+    if extra != NULL:
+        score = score + extra[item]
+    if not (score > -INFINITY):  # NaN or -inf
+        return
+    heap_offer(out_scores, out_ids, size, k, <value_t>score, item)
+    if size[0] == k:
+        threshold[0] = <value_t>(out_scores[0] - slack)
+
+
+cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
                        const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
                        Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, Py_ssize_t k,
                        int64_t* out_ids, value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk``: ``bonus`` holds the row's bonus on its ``n_bonus``
-    listed columns (zero elsewhere, not read when there are none); it is cleared on return."""
+    listed columns (zero elsewhere, not read when there are none); it is cleared on return.
+
+    Order: the warm items, then the bounds row in sequence (the bonus columns left out),
+    then the bonus columns, whose bound is the row's plus their bonus: by then the row is
+    in cache, where a bonus added into it first would fetch a line per column."""
     cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
     cdef int64_t exact = 0, item
-    cdef double score, largest_bonus = 0.0
-    cdef double* extra = bonus.values
+    cdef double largest_bonus = 0.0
+    cdef const double* extra = bonus.values if n_bonus else NULL
+    cdef const uint8_t* has_bonus = bonus.listed
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
     for p in range(n_bonus):
-        j = bonus.seen[p]
-        if fabs(extra[j]) > largest_bonus:
-            largest_bonus = fabs(extra[j])
-        row[j] = <value_t>(row[j] + extra[j])
-    # the bonus's own rounding in the bounds row: a few ulps of its size
+        largest_bonus = max(largest_bonus, fabs(extra[bonus.seen[p]]))
+    # the bonus's own rounding in a bound: a few ulps of its size
     slack += 4.0 * largest_bonus * (1e-15 if value_t is double else 1.2e-7)
 
     for q in range(n_warm):
         item = warm[q]
         if mask[item] or _in_sorted(seen, n_seen, item):
             continue
-        score = _dot(user, items + item * dims, dims)
-        if n_bonus:
-            score = score + extra[item]
         exact += 1
-        if not (score > -INFINITY):  # NaN or -inf
-            continue
-        heap_offer(out_scores, out_ids, &size, k, <value_t>score, item)
-        if size == k:
-            threshold = <value_t>(out_scores[0] - slack)
+        _offer(item, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
 
     j = 0
     while j < n:
@@ -226,22 +236,22 @@ cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const va
             chunk_end = n
         for q in range(j, chunk_end):
             # not (bound < threshold): NaN bounds are looked at too
-            if row[q] < threshold or is_warm[q] or mask[q]:
+            if row[q] < threshold or is_warm[q] or mask[q] or (n_bonus and has_bonus[q]):
                 continue
             while seen_pos < n_seen and seen[seen_pos] < q:
                 seen_pos += 1
             if seen_pos < n_seen and seen[seen_pos] == q:
                 continue
-            score = _dot(user, items + q * dims, dims)
-            if n_bonus:
-                score = score + extra[q]
             exact += 1
-            if not (score > -INFINITY):
-                continue
-            heap_offer(out_scores, out_ids, &size, k, <value_t>score, <int64_t>q)
-            if size == k:
-                threshold = <value_t>(out_scores[0] - slack)
+            _offer(q, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
         j = chunk_end
+
+    for p in range(n_bonus):
+        q = bonus.seen[p]
+        if <value_t>(row[q] + extra[q]) < threshold or is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
+            continue
+        exact += 1
+        _offer(q, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
 
     heap_sort(out_scores, out_ids, size)
     for q in range(size, k):
@@ -251,7 +261,7 @@ cdef int64_t _row_topk(value_t* row, Py_ssize_t n, const value_t* user, const va
     return exact
 
 
-def pruned_topk(value_t[:, ::1] bounds, const value_t[:, ::1] users, const value_t[:, ::1] items,
+def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const value_t[:, ::1] items,
                 const double[::1] slack, const int64_t[::1] warm, const uint8_t[::1] is_warm,
                 const uint8_t[:, ::1] dense_mask, const pattern_t[::1] seen_indptr,
                 const pattern_t[::1] seen_indices, list terms, const int64_t[::1] term_rows,
@@ -261,8 +271,7 @@ def pruned_topk(value_t[:, ::1] bounds, const value_t[:, ::1] users, const value
     """Top-k of ``users @ items.T + bonus`` per row; returns how many exact scores it took.
 
     Contract (checked by ``fastrec.mips``): ``bounds`` (rows, n) are upper bounds of
-    ``users @ items.T`` to within ``slack``; the kernel adds each row's bonus into its
-    bounds row (the array is scratch).  ``warm`` lists items scored first, to raise the
+    ``users @ items.T`` to within ``slack``.  ``warm`` lists items scored first, to raise the
     threshold early, and ``is_warm`` (n,) marks them.  ``dense_mask`` (1 or rows, n):
     non-zero excludes the column; ``seen_*``: a CSR of excluded columns per row, sorted.
     The bonus of row r: each of ``terms`` (tuples of ``Term``'s arrays, X and T CSR with
