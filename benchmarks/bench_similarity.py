@@ -100,13 +100,16 @@ def ml100k(ml100k_path):
     return fastrec.datasets.load_movielens(ml100k_path / "u1.base")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("user_based", [False, True], ids=["item", "user"])
 @pytest.mark.parametrize("surprise_name, ours", SURPRISE, ids=[s for s, _ in SURPRISE])
-def test_fastrec_surprise_measures(benchmark, ml100k, surprise_name, ours, user_based):
+def test_fastrec_surprise_measures(benchmark, ml100k, surprise_name, ours, user_based, dtype):
+    """Both output dtypes match Surprise within 1e-5 (tests/test_similarity.py); float32
+    is the library's default."""
     fn = user_similarity if user_based else item_similarity
     benchmark.group = f"ml-100k {surprise_name} {'user' if user_based else 'item'}-based, all pairs"
     baseline = fastrec.Baseline().fit(ml100k) if ours == "pearson_baseline" else None
-    benchmark(fn, ml100k, ours, None, dtype=np.float64, num_threads=2, baseline=baseline)
+    benchmark(fn, ml100k, ours, None, dtype=dtype, num_threads=2, baseline=baseline)
 
 
 @pytest.mark.parametrize("user_based", [False, True], ids=["item", "user"])

@@ -366,9 +366,11 @@ SURPRISE = [("cosine", "corated_cosine"), ("msd", "msd"), ("pearson", "pearson")
             ("pearson_baseline", "pearson_baseline")]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("user_based", [False, True], ids=["item", "user"])
 @pytest.mark.parametrize("name, ours", SURPRISE, ids=[s for s, _ in SURPRISE])
-def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based):
+def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based, dtype):
+    """Surprise's numbers within 1e-5, in double and in the default float32."""
     surprise = pytest.importorskip("surprise")
     pytest.importorskip("pandas")
     data = fastrec.datasets.load_movielens(ml100k_path / "u1.base")
@@ -377,7 +379,7 @@ def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based):
     algo.trainset, algo.bu, algo.bi = trainset, None, None
     theirs = algo.compute_similarities()
     fn = user_similarity if user_based else item_similarity
-    mine = fn(data, ours, None, dtype=np.float64).toarray()
+    mine = fn(data, ours, None, dtype=dtype).toarray()
     raw = ([trainset.to_raw_uid(x) for x in range(trainset.n_users)] if user_based
            else [trainset.to_raw_iid(x) for x in range(trainset.n_items)])
     index = (data.user_index if user_based else data.item_index)(np.array(raw))
