@@ -417,6 +417,7 @@ class Blend(Recommender):
         """A user unseen in training: each member's fold-in scores (members that cannot
         fold in give what they give an unknown user), blended.  History items without
         interactions stand in as their content neighbours (``_through_content``)."""
+        support = np.array([np.log1p(codes.size) / 5])  # the history's own size, as a user's
         codes, values = self._through_content(codes, values)
         parts = []
         for m in self._members():
@@ -425,7 +426,7 @@ class Blend(Recommender):
             except NotImplementedError:
                 scores = _dense_scores(m, np.array([-1]))[0]
             parts.append(np.asarray(scores, dtype=np.float64)[None, :])
-        return self._combine(parts, np.array([np.log1p(codes.size) / 5]))[0]  # its support: the history
+        return self._combine(parts, support)[0]
 
     def _history_fallback(self):
         return self.intercept_
