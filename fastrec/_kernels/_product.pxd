@@ -85,7 +85,7 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
                                    RowScratch* work) noexcept nogil:
     """Add row ``row`` of X @ T into ``work`` (listing must be empty: every ``listed`` 0),
     listing each touched column; returns how many columns it touched."""
-    cdef Py_ssize_t p, q, j, touched = 0, end = x_indptr[row + 1]
+    cdef Py_ssize_t p, q, j, length, touched = 0, end = x_indptr[row + 1]
     cdef double value
     cdef double* values = work.values
     cdef int64_t* seen = work.seen
@@ -94,9 +94,9 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
         value = x_data[p]
         if p + PRODUCT_AHEAD < end:  # the rows of T are scattered: fetch one a few rows ahead
             q = t_indptr[x_indices[p + PRODUCT_AHEAD]]
-            j = t_indptr[x_indices[p + PRODUCT_AHEAD] + 1] - q
-            prefetch_span(&t_indices[q], j * sizeof(index_t))
-            prefetch_span(&t_data[q], j * sizeof(value_t))
+            length = t_indptr[x_indices[p + PRODUCT_AHEAD] + 1] - q
+            prefetch_span(&t_indices[q], length * sizeof(index_t))
+            prefetch_span(&t_data[q], length * sizeof(value_t))
         for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
             j = t_indices[q]
             seen[touched] = j  # kept only the first time: no branch to mispredict

@@ -440,10 +440,9 @@ class Blend(Recommender):
         stand_in = self._content_items(codes)
         if not stand_in.any():
             return codes, values
-        columns = np.searchsorted(self.content_items_, codes[stand_in])
-        spread = sp.csc_array(self.content_weights_)[:, columns] @ sp.diags_array(values[stand_in])
-        weights = np.asarray(sp.csc_array(self.content_weights_)[:, columns].sum(axis=1)).ravel()
-        spread = np.asarray(spread.sum(axis=1)).ravel()
+        pointing = sp.csc_array(self.content_weights_)[:, np.searchsorted(self.content_items_, codes[stand_in])]
+        spread = pointing @ values[stand_in]  # per neighbour: sum of weight x value
+        weights = np.asarray(pointing.sum(axis=1)).ravel()
         reached = np.flatnonzero(weights > 0)
         direct = np.zeros(self.interactions_.n_items)
         direct[codes[~stand_in]] = values[~stand_in]
