@@ -233,7 +233,7 @@ class ProductBonus:
             raise ValueError(f"bonus term shapes {x.shape} @ {t.shape} do not give {self.n_columns} columns")
         dtype = np.float32 if x.dtype == t.dtype == np.float32 else np.float64
         index = np.int32 if max(x.shape[1], t.shape[1]) < 2**31 - 1 else np.int64
-        arrays = []
+        arrays, smallest = [], []
         for matrix in (x, t):
             data = np.ascontiguousarray(matrix.data, dtype=dtype)
             indices = np.ascontiguousarray(matrix.indices, dtype=index)
@@ -242,10 +242,14 @@ class ProductBonus:
                 raise ValueError("bonus terms contain NaN or infinite values")
             _check_pattern(indptr, indices, matrix.shape[0], matrix.shape[1], "bonus term")
             arrays += [_padded(data), _padded(indices), indptr]
+            smallest.append(float(data[:indptr[-1]].min(initial=np.inf)))
         weight = float(weight)
         if not np.isfinite(weight):
             raise ValueError(f"bonus weight must be finite, got {weight}")
-        return tuple(arrays) + (NORMALIZATIONS.index(normalize), weight)
+        # every product x * t (in double) positive, none underflowing to 0: a touched
+        # column's sum is never 0, so the kernel can tell touched columns by value
+        positive = min(smallest) > 0 and smallest[0] * smallest[1] >= np.finfo(np.float64).tiny
+        return tuple(arrays) + (NORMALIZATIONS.index(normalize), weight, positive)
 
     def _means(self, items, weights):
         items = np.ascontiguousarray(items, dtype=np.int64)

@@ -179,16 +179,46 @@ def test_product_bonus_equals_twin(normalize, value_dtype, index_dtype, num_thre
 
 @pytest.mark.parametrize("normalize", ["zscore", "minmax", None])
 @pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
-def test_one_term_bonus_equals_twin(normalize, value_dtype):
-    """A single term and no means (the kernel's own shortcut): the twin's answer."""
+@pytest.mark.parametrize("signs", ["mixed", "positive"])
+def test_one_term_bonus_equals_twin(normalize, value_dtype, signs):
+    """A single term and no means (the kernel's own shortcut): the twin's answer, with
+    the touched columns told by flags (mixed signs) or by value (all positive)."""
     from fastrec.mips import ProductBonus
 
     users, items = low_rank(40, 120, 16, np.float64, 40)
     ratings, neighbours, _, _ = product_terms(50, 120, value_dtype, np.int32, 41)
+    if signs == "positive":
+        neighbours.data = np.abs(neighbours.data) + value_dtype(0.01)
     terms = [(ratings, neighbours, 0.9, normalize)]
     rows = np.random.default_rng(42).integers(0, 50, size=40)
-    got = InnerProductIndex(items).topk(users, 10, bonus=ProductBonus(120, terms), bonus_rows=rows, num_threads=2)
+    bonus = ProductBonus(120, terms)
+    assert bonus.terms[0][-1] == (signs == "positive")  # the kernel's by-value listing
+    got = InnerProductIndex(items).topk(users, 10, bonus=bonus, bonus_rows=rows, num_threads=2)
     want = inner_product_topk(users, items, 10, terms=terms, bonus_rows=rows)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+
+
+def test_underflowing_products_are_listed_by_flag():
+    """Positive terms whose products underflow to 0 (1e-200 * 1e-200) must not be
+    listed by value: a column touched first by such a product, then by a normal one,
+    would be listed twice and weigh twice in its row's statistics."""
+    from fastrec.mips import ProductBonus
+
+    n_items = 40
+    users, items = low_rank(6, n_items, 8, np.float64, 43)
+    rng = np.random.default_rng(44)
+    # history item 0 (weight 1e-200) points at every column with 1e-200; item 1 (weight
+    # 1) at half of them with normal similarities, after it in each row's scatter
+    neighbours = np.zeros((2, n_items))
+    neighbours[0] = 1e-200
+    neighbours[1, ::2] = rng.uniform(0.5, 1.0, size=n_items // 2)
+    history = sp.csr_array(np.tile([1e-200, 1.0], (6, 1)))
+    terms = [(history, sp.csr_array(neighbours), 1.0, "zscore")]
+    bonus = ProductBonus(n_items, terms)
+    assert not bonus.terms[0][-1]
+    got = InnerProductIndex(items).topk(users, 5, bonus=bonus, num_threads=1)
+    want = inner_product_topk(users, items, 5, terms=terms)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
 

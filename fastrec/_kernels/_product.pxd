@@ -63,12 +63,14 @@ cdef inline RowScratch scratch_at(char* base, Py_ssize_t n) noexcept nogil:
     return work
 
 
-cdef inline void scratch_clear(RowScratch* work, Py_ssize_t touched) noexcept nogil:
-    """Zero the entries of the ``touched`` listed columns, ready for the next row."""
+cdef inline void scratch_clear(RowScratch* work, Py_ssize_t touched, bint by_value) noexcept nogil:
+    """Zero the entries of the ``touched`` listed columns, ready for the next row
+    (``by_value``: listed by ``product_row(by_value=True)``, no flags to clear)."""
     cdef Py_ssize_t p
     for p in range(touched):
         work.values[work.seen[p]] = 0.0
-        work.listed[work.seen[p]] = 0
+        if not by_value:
+            work.listed[work.seen[p]] = 0
 
 
 cdef inline Py_ssize_t scratch_list(RowScratch* work, Py_ssize_t touched, int64_t j) noexcept nogil:
@@ -82,9 +84,14 @@ cdef inline Py_ssize_t scratch_list(RowScratch* work, Py_ssize_t touched, int64_
 cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const index_t* x_indices,
                                    const int64_t* x_indptr, const value_t* t_data,
                                    const index_t* t_indices, const int64_t* t_indptr,
-                                   RowScratch* work) noexcept nogil:
+                                   RowScratch* work, bint by_value) noexcept nogil:
     """Add row ``row`` of X @ T into ``work`` (listing must be empty: every ``listed`` 0),
-    listing each touched column; returns how many columns it touched."""
+    listing each touched column; returns how many columns it touched.
+
+    ``by_value`` (pass a constant: each call site inlines to its own loop): a column is new while its value is 0 and
+    ``listed`` is left alone.  Only for products that cannot give 0: every term
+    positive and no x * t underflowing (``fastrec.mips`` checks it once per matrix
+    pair); it spares a load and a store per term and the flags' clearing."""
     cdef Py_ssize_t p, q, j, length, touched = 0, end = x_indptr[row + 1]
     cdef double value
     cdef double* values = work.values
@@ -100,17 +107,21 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
         for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
             j = t_indices[q]
             seen[touched] = j  # kept only the first time: no branch to mispredict
-            touched = touched + 1 - listed[j]
-            listed[j] = 1
+            if by_value:
+                touched = touched + (values[j] == 0)
+            else:
+                touched = touched + 1 - listed[j]
+                listed[j] = 1
             values[j] = values[j] + value * t_data[q]
     return touched
 
 
 cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
-                               double* scale, double* shift) noexcept nogil:
+                               double* scale, double* shift, double* magnitude) noexcept nogil:
     """``(scale, shift)`` with normalised = (row - shift) * scale, of a row of n entries
     whose unlisted ones are 0: zscore (1 / std, mean), minmax (1 / range, min), none
-    (1, 0); a constant row keeps scale 1."""
+    (1, 0); a constant row keeps scale 1.  ``magnitude``, unless NULL: the largest
+    absolute value of the listed entries (0 when none)."""
     cdef Py_ssize_t p
     cdef double value, total = 0.0, square = 0.0, mean, spread
     cdef double low = 0.0 if touched < n else work.values[work.seen[0]]
@@ -125,6 +136,8 @@ cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ss
             high = value
     scale[0] = 1.0
     shift[0] = 0.0
+    if magnitude != NULL:  # low and high include the unlisted 0 (or a listed entry)
+        magnitude[0] = max(-low, high) if touched else 0.0
     if normalize == ZSCORE:
         mean = total / n
         spread = sqrt(max(square / n - mean * mean, 0.0))

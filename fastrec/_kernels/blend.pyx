@@ -82,12 +82,12 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
                     touched = n
                 else:
                     touched = product_row(row, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
-                                          &t_indices[0], &t_indptr[0], work)
-                touched_stats(work, touched, n, normalize, &scale, &shift)
+                                          &t_indices[0], &t_indptr[0], work, False)
+                touched_stats(work, touched, n, normalize, &scale, &shift, NULL)
                 scale = weight * scale
                 shift = block_offset[r] - scale * shift
                 for j in range(n):
                     block[r, j] = <block_t>(block_scale[r] * block[r, j] + scale * work.values[j] + shift)
-                scratch_clear(work, touched)
+                scratch_clear(work, touched, False)
         finally:
             scratch_free(work)

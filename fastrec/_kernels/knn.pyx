@@ -197,7 +197,7 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 n_touched = 0
                 if a >= 0:
                     n_touched = product_row(a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
-                                            &t_indices[0], &t_indptr[0], work)
+                                            &t_indices[0], &t_indptr[0], work, False)
                 if has_excluded and a >= 0:
                     for p in range(excluded_indptr[a], excluded_indptr[a + 1]):
                         b = excluded[p]

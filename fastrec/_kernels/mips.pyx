@@ -72,15 +72,16 @@ cdef struct Term:  # one term of the bonus: weight * normalise(X[row] @ T), over
     const int64_t* t_indptr
     bint wide_values   # double values, else float
     bint wide_indices  # int64 indices, else int32
+    bint positive      # every x * t > 0 (no underflow): product_row's by_value listing
     int normalize      # _product.pxd's ZSCORE, MINMAX or NONE
     double weight
 
 
 cdef Term _term(tuple arrays) except *:
     """A Term over the arrays ``(x_data, x_indices, x_indptr, t_data, t_indices, t_indptr,
-    normalize, weight)``; the caller keeps them alive and consistent."""
+    normalize, weight, positive)``; the caller keeps them alive and consistent."""
     cdef Term term
-    x_data, x_indices, x_indptr, t_data, t_indices, t_indptr, normalize, weight = arrays
+    x_data, x_indices, x_indptr, t_data, t_indices, t_indptr, normalize, weight, positive = arrays
     term.x_data = <const void*><uintptr_t>x_data.ctypes.data
     term.x_indices = <const void*><uintptr_t>x_indices.ctypes.data
     term.x_indptr = <const int64_t*><uintptr_t>x_indptr.ctypes.data
@@ -89,37 +90,49 @@ cdef Term _term(tuple arrays) except *:
     term.t_indptr = <const int64_t*><uintptr_t>t_indptr.ctypes.data
     term.wide_values = x_data.itemsize == 8
     term.wide_indices = x_indices.itemsize == 8
+    term.positive = positive
     term.normalize = normalize
     term.weight = weight
     return term
 
 
-cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work) noexcept nogil:
-    """Row ``row`` of the term's product into ``work``, through its dtypes' scatter."""
+cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work,
+                         const bint by_value) noexcept nogil:
+    """Row ``row`` of the term's product into ``work``, through its dtypes' scatter
+    (``by_value`` listing only for a ``positive`` term)."""
     if term.wide_values and term.wide_indices:
         return product_row(row, <const double*>term.x_data, <const int64_t*>term.x_indices, term.x_indptr,
-                           <const double*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work)
+                           <const double*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work,
+                           by_value)
     if term.wide_values:
         return product_row(row, <const double*>term.x_data, <const int32_t*>term.x_indices, term.x_indptr,
-                           <const double*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work)
+                           <const double*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work,
+                           by_value)
     if term.wide_indices:
         return product_row(row, <const float*>term.x_data, <const int64_t*>term.x_indices, term.x_indptr,
-                           <const float*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work)
+                           <const float*>term.t_data, <const int64_t*>term.t_indices, term.t_indptr, work,
+                           by_value)
     return product_row(row, <const float*>term.x_data, <const int32_t*>term.x_indices, term.x_indptr,
-                       <const float*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work)
+                       <const float*>term.t_data, <const int32_t*>term.t_indices, term.t_indptr, work,
+                       by_value)
 
 
 cdef Py_ssize_t _one_term_bonus(const Term* term, Py_ssize_t row, Py_ssize_t n, RowScratch* bonus,
-                                double* shift) noexcept nogil:
+                                double* factor, double* largest, double* shift) noexcept nogil:
     """``_row_bonus`` for a single term and no means: the product row is scattered
-    straight into ``bonus`` and scaled in place (the same values, one pass less)."""
-    cdef Py_ssize_t p, touched = _term_row(term, row, bonus)
-    cdef double scale, centre, factor
-    touched_stats(bonus, touched, n, term.normalize, &scale, &centre)
-    factor = term.weight * scale
-    for p in range(touched):
-        bonus.values[bonus.seen[p]] = factor * bonus.values[bonus.seen[p]]
-    shift[0] = factor * centre
+    straight into ``bonus`` and left unscaled; the bonus is ``factor`` times it (the
+    same values as scaling it in place, without the pass).  ``largest``: the bonus's
+    largest absolute value."""
+    cdef Py_ssize_t touched
+    cdef double scale, centre, magnitude
+    if term.positive:
+        touched = _term_row(term, row, bonus, True)
+    else:
+        touched = _term_row(term, row, bonus, False)
+    touched_stats(bonus, touched, n, term.normalize, &scale, &centre, &magnitude)
+    factor[0] = term.weight * scale
+    largest[0] = fabs(factor[0]) * magnitude  # rounding is monotone: the largest product
+    shift[0] = factor[0] * centre
     return touched
 
 
@@ -136,15 +149,15 @@ cdef Py_ssize_t _row_bonus(const Term* terms, Py_ssize_t n_terms, Py_ssize_t row
     cdef int64_t j
     cdef double scale, centre, factor, value, total_shift = 0.0
     for m in range(n_terms):
-        touched = _term_row(&terms[m], row, term_row)
-        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre)
+        touched = _term_row(&terms[m], row, term_row, False)
+        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre, NULL)
         factor = terms[m].weight * scale
         total_shift = total_shift + factor * centre
         for p in range(touched):
             j = term_row.seen[p]
             listed = scratch_list(bonus, listed, j)
             bonus.values[j] = bonus.values[j] + factor * term_row.values[j]
-        scratch_clear(term_row, touched)
+        scratch_clear(term_row, touched, False)
     for m in range(n_means):
         value = 0.0
         for p in range(mean_indptr[m], mean_indptr[m + 1]):
@@ -182,13 +195,15 @@ cdef inline bint _in_sorted(const pattern_t* values, Py_ssize_t size, int64_t j)
 
 
 cdef inline void _offer(int64_t item, const value_t* user, const value_t* items, Py_ssize_t dims,
-                        const double* extra, Py_ssize_t k, double slack, value_t* out_scores,
-                        int64_t* out_ids, Py_ssize_t* size, value_t* threshold) noexcept nogil:
-    """Score ``item`` exactly (plus its bonus, if ``extra``) and offer it to the row's
-    heap; once the heap is full, ``threshold`` follows its k-th best less ``slack``."""
+                        const double* extra, double factor, Py_ssize_t k, double slack,
+                        value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
+                        value_t* threshold) noexcept nogil:
+    """Score ``item`` exactly (plus its bonus ``factor * extra[item]``, if ``extra``) and
+    offer it to the row's heap; once the heap is full, ``threshold`` follows its k-th
+    best less ``slack``."""
     cdef double score = _dot(user, items + item * dims, dims)
     if extra != NULL:
-        score = score + extra[item]
+        score = score + factor * extra[item]
     if not (score > -INFINITY):  # NaN or -inf
         return
     heap_offer(out_scores, out_ids, size, k, <value_t>score, item)
@@ -199,22 +214,22 @@ cdef inline void _offer(int64_t item, const value_t* user, const value_t* items,
 cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
                        const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
-                       Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, Py_ssize_t k,
-                       int64_t* out_ids, value_t* out_scores) noexcept nogil:
-    """One row of ``pruned_topk``: ``bonus`` holds the row's bonus on its ``n_bonus``
-    listed columns (zero elsewhere, not read when there are none); it is cleared on return.
+                       Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, double factor,
+                       double largest_bonus, bint by_value, Py_ssize_t k, int64_t* out_ids,
+                       value_t* out_scores) noexcept nogil:
+    """One row of ``pruned_topk``: the row's bonus is ``factor`` times ``bonus`` on its
+    ``n_bonus`` listed columns (zero elsewhere, not read when there are none; listed by
+    value if ``by_value``), at most ``largest_bonus`` in absolute value; it is cleared
+    on return.
 
     Order: the warm items, then the bounds row in sequence (the bonus columns left out),
     then the bonus columns, whose bound is the row's plus their bonus: by then the row is
     in cache, where a bonus added into it first would fetch a line per column."""
     cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
     cdef int64_t exact = 0, item
-    cdef double largest_bonus = 0.0
     cdef const double* extra = bonus.values if n_bonus else NULL
     cdef const uint8_t* has_bonus = bonus.listed
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
-    for p in range(n_bonus):
-        largest_bonus = max(largest_bonus, fabs(extra[bonus.seen[p]]))
     # the bonus's own rounding in a bound: a few ulps of its size
     slack += 4.0 * largest_bonus * (1e-15 if value_t is double else 1.2e-7)
 
@@ -223,7 +238,7 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
         if mask[item] or _in_sorted(seen, n_seen, item):
             continue
         exact += 1
-        _offer(item, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
+        _offer(item, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
 
     j = 0
     while j < n:
@@ -236,28 +251,33 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
             chunk_end = n
         for q in range(j, chunk_end):
             # not (bound < threshold): NaN bounds are looked at too
-            if row[q] < threshold or is_warm[q] or mask[q] or (n_bonus and has_bonus[q]):
+            if row[q] < threshold or is_warm[q] or mask[q] or (
+                    n_bonus and ((extra[q] != 0) if by_value else (has_bonus[q] != 0))):
                 continue
             while seen_pos < n_seen and seen[seen_pos] < q:
                 seen_pos += 1
             if seen_pos < n_seen and seen[seen_pos] == q:
                 continue
             exact += 1
-            _offer(q, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
+            _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
         j = chunk_end
 
     for p in range(n_bonus):
         q = bonus.seen[p]
-        if <value_t>(row[q] + extra[q]) < threshold or is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
+        if (<value_t>(row[q] + factor * extra[q]) < threshold or is_warm[q] or mask[q]
+                or _in_sorted(seen, n_seen, q)):
             continue
         exact += 1
-        _offer(q, user, items, dims, extra, k, slack, out_scores, out_ids, &size, &threshold)
+        _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
 
     heap_sort(out_scores, out_ids, size)
     for q in range(size, k):
         out_scores[q] = -INFINITY
         out_ids[q] = -1
-    scratch_clear(bonus, n_bonus)
+    if by_value:
+        scratch_clear(bonus, n_bonus, True)
+    else:
+        scratch_clear(bonus, n_bonus, False)
     return exact
 
 
@@ -275,7 +295,8 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     threshold early, and ``is_warm`` (n,) marks them.  ``dense_mask`` (1 or rows, n):
     non-zero excludes the column; ``seen_*``: a CSR of excluded columns per row, sorted.
     The bonus of row r: each of ``terms`` (tuples of ``Term``'s arrays, X and T CSR with
-    the same dtypes, T with n columns) contributes ``weight * normalise(X[term_rows[r]] @ T)``,
+    the same dtypes, T with n columns, and ``positive`` only if every x * t is > 0 in
+    double) contributes ``weight * normalise(X[term_rows[r]] @ T)``,
     less the normalisation's constant, which goes to ``out_shift[r]`` (summed over terms);
     then item ``mean_items[m]`` gets ``mean_weights @ bonus[mean_of]`` over its CSR row
     ``mean_indptr[m]:mean_indptr[m + 1]`` (no mean item among the ``mean_of``).  Every
@@ -286,7 +307,9 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     """
     cdef Py_ssize_t n_rows = bounds.shape[0], n = bounds.shape[1], dims = users.shape[1]
     cdef Py_ssize_t k = out_ids.shape[1], r, n_terms = len(terms), n_means = mean_indptr.shape[0] - 1
-    cdef Py_ssize_t n_bonus, m
+    cdef Py_ssize_t n_bonus, m, p
+    cdef double factor, largest
+    cdef bint by_value
     cdef bint shared_mask = dense_mask.shape[0] == 1, has_bonus = n_terms > 0 or n_means > 0
     cdef int64_t exact = 0
     cdef RowScratch term_row, bonus
@@ -310,17 +333,25 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             for r in prange(n_rows, schedule="dynamic"):
                 n_bonus = 0
                 out_shift[r] = 0.0
+                factor = 1.0
+                largest = 0.0
+                by_value = False
                 if n_terms == 1 and n_means == 0:
-                    n_bonus = _one_term_bonus(&term_array[0], term_rows[r], n, &bonus, &out_shift[r])
+                    n_bonus = _one_term_bonus(&term_array[0], term_rows[r], n, &bonus, &factor,
+                                              &largest, &out_shift[r])
+                    by_value = term_array[0].positive
                 elif has_bonus:
                     n_bonus = _row_bonus(term_array, n_terms, term_rows[r], n, &mean_items[0],
                                          n_means, &mean_indptr[0], &mean_of[0],
                                          &mean_weights[0], &term_row, &bonus, &out_shift[r])
+                    for p in range(n_bonus):
+                        largest = max(largest, fabs(bonus.values[bonus.seen[p]]))
                 exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
                                    &warm[0], warm.shape[0], &is_warm[0],
                                    &dense_mask[0 if shared_mask else r, 0],
                                    &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
-                                   &bonus, n_bonus, k, &out_ids[r, 0], &out_scores[r, 0])
+                                   &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
+                                   &out_scores[r, 0])
     finally:
         free(term_array)
     return exact
