@@ -20,6 +20,7 @@ RRF_K = 60  # the constant of reciprocal-rank fusion (Cormack et al. 2009)
 WEIGHT_STEPS = 10  # the ranking search tries weights on a grid of 1/WEIGHT_STEPS
 CONTENT_K = 20  # content neighbours that score an item without interactions
 PRIOR_USERS = 10_000  # users whose mean orders the pruned search's first exact scores
+SCALING_BLOCK = 8192  # users whose search scaling the pruning plan computes at a time
 STACKINGS = ("fwls", "linear")
 FWLS_RIDGE = 1.0  # ridge penalty of the feature-weighted least squares
 
@@ -308,7 +309,8 @@ class Blend(Recommender):
         terms = [(*m._sparse_factors(), w, self.normalize)
                  for w, m in zip(self.weights_, self._members(), strict=True) if _sparse_member(m)]
         means = (self.content_items_, self.content_weights_) if self._has_content_items() else None
-        plan = _PruningPlan([j for j, _ in linear], [score_moments(b) for b in blocks], None,
+        scales, offset = self._user_scaling(linear, [score_moments(b) for b in blocks])
+        plan = _PruningPlan([j for j, _ in linear], scales, offset, None,
                             ProductBonus(len(items), terms, means=means))
         # the items a typical user scores best go first (as MF's own search does): the mean
         # of evenly spaced users' search vectors
@@ -319,22 +321,36 @@ class Blend(Recommender):
         probe = plan.index.probe_rows(n_users)
         return plan if plan.index.pruning_pays(self._plan_users(plan, probe)[0]) else None
 
-    def _plan_users(self, plan, rows, dtype=None):
-        """The search's user vectors (each linear member's, times its weight and its row's
-        normalisation scale; in ``dtype``, default the search's) and the offset that maps
-        the search's scores to the blend's."""
+    def _user_scaling(self, linear, moments):
+        """Every user's factor on each linear member's vector in the search (its weight,
+        over its score row's standard deviation under zscore) and the offset that maps the
+        search's scores back to the blend's: ``(scales (members, users), offset (users,))``,
+        once per plan rather than per block of every search."""
         from fastrec.mips import row_moments
 
-        parts, offset = [], np.zeros(rows.size)
-        for j, moments in zip(plan.linear, plan.moments, strict=True):
-            users = np.asarray(self._members()[j]._linear_scoring()[1](rows), dtype=np.float64)
-            factor = np.full(rows.size, float(self.weights_[j]))
-            if self.normalize == "zscore":
-                mean, spread = row_moments(users, moments)
-                factor /= np.where(spread > 0, spread, 1.0)
-                offset -= factor * mean
-            parts.append(users * factor[:, None])
-        return np.hstack(parts).astype(dtype or plan.index.dtype), offset
+        n_users = self.interactions_.n_users
+        scales = np.empty((len(linear), n_users))
+        offset = np.zeros(n_users)
+        for slot, ((j, (_, users_of, _)), member_moments) in enumerate(zip(linear, moments, strict=True)):
+            scales[slot] = float(self.weights_[j])
+            if self.normalize != "zscore":
+                continue
+            for start in range(0, n_users, SCALING_BLOCK):
+                rows = np.arange(start, min(start + SCALING_BLOCK, n_users))
+                mean, spread = row_moments(np.asarray(users_of(rows), dtype=np.float64), member_moments)
+                scales[slot, rows] /= np.where(spread > 0, spread, 1.0)
+                offset[rows] -= scales[slot, rows] * mean
+        return scales, offset
+
+    def _plan_users(self, plan, rows, dtype=None):
+        """The search's user vectors (each linear member's, times its ``_user_scaling``
+        factor; in ``dtype``, default the search's) and the offset that maps the search's
+        scores to the blend's."""
+        members = self._members()
+        parts = [np.asarray(members[j]._linear_scoring()[1](rows), dtype=np.float64) * plan.scales[slot, rows, None]
+                 for slot, j in enumerate(plan.linear)]
+        joined = parts[0] if len(parts) == 1 else np.hstack(parts)
+        return joined.astype(dtype or plan.index.dtype), plan.offset[rows]
 
     def _pruned_topk(self, plan, rows, n, candidates, seen, num_threads):
         """Every dense member is an inner product, so the blended score is one inner product
@@ -593,13 +609,14 @@ def _dense_scores(model, u):
 
 @dataclasses.dataclass
 class _PruningPlan:
-    """What the blend's pruned search needs: the linear members' positions, each one's
-    score moments, the search over their item vectors side by side, and the kNN members'
-    products as its bonus (picklable: the member's user-vector function is asked for at
-    each use)."""
+    """What the blend's pruned search needs: the linear members' positions, every user's
+    scaling of their vectors and offset (``Blend._user_scaling``), the search over their
+    item vectors side by side, and the kNN members' products as its bonus (picklable:
+    the member's user-vector function is asked for at each use)."""
 
     linear: list
-    moments: list
+    scales: np.ndarray
+    offset: np.ndarray
     index: InnerProductIndex
     bonus: ProductBonus
 
