@@ -233,7 +233,7 @@ class ProductBonus:
             raise ValueError(f"bonus term shapes {x.shape} @ {t.shape} do not give {self.n_columns} columns")
         dtype = np.float32 if x.dtype == t.dtype == np.float32 else np.float64
         index = np.int32 if max(x.shape[1], t.shape[1]) < 2**31 - 1 else np.int64
-        arrays, smallest = [], []
+        arrays = []
         for matrix in (x, t):
             data = np.ascontiguousarray(matrix.data, dtype=dtype)
             indices = np.ascontiguousarray(matrix.indices, dtype=index)
@@ -242,13 +242,10 @@ class ProductBonus:
                 raise ValueError("bonus terms contain NaN or infinite values")
             _check_pattern(indptr, indices, matrix.shape[0], matrix.shape[1], "bonus term")
             arrays += [_padded(data), _padded(indices), indptr]
-            smallest.append(float(data[:indptr[-1]].min(initial=np.inf)))
         weight = float(weight)
         if not np.isfinite(weight):
             raise ValueError(f"bonus weight must be finite, got {weight}")
-        # every product x * t (in double) positive, none underflowing to 0: a touched
-        # column's sum is never 0, so the kernel can tell touched columns by value
-        positive = min(smallest) > 0 and smallest[0] * smallest[1] >= np.finfo(np.float64).tiny
+        positive = products_positive(arrays[0][:x.indptr[-1]], arrays[3][:t.indptr[-1]])
         return tuple(arrays) + (NORMALIZATIONS.index(normalize), weight, positive)
 
     def _means(self, items, weights):
@@ -301,6 +298,14 @@ def _check_pattern(indptr, indices, rows, n, name):
     used = indices[:indptr[-1]]
     if used.size and (used.min() < 0 or used.max() >= n):
         raise ValueError(f"{name}: indices must be positions in [0, {n})")
+
+
+def products_positive(x_values, t_values):
+    """Whether every product x * t of the two value arrays is > 0 in double: all positive,
+    none small enough to underflow to 0.  A sparse product's touched columns then never
+    sum to 0, so the product kernels can tell them by value (``product_row``'s by_value)."""
+    smallest = [float(np.min(v, initial=np.inf)) for v in (x_values, t_values)]
+    return min(smallest) > 0 and smallest[0] * smallest[1] >= np.finfo(np.float64).tiny
 
 
 def _padded(values):

@@ -165,7 +165,8 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                  const int64_t[::1] t_indptr, const int64_t[::1] rows,
                  const int64_t[::1] excluded_indptr, const index_t[::1] excluded,
                  const uint8_t[::1] column_mask, Py_ssize_t n_cols,
-                 int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, int num_threads):
+                 int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, bint positive,
+                 int num_threads):
     """Top columns of ``X[rows] @ T`` per row, scores descending (ties: lower column).
 
     Contract (unchecked): X is (n_x, m) and T (m, ``n_cols``) CSR; ``rows`` index X (-1: an
@@ -173,13 +174,15 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     n_x + 1, or empty for none), columns never returned for it, e.g. a user's seen items; ``column_mask``
     (n_cols,) uint8, or empty, excludes columns where non-zero.  Columns with a zero
     score are not returned; rows are padded with -1 / -inf.  Accumulates in double.
+    ``positive``: every x * t is > 0 in double (``fastrec.mips.products_positive``), so
+    touched columns are told by value and the excluded marked by a 0.
     """
     cdef Py_ssize_t n_rows = rows.shape[0]
     cdef Py_ssize_t n = out_ids.shape[1]
     cdef Py_ssize_t r, a, b, p, t, n_touched, size, kept
     cdef bint has_excluded = excluded_indptr.shape[0] > 0
     cdef bint has_mask = column_mask.shape[0] > 0
-    cdef RowScratch* work  # the product row; ``listed`` is 1, or 2 once found excluded
+    cdef RowScratch* work  # the product row; ``listed`` is 1, or 2 once found excluded (unless positive)
     cdef value_t* cand_s
     cdef int64_t* cand_ids
     if n_rows == 0:
@@ -195,22 +198,29 @@ def product_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             for r in prange(n_rows, schedule="dynamic", chunksize=16):
                 a = rows[r]
                 n_touched = 0
-                if a >= 0:
+                if a >= 0 and positive:
+                    n_touched = product_row(a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                                            &t_indices[0], &t_indptr[0], work, True)
+                elif a >= 0:
                     n_touched = product_row(a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
                                             &t_indices[0], &t_indptr[0], work, False)
                 if has_excluded and a >= 0:
                     for p in range(excluded_indptr[a], excluded_indptr[a + 1]):
                         b = excluded[p]
-                        if work.listed[b] == 1:
+                        if positive:
+                            work.values[b] = 0.0  # a zero score is never returned
+                        elif work.listed[b] == 1:
                             work.listed[b] = 2
                 size = 0
                 for t in range(n_touched):
                     b = work.seen[t]
-                    if work.listed[b] == 1 and <value_t>work.values[b] != 0 and not (has_mask and column_mask[b]):
+                    if ((positive or work.listed[b] == 1) and <value_t>work.values[b] != 0
+                            and not (has_mask and column_mask[b])):
                         cand_s[size] = <value_t>work.values[b]
                         cand_ids[size] = b
                         size = size + 1
-                    work.listed[b] = 0
+                    if not positive:
+                        work.listed[b] = 0
                     work.values[b] = 0.0
                 kept = select_best(cand_s, cand_ids, size, n, &out_scores[r, 0], &out_ids[r, 0]) if n > 0 else 0
                 for t in range(kept, n):

@@ -291,7 +291,7 @@ class _Neighborhood(Recommender):
         product_topk(left.data, left.indices, left.indptr, right.data, right.indices, right.indptr,
                      np.ascontiguousarray(u, dtype=np.int64), *seen,
                      np.zeros(0, np.uint8) if excluded is None else excluded[0],
-                     data.n_items, ids, scores, effective_num_threads(num_threads))
+                     data.n_items, ids, scores, self._products_positive(), effective_num_threads(num_threads))
         if not known_user.all():  # unknown users: the most popular items
             self._fill_popular(ids, scores, ~known_user, n, excluded, num_threads)
         return ids, scores, known_user
@@ -313,6 +313,18 @@ class _Neighborhood(Recommender):
             ratings, sim = operand(data.csr.data, data.csr), operand(sim.data, sim)
             self._factors = (ratings, sim) if self._orientation == "items" else (sim, ratings)
         return self._factors
+
+    def _products_positive(self):
+        """Whether every term of ``_sparse_factors``' product is > 0 (``products_positive``),
+        found once per pair of factors."""
+        from fastrec.mips import products_positive
+
+        left, right = self._sparse_factors()
+        cached = getattr(self, "_positive_cache", None)
+        if cached is None or cached[0] is not left:
+            cached = (left, products_positive(left.data[:left.indptr[-1]], right.data[:right.indptr[-1]]))
+            self._positive_cache = cached
+        return cached[1]
 
     def _seen_pattern(self):
         """Every user's training items as (indptr, indices) for product_topk's exclusions."""

@@ -70,11 +70,18 @@ def test_knn_estimate_handles_empty_input():
 
 
 @pytest.mark.parametrize("n", [0, 3, 50])
-def test_product_topk_matches_reference(n, dtype, index_dtype, num_threads, seed):
+@pytest.mark.parametrize("positive", [False, True], ids=["by-flag", "by-value"])
+def test_product_topk_matches_reference(n, positive, dtype, index_dtype, num_threads, seed):
+    """Both listings of touched columns: flags, and (every product > 0) their values."""
+    from fastrec.mips import products_positive
+
     rng = np.random.default_rng(seed)
     x = sp.random_array((25, 30), density=0.2, format="csr", rng=rng, dtype=dtype)
     t = _random_sim(30, 0.3, rng, dtype, ties=True)
     t.data = abs(t.data)  # ties among positive scores
+    if not positive:
+        x.data[::3] *= -1  # and cancellations to 0
+    assert products_positive(x.data, t.data) == positive
     rows = np.r_[np.arange(25), -1, 3]
     excluded = sp.random_array((25, 30), density=0.2, format="csr", rng=rng)
     excluded.sort_indices()
@@ -85,7 +92,7 @@ def test_product_topk_matches_reference(n, dtype, index_dtype, num_threads, seed
                          t.data, t.indices.astype(index_dtype), t.indptr.astype(np.int64),
                          rows.astype(np.int64), excluded.indptr.astype(np.int64),
                          excluded.indices.astype(index_dtype), column_mask.astype(np.uint8), 30,
-                         ids, scores, num_threads)
+                         ids, scores, positive, num_threads)
     expected_ids, expected_scores = reference.product_topk(x, t, rows, n, excluded, column_mask)
     np.testing.assert_array_equal(ids, expected_ids)
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-6 if dtype == np.float32 else 1e-12)
