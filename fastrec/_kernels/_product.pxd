@@ -88,10 +88,11 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
     """Add row ``row`` of X @ T into ``work`` (listing must be empty: every ``listed`` 0),
     listing each touched column; returns how many columns it touched.
 
-    ``by_value`` (pass a constant: each call site inlines to its own loop): a column is new while its value is 0 and
-    ``listed`` is left alone.  Only for products that cannot give 0: every term
-    positive and no x * t underflowing (``fastrec.mips`` checks it once per matrix
-    pair); it spares a load and a store per term and the flags' clearing."""
+    ``by_value`` (pass a constant: each call site inlines to its own loop): a column is
+    new while its value is 0, and ``listed`` is left alone.  Only for products that
+    cannot give 0: every term positive and no x * t underflowing to 0
+    (``fastrec.mips.products_positive``); it spares a load and a store per term and the
+    flags' clearing."""
     cdef Py_ssize_t p, q, j, length, touched = 0, end = x_indptr[row + 1]
     cdef double value
     cdef double* values = work.values
