@@ -12,6 +12,13 @@ so one BLAS product of width head + 1 bounds every score, and the compiled kerne
 (``fastrec._kernels.mips``) computes an exact score only where the bound reaches the
 user's current k-th best.  The answer is exact whatever the bounds' tightness: loose
 bounds only cost time.  Twin: ``fastrec.reference.mips``.
+
+Catalogues of GROUPED_MIN_ITEMS to GROUPED_MAX_ITEMS items add a level: the items are
+clustered (Lloyd) into groups of about GROUP_SIZE by their bound vectors, and a group's
+box bounds every bound in it, ``s+ . max + s- . min``.  The search then takes the best
+groups first and bounds items only inside groups whose box reaches the k-th best: a
+product of width 2 (head + 1) over the groups instead of head + 1 over the items.  The
+searches with a bonus (a blend's kNN members) keep the one level.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +36,11 @@ MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
 MAX_EXACT_SHARE = 0.012
 PROBE_SCORES = 2_000_000  # the pruning probe's budget of (user, item) pairs
 NORMALIZATIONS = ("zscore", "minmax", None)  # the kernels' codes, in this order
+GROUP_SIZE = 16  # items per group of the two-level search, on average
+GROUPED_MIN_ITEMS = 4096  # fewer items: one level (the groups would not pay)
+GROUPED_MAX_ITEMS = 65536  # more: one level (grouping costs O(n^2 / GROUP_SIZE) to build)
+GROUP_ITERATIONS = 8  # Lloyd iterations grouping the items' bound vectors
+GROUPED = True  # False: the one-level search even where there are groups (for comparisons)
 
 
 def head_dims_for(dims):
@@ -49,6 +61,8 @@ class InnerProductIndex:
         exactly first.  Default: the first principal axis, signed towards the items.
     head_dims : int, optional
         Rotated axes kept exactly in the bound (default ``head_dims_for(dims)``).
+
+    ``groups`` holds the two-level search's groups (see the module), or None.
     """
 
     def __init__(self, items, *, prior=None, head_dims=None):
@@ -80,6 +94,49 @@ class InnerProductIndex:
             raise ValueError(f"prior must have shape ({dims},), got {prior.shape}")
         self.prior = prior
         self.prior_order = np.argsort(-(wide @ prior), kind="stable").astype(np.int64)
+        self.groups = self._groups() if GROUPED_MIN_ITEMS <= n <= GROUPED_MAX_ITEMS and head > 0 else None
+
+    def _groups(self):
+        """The two-level search's groups: items clustered by their bound vectors (a few
+        Lloyd iterations from a fixed sample), each group's box of them, the items in group
+        order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner)``."""
+        vectors = self.item_bounds.T.astype(np.float64)
+        n, width = vectors.shape
+        count = max(1, n // GROUP_SIZE)
+        centres = vectors[np.random.default_rng(0).choice(n, count, replace=False)]
+        lifted = np.hstack([vectors, np.ones((n, 1))])  # |x - c|^2 - |x|^2 = [x, 1] . [-2c, |c|^2]
+        for _ in range(GROUP_ITERATIONS):
+            label = np.empty(n, dtype=np.int64)
+            towards = np.hstack([-2 * centres, np.einsum("ij,ij->i", centres, centres)[:, None]]).T
+            for start in range(0, n, 4096):  # (block x groups) distances at a time
+                label[start:start + 4096] = (lifted[start:start + 4096] @ towards).argmin(axis=1)
+            sizes = np.bincount(label, minlength=count)
+            sums = sp.csr_array((np.ones(n), (label, np.arange(n))), shape=(count, n)) @ vectors
+            centres = np.where(sizes[:, None] > 0, sums / np.maximum(sizes, 1)[:, None], centres)
+        order = np.argsort(label, kind="stable")
+        ordered = label[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        indptr = np.r_[starts, n].astype(np.int64)
+        side = np.ascontiguousarray(vectors[order])
+        high = np.maximum.reduceat(side, starts, axis=0)
+        low = np.minimum.reduceat(side, starts, axis=0)
+        box = np.ascontiguousarray(np.vstack([high.T, low.T]), dtype=self.dtype)
+        corner = float(np.sqrt((np.maximum(np.abs(high), np.abs(low)) ** 2).sum(axis=1)).max())
+        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner
+
+    def _grouped_topk(self, users, k, warm, is_warm, dense_mask, seen_indptr, seen_indices,
+                      ids, scores, num_threads):
+        from fastrec._kernels.mips import grouped_topk
+
+        indptr, order, item_side, box, corner = self.groups
+        side, norms = self._bound_side(users)
+        slack = self._slack(norms)
+        group_bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
+        # the box product's terms, 2 (head + 1) of them, each within |u| times the largest corner
+        group_slack = slack + SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
+        return grouped_topk(group_bounds, group_slack, side.astype(self.dtype), item_side, indptr, order,
+                            users, self.items, slack, warm, is_warm, dense_mask, seen_indptr,
+                            seen_indices, ids, scores, int(num_threads))
 
     def probe_rows(self, n_users):
         """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
@@ -112,19 +169,26 @@ class InnerProductIndex:
         """``(bounds, slack)``: upper bounds of ``users @ items.T`` (rows, n_items) in the
         items' dtype, and per row the allowance for their rounding.  The bounds live in
         this thread's scratch: valid until its next call."""
+        side, norms = self._bound_side(users)
+        bounds = np.matmul(side.astype(self.dtype), self.item_bounds,
+                           out=scratch("mips.bounds", (side.shape[0], self.n_items), self.dtype))
+        return bounds, self._slack(norms)
+
+    def _bound_side(self, users):
+        """The user side of the bounds, (rows, head + 1) in double: rotated head coordinates,
+        then the tail norm; and the users' norms."""
         wide = np.asarray(users, dtype=np.float64)
         rotated = wide @ self.rotation
         head = self.head_dims
         side = np.empty((wide.shape[0], head + 1))
         side[:, :head] = rotated[:, :head]
         side[:, head] = np.sqrt(np.einsum("ij,ij->i", rotated[:, head:], rotated[:, head:]))
-        bounds = np.matmul(side.astype(self.dtype), self.item_bounds,
-                           out=scratch("mips.bounds", (wide.shape[0], self.n_items), self.dtype))
-        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
-        # every term of the (head + 1)-product and the roundings of both sides, a few ulps
-        # each of |u| max|v|, which bounds the sum of the terms' magnitudes
-        slack = SLACK_ULPS * (head + 4) * np.finfo(self.dtype).eps * norms * self.largest_norm
-        return bounds, slack
+        return side, np.sqrt(np.einsum("ij,ij->i", wide, wide))
+
+    def _slack(self, norms):
+        """Every term of the (head + 1)-product and the roundings of both sides, a few ulps
+        each of |u| max|v|, which bounds the sum of the terms' magnitudes."""
+        return SLACK_ULPS * (self.head_dims + 4) * np.finfo(self.dtype).eps * norms * self.largest_norm
 
     def topk(self, users, k, *, dense_mask=None, seen=None, bonus=None, bonus_rows=None, offset=None,
              num_threads=1):
@@ -162,11 +226,19 @@ class InnerProductIndex:
         scores = np.full((rows, k), -np.inf, dtype=self.dtype)
         if rows == 0 or k == 0 or n == 0:
             return ids, scores, 0
-        with limit_blas_threads(num_threads):
-            bounds, slack = self.bounds(users)
         warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
+        if self.groups is not None and bonus is None and GROUPED:
+            with limit_blas_threads(num_threads):
+                n_exact = self._grouped_topk(users, k, warm, is_warm,
+                                             np.ascontiguousarray(dense_mask, dtype=np.uint8),
+                                             seen_indptr, seen_indices, ids, scores, num_threads)
+            if offset is not None:
+                scores = (scores + np.asarray(offset, dtype=np.float64).reshape(rows)[:, None]).astype(self.dtype)
+            return ids, scores, int(n_exact)
+        with limit_blas_threads(num_threads):
+            bounds, slack = self.bounds(users)
         terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
         shift = np.empty(rows)
         workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)

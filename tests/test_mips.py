@@ -383,3 +383,48 @@ def test_pruning_pays_only_where_the_bounds_prune():
     flat = InnerProductIndex(rng.normal(size=(2000, 40)))
     assert not flat.pruning_pays(rng.normal(size=(64, 40)))
     assert index.probe_rows(0).size == 0 and index.probe_rows(5).tolist() == [0, 1, 2, 3, 4]
+
+
+# ------------------------------------------------------------- two-level search
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_two_level_search_equals_one_level_and_twin(dtype, num_threads):
+    """Catalogues of GROUPED_MIN_ITEMS items or more search groups of items first: the
+    same answer as the one-level search and the twin, with exclusions."""
+    import fastrec.mips as mips
+
+    n_items = mips.GROUPED_MIN_ITEMS + 500
+    users, items = low_rank(80, n_items, 24, dtype, 50)
+    index = InnerProductIndex(items)
+    assert index.groups is not None
+    indptr, order = index.groups[:2]
+    assert np.array_equal(np.sort(order), np.arange(n_items)) and indptr[-1] == n_items
+    seen = random_pattern(80, n_items, 0.01, 51)
+    mask = (np.random.default_rng(52).random((1, n_items)) < 0.1).astype(np.uint8)
+    got = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
+    assert_same_topk(got[:2], inner_product_topk(users, items, 10, dense_mask=mask, seen=seen), users, items)
+    try:
+        mips.GROUPED = False
+        one_level = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
+    finally:
+        mips.GROUPED = True
+    np.testing.assert_array_equal(got[0], one_level[0])
+    np.testing.assert_array_equal(got[1], one_level[1])
+    assert got[2] < users.shape[0] * n_items // 20  # the groups pruned most items
+
+
+def test_two_level_search_ties_and_short_rows():
+    """Repeated item vectors (ties go to the lower id), and rows with fewer candidates than k
+    (padded with -1 / -inf)."""
+    import fastrec.mips as mips
+
+    users, items = low_rank(30, mips.GROUPED_MIN_ITEMS, 12, np.float64, 53)
+    items[1::2] = items[0::2]  # every vector twice
+    index = InnerProductIndex(items)
+    got = index.topk(users, 9)
+    assert_same_topk(got[:2], inner_product_topk(users, items, 9), users, items)
+    mask = np.ones((30, items.shape[0]), dtype=np.uint8)
+    mask[:, :5] = 0  # five candidates left
+    ids, scores, _ = index.topk(users, 9, dense_mask=mask)
+    assert (ids[:, 5:] == -1).all() and np.isneginf(scores[:, 5:]).all()
+    np.testing.assert_array_equal(np.sort(ids[:, :5], axis=1), np.tile(np.arange(5), (30, 1)))

@@ -360,3 +360,132 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
 def workspace_bytes(Py_ssize_t n, int num_threads):
     """The bytes of ``pruned_topk``'s workspace for n items and ``num_threads`` threads."""
     return 2 * scratch_bytes(n) * max(num_threads, 1)
+
+
+# ------------------------------------------------------------- two-level search
+cdef enum:
+    FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
+
+
+cdef inline double _side_dot(const value_t* a, const value_t* b, Py_ssize_t n) noexcept nogil:
+    cdef double total = 0.0
+    cdef Py_ssize_t d
+    for d in range(n):
+        total = total + <double>a[d] * <double>b[d]
+    return total
+
+
+cdef int64_t _group(Py_ssize_t g, const int64_t* group_indptr, const int64_t* group_items,
+                    const value_t* item_side, const value_t* side, Py_ssize_t width,
+                    const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
+                    const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
+                    Py_ssize_t n_seen, Py_ssize_t k, value_t* out_scores, int64_t* out_ids,
+                    Py_ssize_t* size, value_t* threshold) noexcept nogil:
+    """Bound every item of group g and score exactly those whose bound reaches the threshold."""
+    cdef Py_ssize_t p
+    cdef int64_t item, exact = 0
+    for p in range(group_indptr[g], group_indptr[g + 1]):
+        if <value_t>_side_dot(item_side + p * width, side, width) < threshold[0]:
+            continue
+        item = group_items[p]
+        if is_warm[item] or mask[item] or _in_sorted(seen, n_seen, item):
+            continue
+        exact += 1
+        _offer(item, user, items, dims, NULL, 1.0, k, slack, out_scores, out_ids, size, threshold)
+    return exact
+
+
+def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] group_slack,
+                 const value_t[:, ::1] side, const value_t[:, ::1] item_side,
+                 const int64_t[::1] group_indptr, const int64_t[::1] group_items,
+                 const value_t[:, ::1] users, const value_t[:, ::1] items, const double[::1] slack,
+                 const int64_t[::1] warm, const uint8_t[::1] is_warm, const uint8_t[:, ::1] dense_mask,
+                 const pattern_t[::1] seen_indptr, const pattern_t[::1] seen_indices,
+                 int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, int num_threads):
+    """Top-k of ``users @ items.T`` through two levels of bounds; returns the exact scores taken.
+
+    Contract (checked by ``fastrec.mips``): the items are in groups (``group_indptr`` over
+    ``group_items``, the items in group order, ``item_side`` their bound vectors in that
+    order); ``group_bounds`` (rows, groups) bound every item's bound ``item_side . side[r]``
+    of a group to within ``group_slack[r]``, which bound the scores to within ``slack[r]``.
+    The groups with the best bounds are taken first, then every group whose bound reaches
+    the row's k-th best; the other arguments as for ``pruned_topk`` (no bonus).
+    """
+    cdef Py_ssize_t n_rows = group_bounds.shape[0], n_groups = group_bounds.shape[1]
+    cdef Py_ssize_t dims = users.shape[1], width = side.shape[1], k = out_ids.shape[1]
+    cdef Py_ssize_t r, g, q, t, size, n_first, n_seen
+    cdef bint shared_mask = dense_mask.shape[0] == 1, taken
+    cdef int64_t exact = 0, item
+    cdef value_t threshold, bound, extra
+    cdef const value_t* gb
+    cdef const uint8_t* mask
+    cdef const pattern_t* seen
+    cdef Py_ssize_t* first
+    cdef value_t* first_bound
+    if n_rows == 0 or k == 0:
+        return 0
+    with nogil, parallel(num_threads=num_threads):
+        first = <Py_ssize_t*>malloc(FIRST_GROUPS * sizeof(Py_ssize_t))
+        first_bound = <value_t*>malloc(FIRST_GROUPS * sizeof(value_t))
+        try:
+            if first == NULL or first_bound == NULL:
+                with gil:
+                    raise MemoryError("grouped_topk: cannot allocate per-thread scratch")
+            for r in prange(n_rows, schedule="dynamic"):
+                size = 0
+                threshold = -INFINITY
+                mask = &dense_mask[0 if shared_mask else r, 0]
+                seen = &seen_indices[0] + seen_indptr[r]
+                n_seen = seen_indptr[r + 1] - seen_indptr[r]
+                for q in range(warm.shape[0]):
+                    item = warm[q]
+                    if mask[item] or _in_sorted(seen, n_seen, item):
+                        continue
+                    exact += 1
+                    _offer(item, &users[r, 0], &items[0, 0], dims, NULL, 1.0, k, slack[r],
+                           &out_scores[r, 0], &out_ids[r, 0], &size, &threshold)
+                # a group is passed over while its bound plus its own rounding allowance is
+                # below the threshold (which already allows for the items' bounds)
+                extra = <value_t>(group_slack[r] - slack[r]) if group_slack[r] > slack[r] else 0
+                gb = &group_bounds[r, 0]
+                # the FIRST_GROUPS best bounds, descending (insertion into a short sorted list)
+                n_first = 0
+                for g in range(n_groups):
+                    bound = gb[g]
+                    if n_first == FIRST_GROUPS and not (bound > first_bound[n_first - 1]):
+                        continue
+                    t = n_first if n_first < FIRST_GROUPS else FIRST_GROUPS - 1
+                    while t > 0 and first_bound[t - 1] < bound:
+                        first_bound[t] = first_bound[t - 1]
+                        first[t] = first[t - 1]
+                        t = t - 1
+                    first_bound[t] = bound
+                    first[t] = g
+                    if n_first < FIRST_GROUPS:
+                        n_first = n_first + 1
+                for t in range(n_first):
+                    if first_bound[t] + extra < threshold:
+                        break
+                    exact += _group(first[t], &group_indptr[0], &group_items[0], &item_side[0, 0],
+                                    &side[r, 0], width, &users[r, 0], &items[0, 0], dims, slack[r],
+                                    &is_warm[0], mask, seen, n_seen, k, &out_scores[r, 0],
+                                    &out_ids[r, 0], &size, &threshold)
+                for g in range(n_groups):
+                    if gb[g] + extra < threshold:
+                        continue
+                    taken = False
+                    for t in range(n_first):
+                        taken = taken or first[t] == g
+                    if taken:
+                        continue
+                    exact += _group(g, &group_indptr[0], &group_items[0], &item_side[0, 0], &side[r, 0],
+                                    width, &users[r, 0], &items[0, 0], dims, slack[r], &is_warm[0], mask,
+                                    seen, n_seen, k, &out_scores[r, 0], &out_ids[r, 0], &size, &threshold)
+                heap_sort(&out_scores[r, 0], &out_ids[r, 0], size)
+                for q in range(size, k):
+                    out_scores[r, q] = -INFINITY
+                    out_ids[r, q] = -1
+        finally:
+            free(first)
+            free(first_bound)
+    return exact
