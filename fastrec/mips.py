@@ -62,7 +62,8 @@ class InnerProductIndex:
     head_dims : int, optional
         Rotated axes kept exactly in the bound (default ``head_dims_for(dims)``).
 
-    ``groups`` holds the two-level search's groups (see the module), or None.
+    ``groups`` holds the two-level search's groups (see the module, built at first use),
+    or None.
     """
 
     def __init__(self, items, *, prior=None, head_dims=None):
@@ -94,7 +95,16 @@ class InnerProductIndex:
             raise ValueError(f"prior must have shape ({dims},), got {prior.shape}")
         self.prior = prior
         self.prior_order = np.argsort(-(wide @ prior), kind="stable").astype(np.int64)
-        self.groups = self._groups() if GROUPED_MIN_ITEMS <= n <= GROUPED_MAX_ITEMS and head > 0 else None
+        self._groupable = GROUPED_MIN_ITEMS <= n <= GROUPED_MAX_ITEMS and head > 0
+        self._groups_cache = None
+
+    @property
+    def groups(self):
+        """The two-level search's groups, built at first use (searches with a bonus do not
+        use them), or None where the catalogue is outside the grouped sizes."""
+        if self._groups_cache is None and self._groupable:
+            self._groups_cache = self._groups()
+        return self._groups_cache
 
     def _groups(self):
         """The two-level search's groups: items clustered by their bound vectors (a few
@@ -229,7 +239,7 @@ class InnerProductIndex:
         warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
-        if self.groups is not None and bonus is None and GROUPED:
+        if bonus is None and GROUPED and self.groups is not None:
             with limit_blas_threads(num_threads):
                 n_exact = self._grouped_topk(users, k, warm, is_warm,
                                              np.ascontiguousarray(dense_mask, dtype=np.uint8),
