@@ -140,13 +140,12 @@ class InnerProductIndex:
 
         indptr, order, item_side, box, corner = self.groups
         side, norms = self._bound_side(users)
-        slack = self._slack(norms)
         group_bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
         # the box product's terms, 2 (head + 1) of them, each within |u| times the largest corner
-        group_slack = slack + SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
-        return grouped_topk(group_bounds, group_slack, side.astype(self.dtype), item_side, indptr, order,
-                            users, self.items, slack, warm, is_warm, dense_mask, seen_indptr,
-                            seen_indices, ids, scores, int(num_threads))
+        box_slack = SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
+        return grouped_topk(group_bounds, box_slack, side.astype(self.dtype), item_side, indptr, order,
+                            users, self.items, self._slack(norms), warm, is_warm, dense_mask,
+                            seen_indptr, seen_indices, ids, scores, int(num_threads))
 
     def probe_rows(self, n_users):
         """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
@@ -239,23 +238,20 @@ class InnerProductIndex:
         warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
+        dense_mask = np.ascontiguousarray(dense_mask, dtype=np.uint8)
+        terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
+        shift = np.zeros(rows)
         if bonus is None and GROUPED and self.groups is not None:
             with limit_blas_threads(num_threads):
-                n_exact = self._grouped_topk(users, k, warm, is_warm,
-                                             np.ascontiguousarray(dense_mask, dtype=np.uint8),
-                                             seen_indptr, seen_indices, ids, scores, num_threads)
-            if offset is not None:
-                scores = (scores + np.asarray(offset, dtype=np.float64).reshape(rows)[:, None]).astype(self.dtype)
-            return ids, scores, int(n_exact)
-        with limit_blas_threads(num_threads):
-            bounds, slack = self.bounds(users)
-        terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
-        shift = np.empty(rows)
-        workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)
-        n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm,
-                              np.ascontiguousarray(dense_mask, dtype=np.uint8), seen_indptr, seen_indices,
-                              terms, bonus_rows, *means, ids, scores, shift, workspace.view(np.uint8),
-                              int(num_threads))
+                n_exact = self._grouped_topk(users, k, warm, is_warm, dense_mask, seen_indptr, seen_indices,
+                                             ids, scores, num_threads)
+        else:
+            with limit_blas_threads(num_threads):
+                bounds, slack = self.bounds(users)
+            workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)
+            n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm, dense_mask, seen_indptr,
+                                  seen_indices, terms, bonus_rows, *means, ids, scores, shift,
+                                  workspace.view(np.uint8), int(num_threads))
         if offset is not None:
             shift -= np.asarray(offset, dtype=np.float64).reshape(rows)
         if terms or offset is not None:

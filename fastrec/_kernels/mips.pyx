@@ -211,6 +211,24 @@ cdef inline void _offer(int64_t item, const value_t* user, const value_t* items,
         threshold[0] = <value_t>(out_scores[0] - slack)
 
 
+cdef inline int64_t _offer_warm(const int64_t* warm, Py_ssize_t n_warm, const uint8_t* mask,
+                               const pattern_t* seen, Py_ssize_t n_seen, const value_t* user,
+                               const value_t* items, Py_ssize_t dims, const double* extra, double factor,
+                               Py_ssize_t k, double slack, value_t* out_scores, int64_t* out_ids,
+                               Py_ssize_t* size, value_t* threshold) noexcept nogil:
+    """Score the warm items (those not excluded) first, to raise the threshold early;
+    returns how many were scored."""
+    cdef Py_ssize_t q
+    cdef int64_t item, exact = 0
+    for q in range(n_warm):
+        item = warm[q]
+        if mask[item] or _in_sorted(seen, n_seen, item):
+            continue
+        exact += 1
+        _offer(item, user, items, dims, extra, factor, k, slack, out_scores, out_ids, size, threshold)
+    return exact
+
+
 cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
                        const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
@@ -226,19 +244,15 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
     then the bonus columns, whose bound is the row's plus their bonus: by then the row is
     in cache, where a bonus added into it first would fetch a line per column."""
     cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
-    cdef int64_t exact = 0, item
+    cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
     cdef const uint8_t* has_bonus = bonus.listed
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
     # the bonus's own rounding in a bound: a few ulps of its size
     slack += 4.0 * largest_bonus * (1e-15 if value_t is double else 1.2e-7)
 
-    for q in range(n_warm):
-        item = warm[q]
-        if mask[item] or _in_sorted(seen, n_seen, item):
-            continue
-        exact += 1
-        _offer(item, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
+    exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
+                         out_scores, out_ids, &size, &threshold)
 
     j = 0
     while j < n:
@@ -367,14 +381,6 @@ cdef enum:
     FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
 
 
-cdef inline double _side_dot(const value_t* a, const value_t* b, Py_ssize_t n) noexcept nogil:
-    cdef double total = 0.0
-    cdef Py_ssize_t d
-    for d in range(n):
-        total = total + <double>a[d] * <double>b[d]
-    return total
-
-
 cdef int64_t _group(Py_ssize_t g, const int64_t* group_indptr, const int64_t* group_items,
                     const value_t* item_side, const value_t* side, Py_ssize_t width,
                     const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
@@ -385,7 +391,7 @@ cdef int64_t _group(Py_ssize_t g, const int64_t* group_indptr, const int64_t* gr
     cdef Py_ssize_t p
     cdef int64_t item, exact = 0
     for p in range(group_indptr[g], group_indptr[g + 1]):
-        if <value_t>_side_dot(item_side + p * width, side, width) < threshold[0]:
+        if <value_t>_dot(item_side + p * width, side, width) < threshold[0]:
             continue
         item = group_items[p]
         if is_warm[item] or mask[item] or _in_sorted(seen, n_seen, item):
@@ -395,7 +401,7 @@ cdef int64_t _group(Py_ssize_t g, const int64_t* group_indptr, const int64_t* gr
     return exact
 
 
-def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] group_slack,
+def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] box_slack,
                  const value_t[:, ::1] side, const value_t[:, ::1] item_side,
                  const int64_t[::1] group_indptr, const int64_t[::1] group_items,
                  const value_t[:, ::1] users, const value_t[:, ::1] items, const double[::1] slack,
@@ -407,7 +413,7 @@ def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] group_sla
     Contract (checked by ``fastrec.mips``): the items are in groups (``group_indptr`` over
     ``group_items``, the items in group order, ``item_side`` their bound vectors in that
     order); ``group_bounds`` (rows, groups) bound every item's bound ``item_side . side[r]``
-    of a group to within ``group_slack[r]``, which bound the scores to within ``slack[r]``.
+    of a group to within ``box_slack[r]``, which bound the scores to within ``slack[r]``.
     The groups with the best bounds are taken first, then every group whose bound reaches
     the row's k-th best; the other arguments as for ``pruned_topk`` (no bonus).
     """
@@ -415,7 +421,7 @@ def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] group_sla
     cdef Py_ssize_t dims = users.shape[1], width = side.shape[1], k = out_ids.shape[1]
     cdef Py_ssize_t r, g, q, t, size, n_first, n_seen
     cdef bint shared_mask = dense_mask.shape[0] == 1, taken
-    cdef int64_t exact = 0, item
+    cdef int64_t exact = 0
     cdef value_t threshold, bound, extra
     cdef const value_t* gb
     cdef const uint8_t* mask
@@ -437,16 +443,12 @@ def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] group_sla
                 mask = &dense_mask[0 if shared_mask else r, 0]
                 seen = &seen_indices[0] + seen_indptr[r]
                 n_seen = seen_indptr[r + 1] - seen_indptr[r]
-                for q in range(warm.shape[0]):
-                    item = warm[q]
-                    if mask[item] or _in_sorted(seen, n_seen, item):
-                        continue
-                    exact += 1
-                    _offer(item, &users[r, 0], &items[0, 0], dims, NULL, 1.0, k, slack[r],
-                           &out_scores[r, 0], &out_ids[r, 0], &size, &threshold)
+                exact += _offer_warm(&warm[0], warm.shape[0], mask, seen, n_seen, &users[r, 0],
+                                     &items[0, 0], dims, NULL, 1.0, k, slack[r], &out_scores[r, 0],
+                                     &out_ids[r, 0], &size, &threshold)
                 # a group is passed over while its bound plus its own rounding allowance is
                 # below the threshold (which already allows for the items' bounds)
-                extra = <value_t>(group_slack[r] - slack[r]) if group_slack[r] > slack[r] else 0
+                extra = <value_t>box_slack[r]
                 gb = &group_bounds[r, 0]
                 # the FIRST_GROUPS best bounds, descending (insertion into a short sorted list)
                 n_first = 0
