@@ -17,8 +17,9 @@ Catalogues of GROUPED_MIN_ITEMS to GROUPED_MAX_ITEMS items add a level: the item
 clustered (Lloyd) into groups of about GROUP_SIZE by their bound vectors, and a group's
 box bounds every bound in it, ``s+ . max + s- . min``.  The search then takes the best
 groups first and bounds items only inside groups whose box reaches the k-th best: a
-product of width 2 (head + 1) over the groups instead of head + 1 over the items.  The
-searches with a bonus (a blend's kNN members) keep the one level.
+product of width 2 (head + 1) over the groups instead of head + 1 over the items.  With a
+bonus (a blend's kNN members) the bonus columns are left out of the groups and bounded
+last, one by one: their item bound plus their bonus.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -109,7 +110,8 @@ class InnerProductIndex:
     def _groups(self):
         """The two-level search's groups: items clustered by their bound vectors (a few
         Lloyd iterations from a fixed sample), each group's box of them, the items in group
-        order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner)``."""
+        order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner, position)``
+        (``position``: each item's place in group order)."""
         vectors = self.item_bounds.T.astype(np.float64)
         n, width = vectors.shape
         count = max(1, n // GROUP_SIZE)
@@ -132,20 +134,21 @@ class InnerProductIndex:
         low = np.minimum.reduceat(side, starts, axis=0)
         box = np.ascontiguousarray(np.vstack([high.T, low.T]), dtype=self.dtype)
         corner = float(np.sqrt((np.maximum(np.abs(high), np.abs(low)) ** 2).sum(axis=1)).max())
-        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n)
+        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position
 
-    def _grouped_topk(self, users, k, warm, is_warm, dense_mask, seen_indptr, seen_indices,
-                      ids, scores, num_threads):
-        from fastrec._kernels.mips import grouped_topk
-
-        indptr, order, item_side, box, corner = self.groups
+    def _group_bounds(self, users):
+        """``(bounds, box_slack, groups)`` for the two-level kernel: each group's bound for
+        each user row (rows, groups), its rounding allowance per row, and the kernel's
+        ``groups`` tuple (with the rows' bound vectors and the items' slack)."""
+        indptr, order, item_side, box, corner, position = self.groups
         side, norms = self._bound_side(users)
-        group_bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
+        bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
         # the box product's terms, 2 (head + 1) of them, each within |u| times the largest corner
         box_slack = SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
-        return grouped_topk(group_bounds, box_slack, side.astype(self.dtype), item_side, indptr, order,
-                            users, self.items, self._slack(norms), warm, is_warm, dense_mask,
-                            seen_indptr, seen_indices, ids, scores, int(num_threads))
+        groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position)
+        return bounds, self._slack(norms), groups
 
     def probe_rows(self, n_users):
         """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
@@ -241,17 +244,15 @@ class InnerProductIndex:
         dense_mask = np.ascontiguousarray(dense_mask, dtype=np.uint8)
         terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
         shift = np.zeros(rows)
-        if bonus is None and GROUPED and self.groups is not None:
-            with limit_blas_threads(num_threads):
-                n_exact = self._grouped_topk(users, k, warm, is_warm, dense_mask, seen_indptr, seen_indices,
-                                             ids, scores, num_threads)
-        else:
-            with limit_blas_threads(num_threads):
-                bounds, slack = self.bounds(users)
-            workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)
-            n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm, dense_mask, seen_indptr,
-                                  seen_indices, terms, bonus_rows, *means, ids, scores, shift,
-                                  workspace.view(np.uint8), int(num_threads))
+        with limit_blas_threads(num_threads):
+            if GROUPED and self.groups is not None:
+                bounds, slack, groups = self._group_bounds(users)
+            else:
+                (bounds, slack), groups = self.bounds(users), None
+        workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)
+        n_exact = pruned_topk(bounds, users, self.items, slack, warm, is_warm, dense_mask, seen_indptr,
+                              seen_indices, terms, bonus_rows, *means, ids, scores, shift,
+                              workspace.view(np.uint8), int(num_threads), groups)
         if offset is not None:
             shift -= np.asarray(offset, dtype=np.float64).reshape(rows)
         if terms or offset is not None:

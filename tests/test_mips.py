@@ -120,9 +120,10 @@ def test_sparse_bonus(dtype):
     assert (got[0] != plain).any()
 
 
-def product_terms(n_users, n_items, value_dtype, index_dtype, seed):
+def product_terms(n_users, n_items, value_dtype, index_dtype, seed, densities=(0.08, 0.1, 0.1)):
     """An item-kNN-like term (history @ item neighbours) and a user-kNN-like one (user
-    neighbours @ ratings), with empty rows, and the items no term reaches."""
+    neighbours @ ratings), with empty rows, and the items no term reaches; ``densities``
+    of the ratings, the item neighbours and the user neighbours."""
     rng = np.random.default_rng(seed)
 
     cold = np.array([3, 17, n_items - 1])
@@ -142,9 +143,9 @@ def product_terms(n_users, n_items, value_dtype, index_dtype, seed):
         matrix.indices = matrix.indices.astype(index_dtype)
         return matrix.astype(value_dtype)
 
-    ratings = csr(n_users, n_items, 0.08, keep_columns=warm)
-    neighbours = csr(n_items, n_items, 0.1, positive=False, keep_columns=warm)
-    return ratings, neighbours, csr(n_users, n_users, 0.1), cold
+    ratings = csr(n_users, n_items, densities[0], keep_columns=warm)
+    neighbours = csr(n_items, n_items, densities[1], positive=False, keep_columns=warm)
+    return ratings, neighbours, csr(n_users, n_users, densities[2]), cold
 
 
 @pytest.mark.parametrize("normalize", ["zscore", "minmax", None])
@@ -428,3 +429,58 @@ def test_two_level_search_ties_and_short_rows():
     ids, scores, _ = index.topk(users, 9, dense_mask=mask)
     assert (ids[:, 5:] == -1).all() and np.isneginf(scores[:, 5:]).all()
     np.testing.assert_array_equal(np.sort(ids[:, :5], axis=1), np.tile(np.arange(5), (30, 1)))
+
+
+@pytest.mark.parametrize("case", ["one term, positive", "one term, mixed signs", "two terms and means"])
+@pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_two_level_search_with_product_bonus(case, value_dtype, num_threads):
+    """With a bonus the groups leave the bonus columns to their own pass: the one-level
+    search's answer and the twin's, for the kernel's one-term shortcut (listed by value or
+    by flags) and for several terms with mean items; with exclusions and an offset."""
+    import fastrec.mips as mips
+    from fastrec.mips import ProductBonus
+
+    n_items = mips.GROUPED_MIN_ITEMS + 300
+    users, items = low_rank(60, n_items, 24, np.float64, 60)
+    ratings, neighbours, user_neighbours, cold = product_terms(70, n_items, value_dtype, np.int32, 61,
+                                                               densities=(0.005, 0.002, 0.05))
+    if case == "one term, positive":
+        neighbours.data = np.abs(neighbours.data) + value_dtype(0.01)
+    terms = [(ratings, neighbours, 0.3, "zscore")]  # the bonus about the size of the scores
+    means = None
+    if case == "two terms and means":
+        terms.append((user_neighbours, ratings, 0.8, "minmax"))
+        rng = np.random.default_rng(62)
+        weights = sp.random_array((n_items, cold.size), density=0.01, format="csc", rng=rng)
+        keep = np.ones(n_items)
+        keep[cold] = 0
+        weights = sp.csc_array(sp.diags_array(keep) @ weights)
+        means = (cold, weights)
+    rows = np.random.default_rng(63).integers(0, 70, size=60)
+    seen = random_pattern(60, n_items, 0.01, 64)
+    mask = (np.random.default_rng(65).random((1, n_items)) < 0.05).astype(np.uint8)
+    offset = np.random.default_rng(66).normal(size=60)
+    index = InnerProductIndex(items)
+    assert index.groups is not None
+    bonus = ProductBonus(n_items, terms, means=means)
+
+    def search():
+        return index.topk(users, 10, dense_mask=mask, seen=seen, bonus=bonus, bonus_rows=rows, offset=offset,
+                          num_threads=num_threads)
+
+    got = search()
+    try:
+        mips.GROUPED = False
+        one_level = search()
+    finally:
+        mips.GROUPED = True
+    np.testing.assert_array_equal(got[0], one_level[0])
+    np.testing.assert_array_equal(got[1], one_level[1])
+    want = inner_product_topk(users, items, 10, dense_mask=mask, seen=seen, terms=terms, means=means,
+                              bonus_rows=rows, offset=offset)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+    plain = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)[0]
+    assert (got[0] != plain).any()  # the bonus moved some answers
+    assert got[2] < users.shape[0] * n_items // 10  # the groups still pruned most items

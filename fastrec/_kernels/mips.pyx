@@ -229,16 +229,44 @@ cdef inline int64_t _offer_warm(const int64_t* warm, Py_ssize_t n_warm, const ui
     return exact
 
 
+cdef inline bint _has_bonus(Py_ssize_t q, Py_ssize_t n_bonus, const RowScratch* bonus,
+                            bint by_value) noexcept nogil:
+    """Whether column q is one of the row's bonus columns (handled in their own pass)."""
+    if n_bonus == 0:
+        return False
+    return bonus.values[q] != 0 if by_value else bonus.listed[q] != 0
+
+
+cdef inline double _bonus_slack(double slack, double largest_bonus, bint wide) noexcept nogil:
+    """The bound's allowance with the bonus's own rounding added: a few ulps of its size
+    (``wide``: double scores, else float)."""
+    return slack + 4.0 * largest_bonus * (1e-15 if wide else 1.2e-7)
+
+
+cdef inline void _finish_row(RowScratch* bonus, Py_ssize_t n_bonus, bint by_value, Py_ssize_t k,
+                             Py_ssize_t size, int64_t* out_ids, value_t* out_scores) noexcept nogil:
+    """Rank the row's heap, pad it to k with -1 / -inf, and clear its bonus."""
+    cdef Py_ssize_t q
+    heap_sort(out_scores, out_ids, size)
+    for q in range(size, k):
+        out_scores[q] = -INFINITY
+        out_ids[q] = -1
+    if by_value:
+        scratch_clear(bonus, n_bonus, True)
+    else:
+        scratch_clear(bonus, n_bonus, False)
+
+
 cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
                        const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
                        Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, double factor,
                        double largest_bonus, bint by_value, Py_ssize_t k, int64_t* out_ids,
                        value_t* out_scores) noexcept nogil:
-    """One row of ``pruned_topk``: the row's bonus is ``factor`` times ``bonus`` on its
-    ``n_bonus`` listed columns (zero elsewhere, not read when there are none; listed by
-    value if ``by_value``), at most ``largest_bonus`` in absolute value; it is cleared
-    on return.
+    """One row of ``pruned_topk`` over item bounds: the row's bonus is ``factor`` times
+    ``bonus`` on its ``n_bonus`` listed columns (zero elsewhere, not read when there are
+    none; listed by value if ``by_value``), at most ``largest_bonus`` in absolute value;
+    it is cleared on return.
 
     Order: the warm items, then the bounds row in sequence (the bonus columns left out),
     then the bonus columns, whose bound is the row's plus their bonus: by then the row is
@@ -246,10 +274,8 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
     cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
-    cdef const uint8_t* has_bonus = bonus.listed
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
-    # the bonus's own rounding in a bound: a few ulps of its size
-    slack += 4.0 * largest_bonus * (1e-15 if value_t is double else 1.2e-7)
+    slack = _bonus_slack(slack, largest_bonus, value_t is double)
 
     exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
@@ -265,8 +291,7 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
             chunk_end = n
         for q in range(j, chunk_end):
             # not (bound < threshold): NaN bounds are looked at too
-            if row[q] < threshold or is_warm[q] or mask[q] or (
-                    n_bonus and ((extra[q] != 0) if by_value else (has_bonus[q] != 0))):
+            if row[q] < threshold or is_warm[q] or mask[q] or _has_bonus(q, n_bonus, bonus, by_value):
                 continue
             while seen_pos < n_seen and seen[seen_pos] < q:
                 seen_pos += 1
@@ -284,14 +309,7 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
         exact += 1
         _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
 
-    heap_sort(out_scores, out_ids, size)
-    for q in range(size, k):
-        out_scores[q] = -INFINITY
-        out_ids[q] = -1
-    if by_value:
-        scratch_clear(bonus, n_bonus, True)
-    else:
-        scratch_clear(bonus, n_bonus, False)
+    _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
 
 
@@ -301,7 +319,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                 const pattern_t[::1] seen_indices, list terms, const int64_t[::1] term_rows,
                 const int64_t[::1] mean_items, const int64_t[::1] mean_indptr, const int64_t[::1] mean_of,
                 const double[::1] mean_weights, int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores,
-                double[::1] out_shift, uint8_t[::1] workspace, int num_threads):
+                double[::1] out_shift, uint8_t[::1] workspace, int num_threads, tuple groups=None):
     """Top-k of ``users @ items.T + bonus`` per row; returns how many exact scores it took.
 
     Contract (checked by ``fastrec.mips``): ``bounds`` (rows, n) are upper bounds of
@@ -318,22 +336,51 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     A NaN or -inf score is never a candidate; rows with fewer than k candidates are
     padded with id -1 and score -inf.  ``workspace``: ``workspace_bytes(n, num_threads)``
     bytes of any content, 8-byte aligned (the per-thread scratch, reused across calls).
+
+    Two levels: ``groups`` is ``(box_slack, side, item_side, group_indptr, group_items,
+    position)``: the items in groups (``group_indptr`` over ``group_items``, the items in
+    group order; ``position`` each item's place in that order; ``item_side`` (n, width)
+    their bound vectors in that order), ``side`` (rows, width) the rows' bound vectors, so
+    that ``item_side . side[r]`` bounds a score to within ``slack[r]``.  ``bounds`` (rows,
+    groups) then bounds every item bound of a group to within ``box_slack[r]``.
     """
-    cdef Py_ssize_t n_rows = bounds.shape[0], n = bounds.shape[1], dims = users.shape[1]
+    cdef Py_ssize_t n_rows = bounds.shape[0], n = items.shape[0], dims = users.shape[1]
     cdef Py_ssize_t k = out_ids.shape[1], r, n_terms = len(terms), n_means = mean_indptr.shape[0] - 1
     cdef Py_ssize_t n_bonus, m, p
     cdef double factor, largest
     cdef bint by_value
     cdef bint shared_mask = dense_mask.shape[0] == 1, has_bonus = n_terms > 0 or n_means > 0
+    cdef bint grouped = groups is not None
     cdef int64_t exact = 0
     cdef RowScratch term_row, bonus
     cdef Py_ssize_t room = scratch_bytes(n)
     cdef char* base
     cdef Term* term_array
+    cdef Groups group_set
+    cdef const double[::1] box_slack
+    cdef const value_t[:, ::1] side, item_side
+    cdef const int64_t[::1] group_indptr, group_items, position
+    cdef const double* box_slack_at = NULL  # the groups' arrays, for the parallel block
+    cdef const value_t* side_at = NULL
     if n_rows == 0 or k == 0:
         return 0
     if workspace.shape[0] < workspace_bytes(n, num_threads) or <uintptr_t>&workspace[0] % 8:
         raise ValueError("pruned_topk: the workspace is too small or not 8-byte aligned")
+    if grouped:
+        box_slack, side, item_side, group_indptr, group_items, position = groups
+        group_set.count = group_indptr.shape[0] - 1
+        group_set.width = side.shape[1]
+        group_set.indptr = &group_indptr[0]
+        group_set.items = &group_items[0]
+        group_set.position = &position[0]
+        group_set.item_side = &item_side[0, 0]
+        if (bounds.shape[1] != group_set.count or item_side.shape[0] != n or item_side.shape[1] != side.shape[1]
+                or side.shape[0] != n_rows or group_indptr[group_set.count] != n):
+            raise ValueError("pruned_topk: the groups do not match the bounds and the items")
+        box_slack_at = &box_slack[0]
+        side_at = &side[0, 0]
+    elif bounds.shape[1] != n:
+        raise ValueError("pruned_topk: the bounds do not match the items")
     term_array = <Term*>malloc((n_terms + 1) * sizeof(Term))
     if term_array == NULL:
         raise MemoryError("pruned_topk: cannot allocate the bonus terms")
@@ -360,12 +407,21 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                                          &mean_weights[0], &term_row, &bonus, &out_shift[r])
                     for p in range(n_bonus):
                         largest = max(largest, fabs(bonus.values[bonus.seen[p]]))
-                exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
-                                   &warm[0], warm.shape[0], &is_warm[0],
-                                   &dense_mask[0 if shared_mask else r, 0],
-                                   &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
-                                   &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
-                                   &out_scores[r, 0])
+                if grouped:
+                    exact += _grouped_row(&bounds[r, 0], box_slack_at[r], &group_set, side_at + r * group_set.width,
+                                          &users[r, 0],
+                                          &items[0, 0], dims, slack[r], &warm[0], warm.shape[0], &is_warm[0],
+                                          &dense_mask[0 if shared_mask else r, 0],
+                                          &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
+                                          &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
+                                          &out_scores[r, 0])
+                else:
+                    exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
+                                       &warm[0], warm.shape[0], &is_warm[0],
+                                       &dense_mask[0 if shared_mask else r, 0],
+                                       &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
+                                       &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
+                                       &out_scores[r, 0])
     finally:
         free(term_array)
     return exact
@@ -381,113 +437,102 @@ cdef enum:
     FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
 
 
-cdef int64_t _group(Py_ssize_t g, const int64_t* group_indptr, const int64_t* group_items,
-                    const value_t* item_side, const value_t* side, Py_ssize_t width,
-                    const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
-                    const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
-                    Py_ssize_t n_seen, Py_ssize_t k, value_t* out_scores, int64_t* out_ids,
-                    Py_ssize_t* size, value_t* threshold) noexcept nogil:
-    """Bound every item of group g and score exactly those whose bound reaches the threshold."""
+cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk``)
+    Py_ssize_t count
+    Py_ssize_t width        # of a bound vector: head + 1
+    const int64_t* indptr   # group g's items: items[indptr[g]:indptr[g + 1]]
+    const int64_t* items    # the items in group order
+    const int64_t* position  # item j's place in group order
+    const void* item_side   # (n, width) the items' bound vectors, in group order
+
+
+cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, const value_t* user,
+                    const value_t* items, Py_ssize_t dims, double slack, const uint8_t* is_warm,
+                    const uint8_t* mask, const pattern_t* seen, Py_ssize_t n_seen,
+                    const RowScratch* bonus, Py_ssize_t n_bonus, bint by_value, Py_ssize_t k,
+                    value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
+                    value_t* threshold) noexcept nogil:
+    """Bound every item of group g and score exactly those whose bound reaches the
+    threshold (the bonus columns left to their own pass: their bonus is not in the bound)."""
     cdef Py_ssize_t p
     cdef int64_t item, exact = 0
-    for p in range(group_indptr[g], group_indptr[g + 1]):
-        if <value_t>_dot(item_side + p * width, side, width) < threshold[0]:
+    cdef const value_t* item_side = <const value_t*>groups.item_side
+    for p in range(groups.indptr[g], groups.indptr[g + 1]):
+        if <value_t>_dot(item_side + p * groups.width, side, groups.width) < threshold[0]:
             continue
-        item = group_items[p]
-        if is_warm[item] or mask[item] or _in_sorted(seen, n_seen, item):
+        item = groups.items[p]
+        if (is_warm[item] or mask[item] or _has_bonus(item, n_bonus, bonus, by_value)
+                or _in_sorted(seen, n_seen, item)):
             continue
         exact += 1
         _offer(item, user, items, dims, NULL, 1.0, k, slack, out_scores, out_ids, size, threshold)
     return exact
 
 
-def grouped_topk(const value_t[:, ::1] group_bounds, const double[::1] box_slack,
-                 const value_t[:, ::1] side, const value_t[:, ::1] item_side,
-                 const int64_t[::1] group_indptr, const int64_t[::1] group_items,
-                 const value_t[:, ::1] users, const value_t[:, ::1] items, const double[::1] slack,
-                 const int64_t[::1] warm, const uint8_t[::1] is_warm, const uint8_t[:, ::1] dense_mask,
-                 const pattern_t[::1] seen_indptr, const pattern_t[::1] seen_indices,
-                 int64_t[:, ::1] out_ids, value_t[:, ::1] out_scores, int num_threads):
-    """Top-k of ``users @ items.T`` through two levels of bounds; returns the exact scores taken.
+cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const Groups* groups,
+                          const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
+                          double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
+                          const uint8_t* mask, const pattern_t* seen, Py_ssize_t n_seen,
+                          RowScratch* bonus, Py_ssize_t n_bonus, double factor, double largest_bonus,
+                          bint by_value, Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
+    """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``).
 
-    Contract (checked by ``fastrec.mips``): the items are in groups (``group_indptr`` over
-    ``group_items``, the items in group order, ``item_side`` their bound vectors in that
-    order); ``group_bounds`` (rows, groups) bound every item's bound ``item_side . side[r]``
-    of a group to within ``box_slack[r]``, which bound the scores to within ``slack[r]``.
-    The groups with the best bounds are taken first, then every group whose bound reaches
-    the row's k-th best; the other arguments as for ``pruned_topk`` (no bonus).
-    """
-    cdef Py_ssize_t n_rows = group_bounds.shape[0], n_groups = group_bounds.shape[1]
-    cdef Py_ssize_t dims = users.shape[1], width = side.shape[1], k = out_ids.shape[1]
-    cdef Py_ssize_t r, g, q, t, size, n_first, n_seen
-    cdef bint shared_mask = dense_mask.shape[0] == 1, taken
+    Order: the warm items; the FIRST_GROUPS best groups, best first; every other group
+    whose bound reaches the k-th best, in sequence; then the bonus columns, bounded by
+    their item bound plus their bonus."""
+    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0
+    cdef Py_ssize_t first[FIRST_GROUPS]
+    cdef value_t first_bound[FIRST_GROUPS]
+    cdef value_t bound, threshold = -INFINITY
+    cdef bint taken
     cdef int64_t exact = 0
-    cdef value_t threshold, bound, extra
-    cdef const value_t* gb
-    cdef const uint8_t* mask
-    cdef const pattern_t* seen
-    cdef Py_ssize_t* first
-    cdef value_t* first_bound
-    if n_rows == 0 or k == 0:
-        return 0
-    with nogil, parallel(num_threads=num_threads):
-        first = <Py_ssize_t*>malloc(FIRST_GROUPS * sizeof(Py_ssize_t))
-        first_bound = <value_t*>malloc(FIRST_GROUPS * sizeof(value_t))
-        try:
-            if first == NULL or first_bound == NULL:
-                with gil:
-                    raise MemoryError("grouped_topk: cannot allocate per-thread scratch")
-            for r in prange(n_rows, schedule="dynamic"):
-                size = 0
-                threshold = -INFINITY
-                mask = &dense_mask[0 if shared_mask else r, 0]
-                seen = &seen_indices[0] + seen_indptr[r]
-                n_seen = seen_indptr[r + 1] - seen_indptr[r]
-                exact += _offer_warm(&warm[0], warm.shape[0], mask, seen, n_seen, &users[r, 0],
-                                     &items[0, 0], dims, NULL, 1.0, k, slack[r], &out_scores[r, 0],
-                                     &out_ids[r, 0], &size, &threshold)
-                # a group is passed over while its bound plus its own rounding allowance is
-                # below the threshold (which already allows for the items' bounds)
-                extra = <value_t>box_slack[r]
-                gb = &group_bounds[r, 0]
-                # the FIRST_GROUPS best bounds, descending (insertion into a short sorted list)
-                n_first = 0
-                for g in range(n_groups):
-                    bound = gb[g]
-                    if n_first == FIRST_GROUPS and not (bound > first_bound[n_first - 1]):
-                        continue
-                    t = n_first if n_first < FIRST_GROUPS else FIRST_GROUPS - 1
-                    while t > 0 and first_bound[t - 1] < bound:
-                        first_bound[t] = first_bound[t - 1]
-                        first[t] = first[t - 1]
-                        t = t - 1
-                    first_bound[t] = bound
-                    first[t] = g
-                    if n_first < FIRST_GROUPS:
-                        n_first = n_first + 1
-                for t in range(n_first):
-                    if first_bound[t] + extra < threshold:
-                        break
-                    exact += _group(first[t], &group_indptr[0], &group_items[0], &item_side[0, 0],
-                                    &side[r, 0], width, &users[r, 0], &items[0, 0], dims, slack[r],
-                                    &is_warm[0], mask, seen, n_seen, k, &out_scores[r, 0],
-                                    &out_ids[r, 0], &size, &threshold)
-                for g in range(n_groups):
-                    if gb[g] + extra < threshold:
-                        continue
-                    taken = False
-                    for t in range(n_first):
-                        taken = taken or first[t] == g
-                    if taken:
-                        continue
-                    exact += _group(g, &group_indptr[0], &group_items[0], &item_side[0, 0], &side[r, 0],
-                                    width, &users[r, 0], &items[0, 0], dims, slack[r], &is_warm[0], mask,
-                                    seen, n_seen, k, &out_scores[r, 0], &out_ids[r, 0], &size, &threshold)
-                heap_sort(&out_scores[r, 0], &out_ids[r, 0], size)
-                for q in range(size, k):
-                    out_scores[r, q] = -INFINITY
-                    out_ids[r, q] = -1
-        finally:
-            free(first)
-            free(first_bound)
+    cdef const double* extra = bonus.values if n_bonus else NULL
+    cdef const value_t* item_side = <const value_t*>groups.item_side
+    # a group is passed over while its bound plus its own rounding allowance is below the
+    # threshold (which already allows for the items' bounds)
+    cdef value_t box_extra = <value_t>box_slack
+    slack = _bonus_slack(slack, largest_bonus, value_t is double)
+
+    exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
+                         out_scores, out_ids, &size, &threshold)
+
+    for g in range(groups.count):  # the FIRST_GROUPS best bounds, descending (insertion)
+        bound = group_bounds[g]
+        if n_first == FIRST_GROUPS and not (bound > first_bound[n_first - 1]):
+            continue
+        t = n_first if n_first < FIRST_GROUPS else FIRST_GROUPS - 1
+        while t > 0 and first_bound[t - 1] < bound:
+            first_bound[t] = first_bound[t - 1]
+            first[t] = first[t - 1]
+            t = t - 1
+        first_bound[t] = bound
+        first[t] = g
+        if n_first < FIRST_GROUPS:
+            n_first = n_first + 1
+    for t in range(n_first):
+        if first_bound[t] + box_extra < threshold:
+            break
+        exact += _group(first[t], groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
+                        bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
+    for g in range(groups.count):
+        if group_bounds[g] + box_extra < threshold:
+            continue
+        taken = False
+        for t in range(n_first):
+            taken = taken or first[t] == g
+        if taken:
+            continue
+        exact += _group(g, groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
+                        bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
+
+    for p in range(n_bonus):
+        q = bonus.seen[p]
+        bound = <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
+                          + factor * extra[q])
+        if bound < threshold or is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
+            continue
+        exact += 1
+        _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
+
+    _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
