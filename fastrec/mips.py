@@ -110,8 +110,8 @@ class InnerProductIndex:
     def _groups(self):
         """The two-level search's groups: items clustered by their bound vectors (a few
         Lloyd iterations from a fixed sample), each group's box of them, the items in group
-        order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner, position)``
-        (``position``: each item's place in group order)."""
+        order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner, position,
+        group_of)`` (``position``: each item's place in group order; ``group_of`` its group)."""
         vectors = self.item_bounds.T.astype(np.float64)
         n, width = vectors.shape
         count = max(1, n // GROUP_SIZE)
@@ -136,18 +136,19 @@ class InnerProductIndex:
         corner = float(np.sqrt((np.maximum(np.abs(high), np.abs(low)) ** 2).sum(axis=1)).max())
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n)
-        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position
+        group_of = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))[position]
+        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position, group_of
 
     def _group_bounds(self, users):
         """``(bounds, box_slack, groups)`` for the two-level kernel: each group's bound for
         each user row (rows, groups), its rounding allowance per row, and the kernel's
         ``groups`` tuple (with the rows' bound vectors and the items' slack)."""
-        indptr, order, item_side, box, corner, position = self.groups
+        indptr, order, item_side, box, corner, position, group_of = self.groups
         side, norms = self._bound_side(users)
         bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
         # the box product's terms, 2 (head + 1) of them, each within |u| times the largest corner
         box_slack = SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
-        groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position)
+        groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position, group_of)
         return bounds, self._slack(norms), groups
 
     def probe_rows(self, n_users):

@@ -338,8 +338,9 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     bytes of any content, 8-byte aligned (the per-thread scratch, reused across calls).
 
     Two levels: ``groups`` is ``(box_slack, side, item_side, group_indptr, group_items,
-    position)``: the items in groups (``group_indptr`` over ``group_items``, the items in
-    group order; ``position`` each item's place in that order; ``item_side`` (n, width)
+    position, group_of)``: the items in groups (``group_indptr`` over ``group_items``, the
+    items in group order; ``position`` each item's place in that order and ``group_of``
+    its group, int32; ``item_side`` (n, width)
     their bound vectors in that order), ``side`` (rows, width) the rows' bound vectors, so
     that ``item_side . side[r]`` bounds a score to within ``slack[r]``.  ``bounds`` (rows,
     groups) then bounds every item bound of a group to within ``box_slack[r]``.
@@ -354,12 +355,14 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef int64_t exact = 0
     cdef RowScratch term_row, bonus
     cdef Py_ssize_t room = scratch_bytes(n)
+    cdef double* column_bounds  # per thread: the bonus columns' group bounds
     cdef char* base
     cdef Term* term_array
     cdef Groups group_set
     cdef const double[::1] box_slack
     cdef const value_t[:, ::1] side, item_side
     cdef const int64_t[::1] group_indptr, group_items, position
+    cdef const int32_t[::1] group_of
     cdef const double* box_slack_at = NULL  # the groups' arrays, for the parallel block
     cdef const value_t* side_at = NULL
     if n_rows == 0 or k == 0:
@@ -367,15 +370,17 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     if workspace.shape[0] < workspace_bytes(n, num_threads) or <uintptr_t>&workspace[0] % 8:
         raise ValueError("pruned_topk: the workspace is too small or not 8-byte aligned")
     if grouped:
-        box_slack, side, item_side, group_indptr, group_items, position = groups
+        box_slack, side, item_side, group_indptr, group_items, position, group_of = groups
         group_set.count = group_indptr.shape[0] - 1
         group_set.width = side.shape[1]
         group_set.indptr = &group_indptr[0]
         group_set.items = &group_items[0]
         group_set.position = &position[0]
+        group_set.group_of = &group_of[0]
         group_set.item_side = &item_side[0, 0]
         if (bounds.shape[1] != group_set.count or item_side.shape[0] != n or item_side.shape[1] != side.shape[1]
-                or side.shape[0] != n_rows or group_indptr[group_set.count] != n):
+                or side.shape[0] != n_rows or group_indptr[group_set.count] != n
+                or position.shape[0] != n or group_of.shape[0] != n):
             raise ValueError("pruned_topk: the groups do not match the bounds and the items")
         box_slack_at = &box_slack[0]
         side_at = &side[0, 0]
@@ -388,9 +393,10 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
         for m in range(n_terms):
             term_array[m] = _term(terms[m])
         with nogil, parallel(num_threads=num_threads):
-            base = <char*>&workspace[0] + 2 * room * threadid()
+            base = <char*>&workspace[0] + _thread_bytes(n) * threadid()
             term_row = scratch_at(base, n if has_bonus else 0)  # assigned here: private to the thread
             bonus = scratch_at(base + room, n if has_bonus else 0)
+            column_bounds = <double*>(base + 2 * room)
             for r in prange(n_rows, schedule="dynamic"):
                 n_bonus = 0
                 out_shift[r] = 0.0
@@ -413,8 +419,8 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                                           &items[0, 0], dims, slack[r], &warm[0], warm.shape[0], &is_warm[0],
                                           &dense_mask[0 if shared_mask else r, 0],
                                           &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
-                                          &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
-                                          &out_scores[r, 0])
+                                          &bonus, n_bonus, factor, largest, by_value, column_bounds, k,
+                                          &out_ids[r, 0], &out_scores[r, 0])
                 else:
                     exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
                                        &warm[0], warm.shape[0], &is_warm[0],
@@ -427,14 +433,20 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     return exact
 
 
+cdef inline Py_ssize_t _thread_bytes(Py_ssize_t n) noexcept nogil:
+    """A thread's part of the workspace: two RowScratch and a double per column."""
+    return 2 * scratch_bytes(n) + (n + 1) * sizeof(double)
+
+
 def workspace_bytes(Py_ssize_t n, int num_threads):
     """The bytes of ``pruned_topk``'s workspace for n items and ``num_threads`` threads."""
-    return 2 * scratch_bytes(n) * max(num_threads, 1)
+    return _thread_bytes(n) * max(num_threads, 1)
 
 
 # ------------------------------------------------------------- two-level search
 cdef enum:
     FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
+    FIRST_BONUS = 8  # the bonus columns with the best group bounds, taken before the groups
 
 
 cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk``)
@@ -443,7 +455,34 @@ cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk
     const int64_t* indptr   # group g's items: items[indptr[g]:indptr[g + 1]]
     const int64_t* items    # the items in group order
     const int64_t* position  # item j's place in group order
+    const int32_t* group_of  # item j's group
     const void* item_side   # (n, width) the items' bound vectors, in group order
+
+
+cdef inline Py_ssize_t _keep_best(Py_ssize_t* best, value_t* best_bound, Py_ssize_t size,
+                                  Py_ssize_t capacity, Py_ssize_t which, value_t bound) noexcept nogil:
+    """Insert ``which`` into the list of the ``capacity`` best bounds, kept descending
+    (the earlier of equal bounds first); returns the list's new size."""
+    cdef Py_ssize_t t
+    if size == capacity and not (bound > best_bound[size - 1]):
+        return size
+    t = size if size < capacity else capacity - 1
+    while t > 0 and best_bound[t - 1] < bound:
+        best_bound[t] = best_bound[t - 1]
+        best[t] = best[t - 1]
+        t = t - 1
+    best_bound[t] = bound
+    best[t] = which
+    return size + 1 if size < capacity else size
+
+
+cdef inline bint _listed(const Py_ssize_t* values, Py_ssize_t size, Py_ssize_t which) noexcept nogil:
+    """Whether ``which`` is among the ``size`` values (a short list: no branch per entry)."""
+    cdef Py_ssize_t t
+    cdef bint found = False
+    for t in range(size):
+        found = found or values[t] == which
+    return found
 
 
 cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, const value_t* user,
@@ -469,70 +508,96 @@ cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, con
     return exact
 
 
+cdef inline int64_t _bonus_column(Py_ssize_t q, const Groups* groups, const value_t* side,
+                                  const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
+                                  const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
+                                  Py_ssize_t n_seen, const double* extra, double factor, Py_ssize_t k,
+                                  value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
+                                  value_t* threshold) noexcept nogil:
+    """Score bonus column q exactly if its own bound plus its bonus reaches the threshold
+    (its group's has).  Returns 1 if scored."""
+    cdef const value_t* item_side = <const value_t*>groups.item_side
+    if <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
+                 + factor * extra[q]) < threshold[0]:
+        return 0
+    if is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
+        return 0
+    _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, size, threshold)
+    return 1
+
+
 cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const Groups* groups,
                           const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
                           const uint8_t* mask, const pattern_t* seen, Py_ssize_t n_seen,
                           RowScratch* bonus, Py_ssize_t n_bonus, double factor, double largest_bonus,
-                          bint by_value, Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
-    """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``).
+                          bint by_value, double* column_bounds, Py_ssize_t k, int64_t* out_ids,
+                          value_t* out_scores) noexcept nogil:
+    """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
+    ``column_bounds`` room for a double per bonus column).
 
-    Order: the warm items; the FIRST_GROUPS best groups, best first; every other group
-    whose bound reaches the k-th best, in sequence; then the bonus columns, bounded by
-    their item bound plus their bonus."""
-    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0
+    Order: the warm items; the FIRST_BONUS bonus columns whose group bound plus bonus is
+    best (a bonus lifts the columns it touches: they raise the threshold most); the
+    FIRST_GROUPS best groups, best first; every other group whose bound reaches the k-th
+    best, in sequence; then the other bonus columns.  A bonus column is bounded by its
+    group's bound plus its bonus (and the box's allowance), then by its own."""
+    cdef Py_ssize_t g, p, q, t, chunk_end, size = 0, n_first = 0, n_first_bonus = 0
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
-    cdef value_t bound, threshold = -INFINITY
-    cdef bint taken
+    cdef Py_ssize_t first_bonus[FIRST_BONUS]
+    cdef value_t first_bonus_bound[FIRST_BONUS]
+    cdef value_t threshold = -INFINITY
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
-    cdef const value_t* item_side = <const value_t*>groups.item_side
-    # a group is passed over while its bound plus its own rounding allowance is below the
-    # threshold (which already allows for the items' bounds)
+    # a group is passed over while its bound is below the threshold (which allows for the
+    # items' bounds) less the group bound's own rounding allowance
     cdef value_t box_extra = <value_t>box_slack
     slack = _bonus_slack(slack, largest_bonus, value_t is double)
 
     exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
-    for g in range(groups.count):  # the FIRST_GROUPS best bounds, descending (insertion)
-        bound = group_bounds[g]
-        if n_first == FIRST_GROUPS and not (bound > first_bound[n_first - 1]):
+    for p in range(n_bonus):
+        q = bonus.seen[p]
+        column_bounds[p] = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
+        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, FIRST_BONUS, p,
+                                   <value_t>column_bounds[p])
+    for t in range(n_first_bonus):
+        p = first_bonus[t]
+        column_bounds[p] = -INFINITY  # taken
+        if first_bonus_bound[t] < threshold:
             continue
-        t = n_first if n_first < FIRST_GROUPS else FIRST_GROUPS - 1
-        while t > 0 and first_bound[t - 1] < bound:
-            first_bound[t] = first_bound[t - 1]
-            first[t] = first[t - 1]
-            t = t - 1
-        first_bound[t] = bound
-        first[t] = g
-        if n_first < FIRST_GROUPS:
-            n_first = n_first + 1
+        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, is_warm, mask, seen,
+                               n_seen, extra, factor, k, out_scores, out_ids, &size, &threshold)
+
+    for g in range(groups.count):
+        n_first = _keep_best(first, first_bound, n_first, FIRST_GROUPS, g, group_bounds[g])
     for t in range(n_first):
-        if first_bound[t] + box_extra < threshold:
+        if first_bound[t] < threshold - box_extra:
             break
         exact += _group(first[t], groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
                         bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
-    for g in range(groups.count):
-        if group_bounds[g] + box_extra < threshold:
-            continue
-        taken = False
-        for t in range(n_first):
-            taken = taken or first[t] == g
-        if taken:
-            continue
-        exact += _group(g, groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
-                        bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
+    g = 0
+    while g < groups.count:
+        chunk_end = g + SKIP_CHUNK
+        if chunk_end <= groups.count:
+            if not _any_reaches(group_bounds + g, SKIP_CHUNK, threshold - box_extra):
+                g = chunk_end
+                continue
+        else:
+            chunk_end = groups.count
+        for g in range(g, chunk_end):
+            if group_bounds[g] < threshold - box_extra or _listed(first, n_first, g):
+                continue
+            exact += _group(g, groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
+                            bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
+        g = chunk_end
 
     for p in range(n_bonus):
-        q = bonus.seen[p]
-        bound = <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
-                          + factor * extra[q])
-        if bound < threshold or is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
+        if <value_t>column_bounds[p] < threshold:
             continue
-        exact += 1
-        _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
+        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, is_warm, mask, seen,
+                               n_seen, extra, factor, k, out_scores, out_ids, &size, &threshold)
 
     _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
