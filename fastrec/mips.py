@@ -151,6 +151,12 @@ class InnerProductIndex:
         groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position, group_of)
         return bounds, self._slack(norms), groups
 
+    def row_bytes(self):
+        """The bytes of bounds ``topk`` holds per user row (group bounds where the search
+        has two levels, else a bound per item), to size blocks of users by."""
+        grouped = GROUPED and self.groups is not None
+        return self.dtype.itemsize * max(self.groups[0].size - 1 if grouped else self.n_items, 1)
+
     def probe_rows(self, n_users):
         """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
         most 256 and within ``PROBE_SCORES`` pairs."""

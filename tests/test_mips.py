@@ -404,9 +404,11 @@ def test_two_level_search_equals_one_level_and_twin(dtype, num_threads):
     mask = (np.random.default_rng(52).random((1, n_items)) < 0.1).astype(np.uint8)
     got = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
     assert_same_topk(got[:2], inner_product_topk(users, items, 10, dense_mask=mask, seen=seen), users, items)
+    assert index.row_bytes() == np.dtype(dtype).itemsize * (indptr.size - 1)  # blocks sized by group bounds
     try:
         mips.GROUPED = False
         one_level = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
+        assert index.row_bytes() == np.dtype(dtype).itemsize * n_items
     finally:
         mips.GROUPED = True
     np.testing.assert_array_equal(got[0], one_level[0])

@@ -25,6 +25,8 @@ _MODELS = {}
 FORMAT_VERSION = 1
 SCORE_BLOCK_BYTES = 64 * 2**20  # dense score block per recommend batch
 PARALLEL_BLOCK_BYTES = 8 * 2**20  # per thread, when each thread scores its own block
+BLOCKS_PER_THREAD = 4  # at least this many blocks per thread when they are shared...
+PARALLEL_MIN_ROWS = 64  # ...unless that makes them shorter than this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +213,9 @@ class Recommender:
             limit = PARALLEL_BLOCK_BYTES
         else:
             limit = SCORE_BLOCK_BYTES
-        block = batch_size or max(1, min(max(u.size, 1), limit // (8 * max(data.n_items, 1))))
+        block = batch_size or max(1, min(max(u.size, 1), limit // self._row_bytes()))
+        if pooled and not batch_size:  # enough blocks to share among the threads
+            block = min(block, max(PARALLEL_MIN_ROWS, -(-u.size // (BLOCKS_PER_THREAD * threads))))
         out_ids = np.empty((u.size, n), dtype=np.int64)
         out_scores = []
 
@@ -247,11 +251,23 @@ class Recommender:
         out_scores = out_scores[0] if out_scores else np.empty((0, n))
         return out_ids, out_scores, known_user
 
+    def _row_bytes(self):
+        """The bytes ``_block_topk`` holds per user row, which size ``recommend``'s blocks:
+        here a dense row of scores; searches that skip most of the row say less."""
+        return 8 * max(self.interactions_.n_items, 1)
+
     def _block_topk(self, rows, n, candidates, seen, num_threads):
         """``(ids, scores)``: the top-``n`` item indices of user indices ``rows`` (-1:
         unknown); ``candidates``: None or a uint8 mask of excluded items; ``seen``: None or
         a CSR ``(indptr, indices)`` of excluded items per row.  Here: the dense scores,
-        then the shared top-k; models with a faster exact path override it."""
+        then the shared top-k, at most SCORE_BLOCK_BYTES of them at a time (a subclass's
+        blocks, sized by its own ``_row_bytes``, can be longer); models with a faster
+        exact path override it."""
+        step = max(1, SCORE_BLOCK_BYTES // (8 * max(self.interactions_.n_items, 1)))
+        if rows.size > step:
+            parts = [self._block_topk(rows[start:start + step], n, candidates, _pattern_rows(seen, start, step),
+                                      num_threads) for start in range(0, rows.size, step)]
+            return np.vstack([ids for ids, _ in parts]), np.vstack([top for _, top in parts])
         scores = np.ascontiguousarray(self._score_users(rows))
         indptr, indices = (None, None) if seen is None else seen
         return run_topk(scores, n, candidates, indptr, indices, num_threads)
@@ -429,6 +445,15 @@ def _rows_pattern(csr, rows):
     gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
     indices = csr.indices[gather].astype(np.int64, copy=False)
     return indptr, indices
+
+
+def _pattern_rows(pattern, start, count):
+    """Rows ``start:start + count`` of a CSR ``(indptr, indices)`` (None stays None)."""
+    if pattern is None:
+        return None
+    indptr, indices = pattern
+    indptr = indptr[start:start + count + 1]
+    return indptr - indptr[0], indices[indptr[0]:indptr[-1]]
 
 
 def _raw_ids(ids, codes):

@@ -274,6 +274,10 @@ class Blend(Recommender):
             return super()._block_topk(rows, n, candidates, seen, num_threads)
         return self._pruned_topk(plan, rows, n, candidates, seen, num_threads)
 
+    def _row_bytes(self):
+        plan = self._pruning_plan()
+        return super()._row_bytes() if plan is None else plan.index.row_bytes()
+
     def _pruning_plan(self):
         """A ``_PruningPlan`` when the blend's score is an inner product plus a sparse
         bonus: linear method, zscore or no normalisation (each affine in a member's row,

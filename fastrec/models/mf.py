@@ -295,6 +295,10 @@ class MatrixFactorization(EpochTraining, Recommender):
                                     seen=seen, num_threads=num_threads)
         return ids, scores
 
+    def _row_bytes(self):
+        index = self._scoring_index()
+        return super()._row_bytes() if index is None else index.row_bytes()
+
     def _scoring_index(self):
         """The pruned search over ``_items_for_scoring``' rows, or None where it would not
         pay: factors too narrow for a bound a third of the product's width, or bounds that

@@ -70,6 +70,20 @@ def test_recommend_threads_and_batches_agree(model, monkeypatch):
     np.testing.assert_array_equal(one[1], two[1])
 
 
+def test_long_blocks_of_dense_scores_are_scored_in_parts(model, monkeypatch):
+    """A block longer than SCORE_BLOCK_BYTES of dense scores (a search that holds less
+    per row sizes its blocks by its own ``_row_bytes``, then falls back to the dense
+    rows) is scored a few rows at a time, each with its own seen items: the same answer."""
+    data = make_interactions(120, 60, 0.1)
+    model.fit(data)
+    want = model.recommend(data.user_ids, n=7, num_threads=1)
+    monkeypatch.setattr(type(model), "_row_bytes", lambda self: 1)  # every user in one block
+    monkeypatch.setattr(fastrec.models.base, "SCORE_BLOCK_BYTES", 8 * 60 * 7)  # dense parts of 7 users
+    got = model.recommend(data.user_ids, n=7, num_threads=1)
+    np.testing.assert_array_equal(want[0], got[0])
+    np.testing.assert_array_equal(want[1], got[1])
+
+
 def test_save_load_round_trip(model, string_data, tmp_path):
     if isinstance(model, fastrec.Blend):
         pytest.skip("a Blend's members are new objects after load; tests/models/test_blend.py checks it")
