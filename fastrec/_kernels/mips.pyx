@@ -16,6 +16,7 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport INFINITY, fabs
 from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memset
 
 from fastrec._kernels._heap cimport heap_offer, heap_sort, value_t
 from fastrec._kernels._product cimport (RowScratch, product_row, scratch_at, scratch_bytes, scratch_clear,
@@ -183,15 +184,18 @@ cdef inline bint _any_reaches(const value_t* x, Py_ssize_t n, value_t t) noexcep
         return fastrec_any_ge_d(x, n, t)
 
 
-cdef inline bint _in_sorted(const pattern_t* values, Py_ssize_t size, int64_t j) noexcept nogil:
-    cdef Py_ssize_t low = 0, high = size, mid
-    while low < high:
-        mid = (low + high) // 2
-        if values[mid] < j:
-            low = mid + 1
-        else:
-            high = mid
-    return low < size and values[low] == j
+cdef inline Py_ssize_t _next_reaching(const value_t* bounds, Py_ssize_t j, Py_ssize_t n,
+                                       value_t limit) noexcept nogil:
+    """The first position from j on whose bound is not below ``limit`` (n if none),
+    passing over SKIP_CHUNK-aligned runs of bounds below it with one vector compare."""
+    while j < n:
+        if j % SKIP_CHUNK == 0 and j + SKIP_CHUNK <= n and not _any_reaches(bounds + j, SKIP_CHUNK, limit):
+            j += SKIP_CHUNK
+            continue
+        if not (bounds[j] < limit):
+            return j
+        j += 1
+    return n
 
 
 cdef inline void _offer(int64_t item, const value_t* user, const value_t* items, Py_ssize_t dims,
@@ -212,17 +216,17 @@ cdef inline void _offer(int64_t item, const value_t* user, const value_t* items,
 
 
 cdef inline int64_t _offer_warm(const int64_t* warm, Py_ssize_t n_warm, const uint8_t* mask,
-                               const pattern_t* seen, Py_ssize_t n_seen, const value_t* user,
+                               const uint8_t* excluded, const value_t* user,
                                const value_t* items, Py_ssize_t dims, const double* extra, double factor,
                                Py_ssize_t k, double slack, value_t* out_scores, int64_t* out_ids,
                                Py_ssize_t* size, value_t* threshold) noexcept nogil:
-    """Score the warm items (those not excluded) first, to raise the threshold early;
-    returns how many were scored."""
+    """Score the warm items (those not excluded: ``mask`` or the row's ``excluded``) first,
+    to raise the threshold early; returns how many were scored."""
     cdef Py_ssize_t q
     cdef int64_t item, exact = 0
     for q in range(n_warm):
         item = warm[q]
-        if mask[item] or _in_sorted(seen, n_seen, item):
+        if mask[item] or excluded[item]:
             continue
         exact += 1
         _offer(item, user, items, dims, extra, factor, k, slack, out_scores, out_ids, size, threshold)
@@ -259,8 +263,8 @@ cdef inline void _finish_row(RowScratch* bonus, Py_ssize_t n_bonus, bint by_valu
 
 cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, const value_t* items,
                        Py_ssize_t dims, double slack, const int64_t* warm, Py_ssize_t n_warm,
-                       const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
-                       Py_ssize_t n_seen, RowScratch* bonus, Py_ssize_t n_bonus, double factor,
+                       const uint8_t* is_warm, const uint8_t* mask, const uint8_t* excluded,
+                       RowScratch* bonus, Py_ssize_t n_bonus, double factor,
                        double largest_bonus, bint by_value, Py_ssize_t k, int64_t* out_ids,
                        value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over item bounds: the row's bonus is ``factor`` times
@@ -271,13 +275,13 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
     Order: the warm items, then the bounds row in sequence (the bonus columns left out),
     then the bonus columns, whose bound is the row's plus their bonus: by then the row is
     in cache, where a bonus added into it first would fetch a line per column."""
-    cdef Py_ssize_t j, q, p, size = 0, seen_pos = 0, chunk_end
+    cdef Py_ssize_t j, q, p, size = 0, chunk_end
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
     slack = _bonus_slack(slack, largest_bonus, value_t is double)
 
-    exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
+    exact += _offer_warm(warm, n_warm, mask, excluded, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
     j = 0
@@ -291,11 +295,8 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
             chunk_end = n
         for q in range(j, chunk_end):
             # not (bound < threshold): NaN bounds are looked at too
-            if row[q] < threshold or is_warm[q] or mask[q] or _has_bonus(q, n_bonus, bonus, by_value):
-                continue
-            while seen_pos < n_seen and seen[seen_pos] < q:
-                seen_pos += 1
-            if seen_pos < n_seen and seen[seen_pos] == q:
+            if (row[q] < threshold or is_warm[q] or mask[q] or excluded[q]
+                    or _has_bonus(q, n_bonus, bonus, by_value)):
                 continue
             exact += 1
             _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
@@ -303,8 +304,7 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
 
     for p in range(n_bonus):
         q = bonus.seen[p]
-        if (<value_t>(row[q] + factor * extra[q]) < threshold or is_warm[q] or mask[q]
-                or _in_sorted(seen, n_seen, q)):
+        if <value_t>(row[q] + factor * extra[q]) < threshold or is_warm[q] or mask[q] or excluded[q]:
             continue
         exact += 1
         _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
@@ -356,6 +356,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef RowScratch term_row, bonus
     cdef Py_ssize_t room = scratch_bytes(n)
     cdef double* column_bounds  # per thread: the bonus columns' group bounds
+    cdef uint8_t* excluded  # per thread: 1 on the row's seen columns
     cdef char* base
     cdef Term* term_array
     cdef Groups group_set
@@ -397,7 +398,11 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             term_row = scratch_at(base, n if has_bonus else 0)  # assigned here: private to the thread
             bonus = scratch_at(base + room, n if has_bonus else 0)
             column_bounds = <double*>(base + 2 * room)
+            excluded = <uint8_t*>(base + 2 * room + (n + 1) * sizeof(double))
+            memset(excluded, 0, n + 1)
             for r in prange(n_rows, schedule="dynamic"):
+                for p in range(seen_indptr[r], seen_indptr[r + 1]):  # the row's seen, as flags
+                    excluded[seen_indices[p]] = 1
                 n_bonus = 0
                 out_shift[r] = 0.0
                 factor = 1.0
@@ -417,25 +422,25 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                     exact += _grouped_row(&bounds[r, 0], box_slack_at[r], &group_set, side_at + r * group_set.width,
                                           &users[r, 0],
                                           &items[0, 0], dims, slack[r], &warm[0], warm.shape[0], &is_warm[0],
-                                          &dense_mask[0 if shared_mask else r, 0],
-                                          &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
+                                          &dense_mask[0 if shared_mask else r, 0], excluded,
                                           &bonus, n_bonus, factor, largest, by_value, column_bounds, k,
                                           &out_ids[r, 0], &out_scores[r, 0])
                 else:
                     exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
                                        &warm[0], warm.shape[0], &is_warm[0],
-                                       &dense_mask[0 if shared_mask else r, 0],
-                                       &seen_indices[0] + seen_indptr[r], seen_indptr[r + 1] - seen_indptr[r],
+                                       &dense_mask[0 if shared_mask else r, 0], excluded,
                                        &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
                                        &out_scores[r, 0])
+                for p in range(seen_indptr[r], seen_indptr[r + 1]):
+                    excluded[seen_indices[p]] = 0
     finally:
         free(term_array)
     return exact
 
 
 cdef inline Py_ssize_t _thread_bytes(Py_ssize_t n) noexcept nogil:
-    """A thread's part of the workspace: two RowScratch and a double per column."""
-    return 2 * scratch_bytes(n) + (n + 1) * sizeof(double)
+    """A thread's part of the workspace: two RowScratch, a double and a flag per column."""
+    return 2 * scratch_bytes(n) + (n + 1) * sizeof(double) + (n + 8) // 8 * 8
 
 
 def workspace_bytes(Py_ssize_t n, int num_threads):
@@ -487,8 +492,7 @@ cdef inline bint _listed(const Py_ssize_t* values, Py_ssize_t size, Py_ssize_t w
 
 cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, const value_t* user,
                     const value_t* items, Py_ssize_t dims, double slack, const uint8_t* is_warm,
-                    const uint8_t* mask, const pattern_t* seen, Py_ssize_t n_seen,
-                    const RowScratch* bonus, Py_ssize_t n_bonus, bint by_value, Py_ssize_t k,
+                    const uint8_t* mask, const uint8_t* excluded, const RowScratch* bonus, Py_ssize_t n_bonus, bint by_value, Py_ssize_t k,
                     value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
                     value_t* threshold) noexcept nogil:
     """Bound every item of group g and score exactly those whose bound reaches the
@@ -500,8 +504,7 @@ cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, con
         if <value_t>_dot(item_side + p * groups.width, side, groups.width) < threshold[0]:
             continue
         item = groups.items[p]
-        if (is_warm[item] or mask[item] or _has_bonus(item, n_bonus, bonus, by_value)
-                or _in_sorted(seen, n_seen, item)):
+        if is_warm[item] or mask[item] or excluded[item] or _has_bonus(item, n_bonus, bonus, by_value):
             continue
         exact += 1
         _offer(item, user, items, dims, NULL, 1.0, k, slack, out_scores, out_ids, size, threshold)
@@ -510,17 +513,14 @@ cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, con
 
 cdef inline int64_t _bonus_column(Py_ssize_t q, const Groups* groups, const value_t* side,
                                   const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
-                                  const uint8_t* is_warm, const uint8_t* mask, const pattern_t* seen,
-                                  Py_ssize_t n_seen, const double* extra, double factor, Py_ssize_t k,
+                                  const double* extra, double factor, Py_ssize_t k,
                                   value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
                                   value_t* threshold) noexcept nogil:
-    """Score bonus column q exactly if its own bound plus its bonus reaches the threshold
-    (its group's has).  Returns 1 if scored."""
+    """Score bonus column q (a candidate) exactly if its own bound plus its bonus reaches
+    the threshold (its group's has).  Returns 1 if scored."""
     cdef const value_t* item_side = <const value_t*>groups.item_side
     if <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
                  + factor * extra[q]) < threshold[0]:
-        return 0
-    if is_warm[q] or mask[q] or _in_sorted(seen, n_seen, q):
         return 0
     _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, size, threshold)
     return 1
@@ -529,19 +529,18 @@ cdef inline int64_t _bonus_column(Py_ssize_t q, const Groups* groups, const valu
 cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const Groups* groups,
                           const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
-                          const uint8_t* mask, const pattern_t* seen, Py_ssize_t n_seen,
-                          RowScratch* bonus, Py_ssize_t n_bonus, double factor, double largest_bonus,
+                          const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus, double factor, double largest_bonus,
                           bint by_value, double* column_bounds, Py_ssize_t k, int64_t* out_ids,
                           value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
     ``column_bounds`` room for a double per bonus column).
 
-    Order: the warm items; the FIRST_BONUS bonus columns whose group bound plus bonus is
-    best (a bonus lifts the columns it touches: they raise the threshold most); the
+    Order: the warm items; the FIRST_BONUS candidate bonus columns whose group bound plus
+    bonus is best (a bonus lifts the columns it touches: they raise the threshold most); the
     FIRST_GROUPS best groups, best first; every other group whose bound reaches the k-th
     best, in sequence; then the other bonus columns.  A bonus column is bounded by its
     group's bound plus its bonus (and the box's allowance), then by its own."""
-    cdef Py_ssize_t g, p, q, t, chunk_end, size = 0, n_first = 0, n_first_bonus = 0
+    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0, n_first_bonus = 0
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
     cdef Py_ssize_t first_bonus[FIRST_BONUS]
@@ -554,11 +553,14 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
     cdef value_t box_extra = <value_t>box_slack
     slack = _bonus_slack(slack, largest_bonus, value_t is double)
 
-    exact += _offer_warm(warm, n_warm, mask, seen, n_seen, user, items, dims, extra, factor, k, slack,
+    exact += _offer_warm(warm, n_warm, mask, excluded, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
-    for p in range(n_bonus):
+    for p in range(n_bonus):  # the candidates' group bounds plus bonus; -inf for the others
         q = bonus.seen[p]
+        if is_warm[q] or mask[q] or excluded[q]:
+            column_bounds[p] = -INFINITY
+            continue
         column_bounds[p] = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
         n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, FIRST_BONUS, p,
                                    <value_t>column_bounds[p])
@@ -567,37 +569,30 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
         column_bounds[p] = -INFINITY  # taken
         if first_bonus_bound[t] < threshold:
             continue
-        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, is_warm, mask, seen,
-                               n_seen, extra, factor, k, out_scores, out_ids, &size, &threshold)
+        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, extra, factor, k,
+                               out_scores, out_ids, &size, &threshold)
 
-    for g in range(groups.count):
+    g = _next_reaching(group_bounds, 0, groups.count, threshold - box_extra)
+    while g < groups.count:
         n_first = _keep_best(first, first_bound, n_first, FIRST_GROUPS, g, group_bounds[g])
+        g = _next_reaching(group_bounds, g + 1, groups.count, threshold - box_extra)
     for t in range(n_first):
         if first_bound[t] < threshold - box_extra:
             break
-        exact += _group(first[t], groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
+        exact += _group(first[t], groups, side, user, items, dims, slack, is_warm, mask, excluded,
                         bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
-    g = 0
+    g = _next_reaching(group_bounds, 0, groups.count, threshold - box_extra)
     while g < groups.count:
-        chunk_end = g + SKIP_CHUNK
-        if chunk_end <= groups.count:
-            if not _any_reaches(group_bounds + g, SKIP_CHUNK, threshold - box_extra):
-                g = chunk_end
-                continue
-        else:
-            chunk_end = groups.count
-        for g in range(g, chunk_end):
-            if group_bounds[g] < threshold - box_extra or _listed(first, n_first, g):
-                continue
-            exact += _group(g, groups, side, user, items, dims, slack, is_warm, mask, seen, n_seen,
+        if not _listed(first, n_first, g):
+            exact += _group(g, groups, side, user, items, dims, slack, is_warm, mask, excluded,
                             bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
-        g = chunk_end
+        g = _next_reaching(group_bounds, g + 1, groups.count, threshold - box_extra)
 
     for p in range(n_bonus):
         if <value_t>column_bounds[p] < threshold:
             continue
-        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, is_warm, mask, seen,
-                               n_seen, extra, factor, k, out_scores, out_ids, &size, &threshold)
+        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, extra, factor, k,
+                               out_scores, out_ids, &size, &threshold)
 
     _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
