@@ -31,6 +31,7 @@ HEAD_DIMS = 16  # rotated axes kept exactly in the bound (the rest enter through
 MIN_HEAD_DIMS = 4  # below this the bound is not narrower enough to pay: vectors kept whole
 SLACK_ULPS = 4  # the bound's rounding allowance, per term of its product
 MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
+BONUS_LEADS_MAX_K = 32  # the kernel's FIRST_BONUS: up to this k a bonus's best columns replace them
 # an exact score costs about 40x a dense BLAS score (60 ns against 1.6): past about 1.6%
 # of the scores computed exactly the whole product is faster (measured, 64 factors, 20k
 # items); an untrained or isotropic model has no dominant axes and stays near 100%
@@ -245,14 +246,18 @@ class InnerProductIndex:
         scores = np.full((rows, k), -np.inf, dtype=self.dtype)
         if rows == 0 or k == 0 or n == 0:
             return ids, scores, 0
-        warm, is_warm = self._warm_items(min(n, max(2 * k, MIN_WARM)))
+        grouped = GROUPED and self.groups is not None
+        # a bonus (a blend's kNN) usually outweighs the scores: its best columns, taken first
+        # by the two-level search, raise the threshold more than the prior's warm items
+        bonus_leads = grouped and bonus is not None and k <= BONUS_LEADS_MAX_K
+        warm, is_warm = self._warm_items(0 if bonus_leads else min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded
         dense_mask = np.ascontiguousarray(dense_mask, dtype=np.uint8)
         terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
         shift = np.zeros(rows)
         with limit_blas_threads(num_threads):
-            if GROUPED and self.groups is not None:
+            if grouped:
                 bounds, slack, groups = self._group_bounds(users)
             else:
                 (bounds, slack), groups = self.bounds(users), None

@@ -324,7 +324,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
 
     Contract (checked by ``fastrec.mips``): ``bounds`` (rows, n) are upper bounds of
     ``users @ items.T`` to within ``slack``.  ``warm`` lists items scored first, to raise the
-    threshold early, and ``is_warm`` (n,) marks them.  ``dense_mask`` (1 or rows, n):
+    threshold early (it may be empty), and ``is_warm`` (n,) marks them.  ``dense_mask`` (1 or rows, n):
     non-zero excludes the column; ``seen_*``: a CSR of excluded columns per row, sorted.
     The bonus of row r: each of ``terms`` (tuples of ``Term``'s arrays, X and T CSR with
     the same dtypes, T with n columns, and ``positive`` only if every x * t is > 0 in
@@ -366,6 +366,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef const int32_t[::1] group_of
     cdef const double* box_slack_at = NULL  # the groups' arrays, for the parallel block
     cdef const value_t* side_at = NULL
+    cdef const int64_t* warm_at = &warm[0] if warm.shape[0] else NULL  # none: a bonus leads
     if n_rows == 0 or k == 0:
         return 0
     if workspace.shape[0] < workspace_bytes(n, num_threads) or <uintptr_t>&workspace[0] % 8:
@@ -421,13 +422,13 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                 if grouped:
                     exact += _grouped_row(&bounds[r, 0], box_slack_at[r], &group_set, side_at + r * group_set.width,
                                           &users[r, 0],
-                                          &items[0, 0], dims, slack[r], &warm[0], warm.shape[0], &is_warm[0],
+                                          &items[0, 0], dims, slack[r], warm_at, warm.shape[0], &is_warm[0],
                                           &dense_mask[0 if shared_mask else r, 0], excluded,
                                           &bonus, n_bonus, factor, largest, by_value, column_bounds, k,
                                           &out_ids[r, 0], &out_scores[r, 0])
                 else:
                     exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
-                                       &warm[0], warm.shape[0], &is_warm[0],
+                                       warm_at, warm.shape[0], &is_warm[0],
                                        &dense_mask[0 if shared_mask else r, 0], excluded,
                                        &bonus, n_bonus, factor, largest, by_value, k, &out_ids[r, 0],
                                        &out_scores[r, 0])
@@ -451,7 +452,7 @@ def workspace_bytes(Py_ssize_t n, int num_threads):
 # ------------------------------------------------------------- two-level search
 cdef enum:
     FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
-    FIRST_BONUS = 8  # the bonus columns with the best group bounds, taken before the groups
+    FIRST_BONUS = 32  # at most this many bonus columns with the best group bounds taken before the groups
 
 
 cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk``)
@@ -529,18 +530,20 @@ cdef inline int64_t _bonus_column(Py_ssize_t q, const Groups* groups, const valu
 cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const Groups* groups,
                           const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
-                          const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus, double factor, double largest_bonus,
-                          bint by_value, double* column_bounds, Py_ssize_t k, int64_t* out_ids,
+                          const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus,
+                          double factor, double largest_bonus, bint by_value, double* column_bounds, Py_ssize_t k, int64_t* out_ids,
                           value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
     ``column_bounds`` room for a double per bonus column).
 
-    Order: the warm items; the FIRST_BONUS candidate bonus columns whose group bound plus
-    bonus is best (a bonus lifts the columns it touches: they raise the threshold most); the
+    Order: the warm items (the caller may give none where a bonus leads); the max(k,
+    FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns whose group bound plus bonus
+    is best (a bonus lifts the columns it touches: they raise the threshold most); the
     FIRST_GROUPS best groups, best first; every other group whose bound reaches the k-th
     best, in sequence; then the other bonus columns.  A bonus column is bounded by its
     group's bound plus its bonus (and the box's allowance), then by its own."""
     cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0, n_first_bonus = 0
+    cdef Py_ssize_t bonus_room = min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS)
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
     cdef Py_ssize_t first_bonus[FIRST_BONUS]
@@ -562,7 +565,7 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
             column_bounds[p] = -INFINITY
             continue
         column_bounds[p] = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
-        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, FIRST_BONUS, p,
+        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, bonus_room, p,
                                    <value_t>column_bounds[p])
     for t in range(n_first_bonus):
         p = first_bonus[t]
