@@ -435,11 +435,12 @@ def test_two_level_search_ties_and_short_rows():
 
 @pytest.mark.parametrize("case", ["one term, positive", "one term, mixed signs", "two terms and means"])
 @pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("num_threads", [1, 2])
-def test_two_level_search_with_product_bonus(case, value_dtype, num_threads):
+@pytest.mark.parametrize("num_threads, k", [(1, 10), (2, 10), (2, 40)])
+def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
     """With a bonus the groups leave the bonus columns to their own pass: the one-level
     search's answer and the twin's, for the kernel's one-term shortcut (listed by value or
-    by flags) and for several terms with mean items; with exclusions and an offset."""
+    by flags) and for several terms with mean items; with exclusions and an offset; k past
+    BONUS_LEADS_MAX_K (warm items first again)."""
     import fastrec.mips as mips
     from fastrec.mips import ProductBonus
 
@@ -468,7 +469,7 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads):
     bonus = ProductBonus(n_items, terms, means=means)
 
     def search():
-        return index.topk(users, 10, dense_mask=mask, seen=seen, bonus=bonus, bonus_rows=rows, offset=offset,
+        return index.topk(users, k, dense_mask=mask, seen=seen, bonus=bonus, bonus_rows=rows, offset=offset,
                           num_threads=num_threads)
 
     got = search()
@@ -479,10 +480,10 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads):
         mips.GROUPED = True
     np.testing.assert_array_equal(got[0], one_level[0])
     np.testing.assert_array_equal(got[1], one_level[1])
-    want = inner_product_topk(users, items, 10, dense_mask=mask, seen=seen, terms=terms, means=means,
+    want = inner_product_topk(users, items, k, dense_mask=mask, seen=seen, terms=terms, means=means,
                               bonus_rows=rows, offset=offset)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
-    plain = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)[0]
+    plain = index.topk(users, k, dense_mask=mask, seen=seen, num_threads=num_threads)[0]
     assert (got[0] != plain).any()  # the bonus moved some answers
     assert got[2] < users.shape[0] * n_items // 10  # the groups still pruned most items
