@@ -544,6 +544,7 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
     group's bound plus its bonus (and the box's allowance), then by its own."""
     cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0, n_first_bonus = 0
     cdef Py_ssize_t bonus_room = min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS)
+    cdef double bound
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
     cdef Py_ssize_t first_bonus[FIRST_BONUS]
@@ -561,12 +562,11 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
 
     for p in range(n_bonus):  # the candidates' group bounds plus bonus; -inf for the others
         q = bonus.seen[p]
-        if is_warm[q] or mask[q] or excluded[q]:
-            column_bounds[p] = -INFINITY
-            continue
-        column_bounds[p] = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
-        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, bonus_room, p,
-                                   <value_t>column_bounds[p])
+        bound = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
+        # a select, not a branch: about a sixth of the columns (the row's seen) drop out
+        bound = -INFINITY if (is_warm[q] | mask[q] | excluded[q]) else bound
+        column_bounds[p] = bound
+        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, bonus_room, p, <value_t>bound)
     for t in range(n_first_bonus):
         p = first_bonus[t]
         column_bounds[p] = -INFINITY  # taken
