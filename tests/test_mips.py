@@ -433,7 +433,8 @@ def test_two_level_search_ties_and_short_rows():
     np.testing.assert_array_equal(np.sort(ids[:, :5], axis=1), np.tile(np.arange(5), (30, 1)))
 
 
-@pytest.mark.parametrize("case", ["one term, positive", "one term, mixed signs", "two terms and means"])
+@pytest.mark.parametrize("case", ["one term, positive", "one term, negative weight", "one term, mixed signs",
+                                  "two terms and means"])
 @pytest.mark.parametrize("value_dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_threads, k", [(1, 10), (2, 10), (2, 40)])
 def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
@@ -448,12 +449,13 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
     users, items = low_rank(60, n_items, 24, np.float64, 60)
     ratings, neighbours, user_neighbours, cold = product_terms(70, n_items, value_dtype, np.int32, 61,
                                                                densities=(0.005, 0.002, 0.05))
-    if case == "one term, positive":
+    if case in ("one term, positive", "one term, negative weight"):
         neighbours.data = np.abs(neighbours.data) + value_dtype(0.01)
-    terms = [(ratings, neighbours, 0.3, "zscore")]  # the bonus about the size of the scores
+    weight = -0.3 if case == "one term, negative weight" else 0.3  # the bonus about the size of the scores
+    terms = [(ratings, neighbours, weight, "zscore")]
     means = None
     if case == "two terms and means":
-        terms.append((user_neighbours, ratings, 0.8, "minmax"))
+        terms.append((user_neighbours, ratings, -0.8, "minmax"))  # a negative weight lowers its columns
         rng = np.random.default_rng(62)
         weights = sp.random_array((n_items, cold.size), density=0.01, format="csc", rng=rng)
         keep = np.ones(n_items)
