@@ -265,12 +265,33 @@ class Recommender:
         exact path override it."""
         step = max(1, SCORE_BLOCK_BYTES // (8 * max(self.interactions_.n_items, 1)))
         if rows.size > step:
-            parts = [self._block_topk(rows[start:start + step], n, candidates, _pattern_rows(seen, start, step),
+            parts = [self._block_topk(rows[start:start + step], n, candidates,
+                                      _pattern_rows(seen, np.arange(start, min(start + step, rows.size))),
                                       num_threads) for start in range(0, rows.size, step)]
             return np.vstack([ids for ids, _ in parts]), np.vstack([top for _, top in parts])
         scores = np.ascontiguousarray(self._score_users(rows))
         indptr, indices = (None, None) if seen is None else seen
         return run_topk(scores, n, candidates, indptr, indices, num_threads)
+
+    def _search_known_rows(self, rows, n, candidates, seen, num_threads, search):
+        """``(ids, scores)`` of ``rows`` with ``search(rows, seen)`` for the known users and
+        the dense rows (``Recommender._block_topk``) for the unknown ones (-1), each on
+        its own part of the block: an exact search that cannot take unknown users need not
+        leave a whole block to the dense scores."""
+        unknown = rows < 0
+        if not unknown.any():
+            return search(rows, seen)
+        dense, known = np.flatnonzero(unknown), np.flatnonzero(~unknown)
+        parts = [(dense, Recommender._block_topk(self, rows[dense], n, candidates, _pattern_rows(seen, dense),
+                                                 num_threads))]
+        if known.size:
+            parts.append((known, search(rows[known], _pattern_rows(seen, known))))
+        ids = np.empty((rows.size, n), dtype=np.int64)
+        scores = np.empty((rows.size, n), dtype=np.result_type(*(top.dtype for _, (_, top) in parts)))
+        for where, (part_ids, part_scores) in parts:
+            ids[where] = part_ids
+            scores[where] = part_scores
+        return ids, scores
 
     # ------------------------------------------------------ unseen users
     def recommend_history(self, items, ratings=None, *, n=10, exclude_seen=True, candidates=None,
@@ -435,25 +456,23 @@ def _from_state(arrays, path="the state"):
 
 # ------------------------------------------------------------------ helpers
 def _rows_pattern(csr, rows):
-    """CSR ``(indptr, indices)`` of the chosen rows; row -1 is empty."""
-    valid = rows >= 0
-    safe = np.where(valid, rows, 0)
-    starts = csr.indptr[safe]
-    lengths = np.where(valid, csr.indptr[safe + 1] - starts, 0)
-    indptr = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
-    indices = csr.indices[gather].astype(np.int64, copy=False)
-    return indptr, indices
+    """CSR ``(indptr, indices)`` of the chosen rows of a sparse matrix; row -1 is empty."""
+    return _pattern_rows((csr.indptr, csr.indices), rows)
 
 
-def _pattern_rows(pattern, start, count):
-    """Rows ``start:start + count`` of a CSR ``(indptr, indices)`` (None stays None)."""
+def _pattern_rows(pattern, rows):
+    """The chosen rows of a CSR ``(indptr, indices)``, int64; row -1 is empty, None stays None."""
     if pattern is None:
         return None
     indptr, indices = pattern
-    indptr = indptr[start:start + count + 1]
-    return indptr - indptr[0], indices[indptr[0]:indptr[-1]]
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    starts = indptr[safe]
+    lengths = np.where(valid, indptr[safe + 1] - starts, 0)
+    chosen = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=chosen[1:])
+    gather = np.repeat(starts - chosen[:-1], lengths) + np.arange(chosen[-1])
+    return chosen, indices[gather].astype(np.int64, copy=False)
 
 
 def _raw_ids(ids, codes):

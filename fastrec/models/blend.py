@@ -270,9 +270,11 @@ class Blend(Recommender):
         """Top-n through the pruned exact search when the blend is linear in its members'
         scores (``_pruning_plan``); else the dense rows and the shared top-k."""
         plan = self._pruning_plan()
-        if plan is None or np.any(rows < 0):
+        if plan is None:
             return super()._block_topk(rows, n, candidates, seen, num_threads)
-        return self._pruned_topk(plan, rows, n, candidates, seen, num_threads)
+        return self._search_known_rows(
+            rows, n, candidates, seen, num_threads,
+            lambda known, known_seen: self._pruned_topk(plan, known, n, candidates, known_seen, num_threads))
 
     def _row_bytes(self):
         plan = self._pruning_plan()

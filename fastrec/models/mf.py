@@ -289,11 +289,16 @@ class MatrixFactorization(EpochTraining, Recommender):
         wide enough for its bounds to pay; unbiased models' unknown users (popularity)
         and narrow models take the dense scores."""
         index = self._scoring_index()
-        if index is None or (not self.biased and np.any(rows < 0)):
+        if index is None:
             return super()._block_topk(rows, n, candidates, seen, num_threads)
-        ids, scores, _ = index.topk(self._users_for_scoring(rows), n, dense_mask=candidates,
-                                    seen=seen, num_threads=num_threads)
-        return ids, scores
+
+        def search(known, known_seen):
+            return index.topk(self._users_for_scoring(known), n, dense_mask=candidates, seen=known_seen,
+                              num_threads=num_threads)[:2]
+
+        if self.biased:  # an unknown user's vector holds the biases alone: the search takes it
+            return search(rows, seen)
+        return self._search_known_rows(rows, n, candidates, seen, num_threads, search)
 
     def _row_bytes(self):
         index = self._scoring_index()

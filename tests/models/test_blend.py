@@ -289,7 +289,8 @@ def test_fused_scores_equal_the_generic_combination(seed):
 def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn, monkeypatch):
     """A factor model + implicit kNN, linear: recommend ranks through the pruned search
     with the kNN products as a sparse bonus; same top-n and scores as ranking the
-    generic dense combination, with seen items and a candidate filter."""
+    generic dense combination, with seen items, a candidate filter and an unknown user
+    among known ones."""
     from fastrec.models.blend import _dense_scores
     from fastrec.reference.topk import dense_topk
 
@@ -300,12 +301,12 @@ def test_pruned_recommend_equals_the_dense_blend(seed, normalize, n_knn, monkeyp
     blend = fastrec.Blend([mf, *knn], normalize=normalize, weights=[0.5] + [0.5 / n_knn] * n_knn)
     blend.fit(data, fit_members=False)
     assert blend._pruning_plan() is not None
-    users = data.user_ids[:60]
+    users = np.r_[data.user_ids[:30], [10**9], data.user_ids[30:60]]  # an unknown user: dense scores
     u, _ = blend._known_users(users)
     dense = blend._combine([_dense_scores(m, u) for m in blend._members()], blend._user_support(u))
     for items in (None, data.item_ids[1::3]):
         ids, scores = blend.recommend(users, n=7, items=items, num_threads=2)
-        excluded = data.csr[u].toarray() != 0
+        excluded = (data.csr[np.maximum(u, 0)].toarray() != 0) & (u >= 0)[:, None]
         if items is not None:
             excluded[:, ~np.isin(data.item_ids, items)] = True
         expected_ids, expected_scores = dense_topk(dense, 7, dense_mask=excluded)

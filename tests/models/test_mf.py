@@ -195,14 +195,15 @@ def test_recommend_ranks_the_raw_scores():
 @pytest.mark.parametrize("loss", ["mse", "bpr"])
 def test_pruned_recommend_equals_the_full_product(loss, biased, monkeypatch):
     """Wide factors take the pruned exact search (fastrec.mips): the same top-n as the
-    whole product, with seen items, a candidate filter and unknown users."""
+    whole product, with seen items, a candidate filter and an unknown user among known
+    ones (the biases' vector in the search; without biases, the dense scores for it alone)."""
     monkeypatch.setattr("fastrec.mips.MAX_EXACT_SHARE", 1.0)  # a small catalogue: taken anyway
     data = fastrec.datasets.synthetic(300, 200, 6_000, kind="implicit" if loss != "mse" else "explicit",
                                       seed=3)
     model = MatrixFactorization(n_factors=24, n_epochs=10, lr=0.02, loss=loss, biased=biased,
                                 dtype=np.float64, random_state=0).fit(data)
     assert model._scoring_index() is not None
-    users = np.concatenate([data.user_ids[:50], [-12345]] if biased else [data.user_ids[:50]])
+    users = np.concatenate([data.user_ids[:25], [-12345], data.user_ids[25:50]])
     candidates = data.item_ids[::2]
     for exclude_seen in (True, False):
         for items in (None, candidates):
