@@ -18,8 +18,9 @@ clustered (Lloyd) into groups of about GROUP_SIZE by their bound vectors, and a 
 box bounds every bound in it, ``s+ . max + s- . min``.  The search then takes the best
 groups first and bounds items only inside groups whose box reaches the k-th best: a
 product of width 2 (head + 1) over the groups instead of head + 1 over the items.  With a
-bonus (a blend's kNN members) the bonus columns are left out of the groups and bounded
-last, one by one: their item bound plus their bonus.
+bonus (a blend's kNN members) the bonus columns are left out of the groups and bounded on
+their own, by their group's bound plus their bonus, then their item bound plus their
+bonus; the best of them are scored first, as they usually lead.
 """
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +32,7 @@ HEAD_DIMS = 16  # rotated axes kept exactly in the bound (the rest enter through
 MIN_HEAD_DIMS = 4  # below this the bound is not narrower enough to pay: vectors kept whole
 SLACK_ULPS = 4  # the bound's rounding allowance, per term of its product
 MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
-BONUS_LEADS_MAX_K = 32  # the kernel's FIRST_BONUS: up to this k a bonus's best columns replace them
+BONUS_LEADS_MAX_K = 32  # up to this k (the kernel's FIRST_BONUS) a bonus's best columns replace the warm items
 # an exact score costs about 40x a dense BLAS score (60 ns against 1.6): past about 1.6%
 # of the scores computed exactly the whole product is faster (measured, 64 factors, 20k
 # items); an untrained or isotropic model has no dominant axes and stays near 100%
@@ -141,9 +142,10 @@ class InnerProductIndex:
         return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position, group_of
 
     def _group_bounds(self, users):
-        """``(bounds, box_slack, groups)`` for the two-level kernel: each group's bound for
-        each user row (rows, groups), its rounding allowance per row, and the kernel's
-        ``groups`` tuple (with the rows' bound vectors and the items' slack)."""
+        """``(bounds, slack, groups)`` for the two-level kernel: each group's bound for each
+        user row (rows, groups), the items' bounds' rounding allowance per row, and the
+        kernel's ``groups`` tuple (with the group bounds' allowance and the rows' bound
+        vectors)."""
         indptr, order, item_side, box, corner, position, group_of = self.groups
         side, norms = self._bound_side(users)
         bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
