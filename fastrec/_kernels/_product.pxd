@@ -118,17 +118,21 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
 
 
 cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
-                               double* scale, double* shift, double* magnitude) noexcept nogil:
+                               double* scale, double* shift, double* magnitude,
+                               double* listed_values) noexcept nogil:
     """``(scale, shift)`` with normalised = (row - shift) * scale, of a row of n entries
     whose unlisted ones are 0: zscore (1 / std, mean), minmax (1 / range, min), none
     (1, 0); a constant row keeps scale 1.  ``magnitude``, unless NULL: the largest
-    absolute value of the listed entries (0 when none)."""
+    absolute value of the listed entries (0 when none).  ``listed_values``, unless NULL:
+    gets the listed entries in listing order (a copy read in sequence after)."""
     cdef Py_ssize_t p
     cdef double value, total = 0.0, square = 0.0, mean, spread
     cdef double low = 0.0 if touched < n else work.values[work.seen[0]]
     cdef double high = low
     for p in range(touched):
         value = work.values[work.seen[p]]
+        if listed_values != NULL:
+            listed_values[p] = value
         total = total + value
         square = square + value * value
         if value < low:

@@ -48,6 +48,19 @@ cdef extern from *:
         for (Py_ssize_t j = 0; j < n; j++) hit |= x[j] >= t;
         return hit;
     }
+    /* the largest of x[0..n), n > 0 (finite values) */
+    static inline float fastrec_max_f(const float* x, Py_ssize_t n) {
+        float top = x[0];
+        #pragma omp simd reduction(max:top)
+        for (Py_ssize_t j = 1; j < n; j++) top = x[j] > top ? x[j] : top;
+        return top;
+    }
+    static inline double fastrec_max_d(const double* x, Py_ssize_t n) {
+        double top = x[0];
+        #pragma omp simd reduction(max:top)
+        for (Py_ssize_t j = 1; j < n; j++) top = x[j] > top ? x[j] : top;
+        return top;
+    }
     static inline int fastrec_any_ge_d(const double* x, Py_ssize_t n, double t) {
         int hit = 0;
         #pragma omp simd reduction(|:hit)
@@ -55,6 +68,8 @@ cdef extern from *:
         return hit;
     }
     """
+    float fastrec_max_f(const float* x, Py_ssize_t n) noexcept nogil
+    double fastrec_max_d(const double* x, Py_ssize_t n) noexcept nogil
     int fastrec_any_ge_f(const float* x, Py_ssize_t n, float t) noexcept nogil
     int fastrec_any_ge_d(const double* x, Py_ssize_t n, double t) noexcept nogil
     double fastrec_dot_f(const float* a, const float* b, Py_ssize_t n) noexcept nogil
@@ -119,18 +134,20 @@ cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work,
 
 
 cdef Py_ssize_t _one_term_bonus(const Term* term, Py_ssize_t row, Py_ssize_t n, RowScratch* bonus,
-                                double* factor, double* largest, double* shift) noexcept nogil:
+                                double* factor, double* largest, double* shift,
+                                double* listed_values) noexcept nogil:
     """``_row_bonus`` for a single term and no means: the product row is scattered
     straight into ``bonus`` and left unscaled; the bonus is ``factor`` times it (the
     same values as scaling it in place, without the pass).  ``largest``: the bonus's
-    largest absolute value."""
+    largest absolute value; ``listed_values`` (or NULL): the unscaled row's listed
+    values, in listing order."""
     cdef Py_ssize_t touched
     cdef double scale, centre, magnitude
     if term.positive:
         touched = _term_row(term, row, bonus, True)
     else:
         touched = _term_row(term, row, bonus, False)
-    touched_stats(bonus, touched, n, term.normalize, &scale, &centre, &magnitude)
+    touched_stats(bonus, touched, n, term.normalize, &scale, &centre, &magnitude, listed_values)
     factor[0] = term.weight * scale
     largest[0] = fabs(factor[0]) * magnitude  # rounding is monotone: the largest product
     shift[0] = factor[0] * centre
@@ -151,7 +168,7 @@ cdef Py_ssize_t _row_bonus(const Term* terms, Py_ssize_t n_terms, Py_ssize_t row
     cdef double scale, centre, factor, value, total_shift = 0.0
     for m in range(n_terms):
         touched = _term_row(&terms[m], row, term_row, False)
-        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre, NULL)
+        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre, NULL, NULL)
         factor = terms[m].weight * scale
         total_shift = total_shift + factor * centre
         for p in range(touched):
@@ -175,6 +192,13 @@ cdef inline double _dot(const value_t* a, const value_t* b, Py_ssize_t n) noexce
         return fastrec_dot_f(a, b, n)
     else:
         return fastrec_dot_d(a, b, n)
+
+
+cdef inline value_t _largest(const value_t* x, Py_ssize_t n) noexcept nogil:
+    if value_t is float:
+        return fastrec_max_f(x, n)
+    else:
+        return fastrec_max_d(x, n)
 
 
 cdef inline bint _any_reaches(const value_t* x, Py_ssize_t n, value_t t) noexcept nogil:
@@ -355,7 +379,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef int64_t exact = 0
     cdef RowScratch term_row, bonus
     cdef Py_ssize_t room = scratch_bytes(n)
-    cdef double* column_bounds  # per thread: the bonus columns' group bounds
+    cdef double* listed_bonus  # per thread: the bonus columns' values, in listing order
     cdef uint8_t* excluded  # per thread: 1 on the row's seen columns
     cdef char* base
     cdef Term* term_array
@@ -398,7 +422,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             base = <char*>&workspace[0] + _thread_bytes(n) * threadid()
             term_row = scratch_at(base, n if has_bonus else 0)  # assigned here: private to the thread
             bonus = scratch_at(base + room, n if has_bonus else 0)
-            column_bounds = <double*>(base + 2 * room)
+            listed_bonus = <double*>(base + 2 * room)
             excluded = <uint8_t*>(base + 2 * room + (n + 1) * sizeof(double))
             memset(excluded, 0, n + 1)
             for r in prange(n_rows, schedule="dynamic"):
@@ -411,20 +435,21 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                 by_value = False
                 if n_terms == 1 and n_means == 0:
                     n_bonus = _one_term_bonus(&term_array[0], term_rows[r], n, &bonus, &factor,
-                                              &largest, &out_shift[r])
+                                              &largest, &out_shift[r], listed_bonus)
                     by_value = term_array[0].positive
                 elif has_bonus:
                     n_bonus = _row_bonus(term_array, n_terms, term_rows[r], n, &mean_items[0],
                                          n_means, &mean_indptr[0], &mean_of[0],
                                          &mean_weights[0], &term_row, &bonus, &out_shift[r])
                     for p in range(n_bonus):
-                        largest = max(largest, fabs(bonus.values[bonus.seen[p]]))
+                        listed_bonus[p] = bonus.values[bonus.seen[p]]
+                        largest = max(largest, fabs(listed_bonus[p]))
                 if grouped:
                     exact += _grouped_row(&bounds[r, 0], box_slack_at[r], &group_set, side_at + r * group_set.width,
                                           &users[r, 0],
                                           &items[0, 0], dims, slack[r], warm_at, warm.shape[0], &is_warm[0],
                                           &dense_mask[0 if shared_mask else r, 0], excluded,
-                                          &bonus, n_bonus, factor, largest, by_value, column_bounds, k,
+                                          &bonus, n_bonus, factor, largest, by_value, listed_bonus, k,
                                           &out_ids[r, 0], &out_scores[r, 0])
                 else:
                     exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
@@ -512,16 +537,20 @@ cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, con
     return exact
 
 
-cdef inline int64_t _bonus_column(Py_ssize_t q, const Groups* groups, const value_t* side,
+cdef inline int64_t _bonus_column(Py_ssize_t q, double column_bonus, const value_t* group_bounds,
+                                  value_t box_extra, const Groups* groups, const value_t* side,
                                   const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
                                   const double* extra, double factor, Py_ssize_t k,
                                   value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
                                   value_t* threshold) noexcept nogil:
-    """Score bonus column q (a candidate) exactly if its own bound plus its bonus reaches
-    the threshold (its group's has).  Returns 1 if scored."""
+    """Score bonus column q (a candidate, whose bonus is ``column_bonus``) exactly if its
+    group's bound plus its bonus (and the box's allowance) reaches the threshold, then its
+    own bound plus its bonus.  Returns 1 if scored."""
     cdef const value_t* item_side = <const value_t*>groups.item_side
+    if <value_t>(group_bounds[groups.group_of[q]] + column_bonus + box_extra) < threshold[0]:
+        return 0
     if <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
-                 + factor * extra[q]) < threshold[0]:
+                 + column_bonus) < threshold[0]:
         return 0
     _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, size, threshold)
     return 1
@@ -531,25 +560,26 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
                           const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
                           const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus,
-                          double factor, double largest_bonus, bint by_value, double* column_bounds, Py_ssize_t k, int64_t* out_ids,
-                          value_t* out_scores) noexcept nogil:
+                          double factor, double largest_bonus, bint by_value, double* listed_bonus,
+                          Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
-    ``column_bounds`` room for a double per bonus column).
+    ``listed_bonus`` the bonus columns' values before ``factor``, in listing order, which
+    the row overwrites).
 
     Order: the warm items (the caller may give none where a bonus leads); the max(k,
-    FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns whose group bound plus bonus
-    is best (a bonus lifts the columns it touches: they raise the threshold most); the
-    FIRST_GROUPS best groups, best first; every other group whose bound reaches the k-th
-    best, in sequence; then the other bonus columns.  A bonus column is bounded by its
-    group's bound plus its bonus (and the box's allowance), then by its own."""
+    FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns with the largest bonus (a
+    bonus lifts the columns it touches: they raise the threshold most); the FIRST_GROUPS
+    best groups, best first; every other group whose bound reaches the k-th best, in
+    sequence; then the other bonus columns.  A bonus column is bounded by the row's best
+    group bound plus its bonus, then its group's, then its own."""
     cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0, n_first_bonus = 0
     cdef Py_ssize_t bonus_room = min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS)
-    cdef double bound
+    cdef double value
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
     cdef Py_ssize_t first_bonus[FIRST_BONUS]
-    cdef value_t first_bonus_bound[FIRST_BONUS]
-    cdef value_t threshold = -INFINITY
+    cdef value_t first_bonus_value[FIRST_BONUS]
+    cdef value_t threshold = -INFINITY, top_group = -INFINITY
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
     # a group is passed over while its bound is below the threshold (which allows for the
@@ -560,20 +590,20 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
     exact += _offer_warm(warm, n_warm, mask, excluded, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
-    for p in range(n_bonus):  # the candidates' group bounds plus bonus; -inf for the others
+    for p in range(n_bonus):  # the candidates' bonus, read in sequence; -inf for the others
         q = bonus.seen[p]
-        bound = group_bounds[groups.group_of[q]] + factor * extra[q] + box_extra
+        value = factor * listed_bonus[p]
         # a select, not a branch: about a sixth of the columns (the row's seen) drop out
-        bound = -INFINITY if (is_warm[q] | mask[q] | excluded[q]) else bound
-        column_bounds[p] = bound
-        n_first_bonus = _keep_best(first_bonus, first_bonus_bound, n_first_bonus, bonus_room, p, <value_t>bound)
+        value = -INFINITY if (is_warm[q] | mask[q] | excluded[q]) else value
+        listed_bonus[p] = value
+        n_first_bonus = _keep_best(first_bonus, first_bonus_value, n_first_bonus, bonus_room, p, <value_t>value)
     for t in range(n_first_bonus):
         p = first_bonus[t]
-        column_bounds[p] = -INFINITY  # taken
-        if first_bonus_bound[t] < threshold:
-            continue
-        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, extra, factor, k,
-                               out_scores, out_ids, &size, &threshold)
+        value = listed_bonus[p]
+        listed_bonus[p] = -INFINITY  # taken
+        if value > -INFINITY:
+            exact += _bonus_column(bonus.seen[p], value, group_bounds, box_extra, groups, side, user, items, dims,
+                                   slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
 
     g = _next_reaching(group_bounds, 0, groups.count, threshold - box_extra)
     while g < groups.count:
@@ -591,11 +621,13 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
                             bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
         g = _next_reaching(group_bounds, g + 1, groups.count, threshold - box_extra)
 
-    for p in range(n_bonus):
-        if <value_t>column_bounds[p] < threshold:
+    if n_bonus:
+        top_group = _largest(group_bounds, groups.count)
+    for p in range(n_bonus):  # a column whose bonus cannot lift the best group's bound is passed over
+        if <value_t>(listed_bonus[p] + top_group + box_extra) < threshold:
             continue
-        exact += _bonus_column(bonus.seen[p], groups, side, user, items, dims, slack, extra, factor, k,
-                               out_scores, out_ids, &size, &threshold)
+        exact += _bonus_column(bonus.seen[p], listed_bonus[p], group_bounds, box_extra, groups, side, user, items,
+                               dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
 
     _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
