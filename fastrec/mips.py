@@ -141,17 +141,24 @@ class InnerProductIndex:
         group_of = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))[position]
         return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position, group_of
 
-    def _group_bounds(self, users):
+    def _group_bounds(self, users, lazy=False):
         """``(bounds, slack, groups)`` for the two-level kernel: each group's bound for each
-        user row (rows, groups), the items' bounds' rounding allowance per row, and the
-        kernel's ``groups`` tuple (with the group bounds' allowance and the rows' bound
-        vectors)."""
+        user row (rows, groups; no columns if ``lazy``: the kernel computes a row's where
+        it needs them), the items' bounds' rounding allowance per row, and the kernel's
+        ``groups`` tuple (with the group bounds' allowance, the rows' bound vectors, the
+        boxes and each row's bound of the box of every item)."""
         indptr, order, item_side, box, corner, position, group_of = self.groups
         side, norms = self._bound_side(users)
-        bounds = np.hstack([np.maximum(side, 0), np.minimum(side, 0)]).astype(self.dtype) @ box
+        plus, minus = np.maximum(side, 0), np.minimum(side, 0)
+        width = side.shape[1]
+        root = plus @ box[:width].max(axis=1).astype(np.float64) + minus @ box[width:].min(axis=1).astype(np.float64)
+        if lazy:
+            bounds = np.empty((side.shape[0], 0), dtype=self.dtype)
+        else:
+            bounds = np.hstack([plus, minus]).astype(self.dtype) @ box
         # the box product's terms, 2 (head + 1) of them, each within |u| times the largest corner
         box_slack = SLACK_ULPS * (2 * self.head_dims + 6) * np.finfo(self.dtype).eps * norms * corner
-        groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position, group_of)
+        groups = (box_slack, side.astype(self.dtype), item_side, indptr, order, position, group_of, box, root)
         return bounds, self._slack(norms), groups
 
     def row_bytes(self):
@@ -259,8 +266,8 @@ class InnerProductIndex:
         terms, means = (bonus.terms, bonus.means) if bonus is not None else ([], ProductBonus.NO_MEANS)
         shift = np.zeros(rows)
         with limit_blas_threads(num_threads):
-            if grouped:
-                bounds, slack, groups = self._group_bounds(users)
+            if grouped:  # a leading bonus usually spares the group bounds: the kernel makes the few it needs
+                bounds, slack, groups = self._group_bounds(users, lazy=bonus_leads)
             else:
                 (bounds, slack), groups = self.bounds(users), None
         workspace = scratch("mips.workspace", workspace_bytes(n, int(num_threads)) // 8, np.float64)

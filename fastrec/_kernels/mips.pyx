@@ -362,12 +362,16 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     bytes of any content, 8-byte aligned (the per-thread scratch, reused across calls).
 
     Two levels: ``groups`` is ``(box_slack, side, item_side, group_indptr, group_items,
-    position, group_of)``: the items in groups (``group_indptr`` over ``group_items``, the
-    items in group order; ``position`` each item's place in that order and ``group_of``
-    its group, int32; ``item_side`` (n, width)
-    their bound vectors in that order), ``side`` (rows, width) the rows' bound vectors, so
-    that ``item_side . side[r]`` bounds a score to within ``slack[r]``.  ``bounds`` (rows,
-    groups) then bounds every item bound of a group to within ``box_slack[r]``.
+    position, group_of, box, root)``: the items in groups (``group_indptr`` over
+    ``group_items``, the items in group order; ``position`` each item's place in that
+    order and ``group_of`` its group, int32; ``item_side`` (n, width) their bound vectors
+    in that order), ``side`` (rows, width) the rows' bound vectors, so that
+    ``item_side . side[r]`` bounds a score to within ``slack[r]``.  ``bounds`` (rows,
+    groups) then bounds every item bound of a group to within ``box_slack[r]``: they are
+    ``side+ . box[:width] + side- . box[width:]`` (``box`` (2 width, groups) each group's
+    highest then lowest coordinates), and ``root[r]`` (double) is at least every one of
+    them.  ``bounds`` with no columns: the kernel computes a row's group bounds itself
+    where ``root`` reaches its threshold.
     """
     cdef Py_ssize_t n_rows = bounds.shape[0], n = items.shape[0], dims = users.shape[1]
     cdef Py_ssize_t k = out_ids.shape[1], r, n_terms = len(terms), n_means = mean_indptr.shape[0] - 1
@@ -388,15 +392,20 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef const value_t[:, ::1] side, item_side
     cdef const int64_t[::1] group_indptr, group_items, position
     cdef const int32_t[::1] group_of
+    cdef const value_t[:, ::1] box
+    cdef const double[::1] root
     cdef const double* box_slack_at = NULL  # the groups' arrays, for the parallel block
+    cdef const double* root_at = NULL
     cdef const value_t* side_at = NULL
+    cdef value_t* lazy_bounds  # per thread: a row's group bounds, where the kernel computes them
+    cdef bint lazy = grouped and bounds.shape[1] == 0
     cdef const int64_t* warm_at = &warm[0] if warm.shape[0] else NULL  # none: a bonus leads
     if n_rows == 0 or k == 0:
         return 0
     if workspace.shape[0] < workspace_bytes(n, num_threads) or <uintptr_t>&workspace[0] % 8:
         raise ValueError("pruned_topk: the workspace is too small or not 8-byte aligned")
     if grouped:
-        box_slack, side, item_side, group_indptr, group_items, position, group_of = groups
+        box_slack, side, item_side, group_indptr, group_items, position, group_of, box, root = groups
         group_set.count = group_indptr.shape[0] - 1
         group_set.width = side.shape[1]
         group_set.indptr = &group_indptr[0]
@@ -404,11 +413,15 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
         group_set.position = &position[0]
         group_set.group_of = &group_of[0]
         group_set.item_side = &item_side[0, 0]
-        if (bounds.shape[1] != group_set.count or item_side.shape[0] != n or item_side.shape[1] != side.shape[1]
-                or side.shape[0] != n_rows or group_indptr[group_set.count] != n
-                or position.shape[0] != n or group_of.shape[0] != n):
+        group_set.box = &box[0, 0]
+        if ((bounds.shape[1] != group_set.count and not lazy) or item_side.shape[0] != n
+                or item_side.shape[1] != side.shape[1] or side.shape[0] != n_rows
+                or group_indptr[group_set.count] != n or position.shape[0] != n or group_of.shape[0] != n
+                or box.shape[0] != 2 * side.shape[1] or box.shape[1] != group_set.count
+                or root.shape[0] != n_rows or box_slack.shape[0] != n_rows):
             raise ValueError("pruned_topk: the groups do not match the bounds and the items")
         box_slack_at = &box_slack[0]
+        root_at = &root[0]
         side_at = &side[0, 0]
     elif bounds.shape[1] != n:
         raise ValueError("pruned_topk: the bounds do not match the items")
@@ -424,6 +437,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             bonus = scratch_at(base + room, n if has_bonus else 0)
             listed_bonus = <double*>(base + 2 * room)
             excluded = <uint8_t*>(base + 2 * room + (n + 1) * sizeof(double))
+            lazy_bounds = <value_t*>(base + 2 * room + (n + 1) * sizeof(double) + (n + 8) // 8 * 8)
             memset(excluded, 0, n + 1)
             for r in prange(n_rows, schedule="dynamic"):
                 for p in range(seen_indptr[r], seen_indptr[r + 1]):  # the row's seen, as flags
@@ -445,7 +459,8 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                         listed_bonus[p] = bonus.values[bonus.seen[p]]
                         largest = max(largest, fabs(listed_bonus[p]))
                 if grouped:
-                    exact += _grouped_row(&bounds[r, 0], box_slack_at[r], &group_set, side_at + r * group_set.width,
+                    exact += _grouped_row(NULL if lazy else &bounds[r, 0], root_at[r], lazy_bounds, box_slack_at[r],
+                                          &group_set, side_at + r * group_set.width,
                                           &users[r, 0],
                                           &items[0, 0], dims, slack[r], warm_at, warm.shape[0], &is_warm[0],
                                           &dense_mask[0 if shared_mask else r, 0], excluded,
@@ -465,8 +480,8 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
 
 
 cdef inline Py_ssize_t _thread_bytes(Py_ssize_t n) noexcept nogil:
-    """A thread's part of the workspace: two RowScratch, a double and a flag per column."""
-    return 2 * scratch_bytes(n) + (n + 1) * sizeof(double) + (n + 8) // 8 * 8
+    """A thread's part of the workspace: two RowScratch, two doubles and a flag per column."""
+    return 2 * scratch_bytes(n) + 2 * (n + 1) * sizeof(double) + (n + 8) // 8 * 8
 
 
 def workspace_bytes(Py_ssize_t n, int num_threads):
@@ -488,6 +503,7 @@ cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk
     const int64_t* position  # item j's place in group order
     const int32_t* group_of  # item j's group
     const void* item_side   # (n, width) the items' bound vectors, in group order
+    const void* box         # (2 width, count): each group's highest coordinates, then lowest
 
 
 cdef inline Py_ssize_t _keep_best(Py_ssize_t* best, value_t* best_bound, Py_ssize_t size,
@@ -516,6 +532,22 @@ cdef inline bint _listed(const Py_ssize_t* values, Py_ssize_t size, Py_ssize_t w
     return found
 
 
+cdef void _fill_group_bounds(const Groups* groups, const value_t* side, value_t* out) noexcept nogil:
+    """Every group's bound for one row, ``side+ . high + side- . low`` (what the caller's
+    BLAS product gives for the others), one axpy per coordinate."""
+    cdef Py_ssize_t g, d, count = groups.count, width = groups.width
+    cdef const value_t* box = <const value_t*>groups.box
+    cdef const value_t* row
+    cdef value_t coef
+    for g in range(count):
+        out[g] = 0
+    for d in range(2 * width):
+        coef = max(side[d], <value_t>0) if d < width else min(side[d - width], <value_t>0)
+        row = box + d * count
+        for g in range(count):
+            out[g] = out[g] + coef * row[g]
+
+
 cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, const value_t* user,
                     const value_t* items, Py_ssize_t dims, double slack, const uint8_t* is_warm,
                     const uint8_t* mask, const uint8_t* excluded, const RowScratch* bonus, Py_ssize_t n_bonus, bint by_value, Py_ssize_t k,
@@ -538,16 +570,18 @@ cdef int64_t _group(Py_ssize_t g, const Groups* groups, const value_t* side, con
 
 
 cdef inline int64_t _bonus_column(Py_ssize_t q, double column_bonus, const value_t* group_bounds,
-                                  value_t box_extra, const Groups* groups, const value_t* side,
+                                  double root, value_t box_extra, const Groups* groups, const value_t* side,
                                   const value_t* user, const value_t* items, Py_ssize_t dims, double slack,
                                   const double* extra, double factor, Py_ssize_t k,
                                   value_t* out_scores, int64_t* out_ids, Py_ssize_t* size,
                                   value_t* threshold) noexcept nogil:
     """Score bonus column q (a candidate, whose bonus is ``column_bonus``) exactly if its
     group's bound plus its bonus (and the box's allowance) reaches the threshold, then its
-    own bound plus its bonus.  Returns 1 if scored."""
+    own bound plus its bonus; without ``group_bounds`` (not computed for the row),
+    ``root``, the bound of every group, stands for its group's.  Returns 1 if scored."""
     cdef const value_t* item_side = <const value_t*>groups.item_side
-    if <value_t>(group_bounds[groups.group_of[q]] + column_bonus + box_extra) < threshold[0]:
+    cdef double group_bound = group_bounds[groups.group_of[q]] if group_bounds != NULL else root
+    if <value_t>(group_bound + column_bonus + box_extra) < threshold[0]:
         return 0
     if <value_t>(_dot(item_side + groups.position[q] * groups.width, side, groups.width)
                  + column_bonus) < threshold[0]:
@@ -556,7 +590,8 @@ cdef inline int64_t _bonus_column(Py_ssize_t q, double column_bonus, const value
     return 1
 
 
-cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const Groups* groups,
+cdef int64_t _grouped_row(const value_t* group_bounds, double root, value_t* lazy_bounds,
+                          double box_slack, const Groups* groups,
                           const value_t* side, const value_t* user, const value_t* items, Py_ssize_t dims,
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
                           const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus,
@@ -564,7 +599,9 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
                           Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
     ``listed_bonus`` the bonus columns' values before ``factor``, in listing order, which
-    the row overwrites).
+    the row overwrites).  ``group_bounds`` NULL: computed into ``lazy_bounds`` only if
+    ``root``, the bound of the box of every item, reaches the threshold once the first
+    bonus columns are in (a leading bonus usually spares them).
 
     Order: the warm items (the caller may give none where a bonus leads); the max(k,
     FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns with the largest bonus (a
@@ -579,7 +616,7 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
     cdef value_t first_bound[FIRST_GROUPS]
     cdef Py_ssize_t first_bonus[FIRST_BONUS]
     cdef value_t first_bonus_value[FIRST_BONUS]
-    cdef value_t threshold = -INFINITY, top_group = -INFINITY
+    cdef value_t threshold = -INFINITY
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
     # a group is passed over while its bound is below the threshold (which allows for the
@@ -602,9 +639,15 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
         value = listed_bonus[p]
         listed_bonus[p] = -INFINITY  # taken
         if value > -INFINITY:
-            exact += _bonus_column(bonus.seen[p], value, group_bounds, box_extra, groups, side, user, items, dims,
-                                   slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
+            exact += _bonus_column(bonus.seen[p], value, group_bounds, root, box_extra, groups, side, user, items,
+                                   dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
 
+    if group_bounds == NULL:
+        if <value_t>root < threshold - box_extra:  # no group can reach: the bonus columns alone
+            return _bonus_pass(listed_bonus, root, NULL, box_extra, groups, side, user, items, dims, slack,
+                               bonus, n_bonus, factor, by_value, k, out_ids, out_scores, size, threshold, exact)
+        _fill_group_bounds(groups, side, lazy_bounds)
+        group_bounds = lazy_bounds
     g = _next_reaching(group_bounds, 0, groups.count, threshold - box_extra)
     while g < groups.count:
         n_first = _keep_best(first, first_bound, n_first, FIRST_GROUPS, g, group_bounds[g])
@@ -621,13 +664,26 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double box_slack, const G
                             bonus, n_bonus, by_value, k, out_scores, out_ids, &size, &threshold)
         g = _next_reaching(group_bounds, g + 1, groups.count, threshold - box_extra)
 
-    if n_bonus:
-        top_group = _largest(group_bounds, groups.count)
-    for p in range(n_bonus):  # a column whose bonus cannot lift the best group's bound is passed over
+    return _bonus_pass(listed_bonus, _largest(group_bounds, groups.count) if n_bonus else root, group_bounds,
+                       box_extra, groups, side, user, items, dims, slack, bonus, n_bonus, factor, by_value, k,
+                       out_ids, out_scores, size, threshold, exact)
+
+
+cdef int64_t _bonus_pass(const double* listed_bonus, double top_group, const value_t* group_bounds,
+                         value_t box_extra, const Groups* groups, const value_t* side, const value_t* user,
+                         const value_t* items, Py_ssize_t dims, double slack, RowScratch* bonus,
+                         Py_ssize_t n_bonus, double factor, bint by_value, Py_ssize_t k, int64_t* out_ids,
+                         value_t* out_scores, Py_ssize_t size, value_t threshold, int64_t exact) noexcept nogil:
+    """The end of ``_grouped_row``: the bonus columns not taken yet (their bonus in
+    ``listed_bonus``, -inf once taken), those whose bonus cannot lift ``top_group``, the
+    best group bound, passed over; then the row ranked and its bonus cleared.  Returns
+    ``exact`` plus the exact scores taken."""
+    cdef Py_ssize_t p
+    cdef const double* extra = bonus.values if n_bonus else NULL
+    for p in range(n_bonus):
         if <value_t>(listed_bonus[p] + top_group + box_extra) < threshold:
             continue
-        exact += _bonus_column(bonus.seen[p], listed_bonus[p], group_bounds, box_extra, groups, side, user, items,
-                               dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
-
+        exact += _bonus_column(bonus.seen[p], listed_bonus[p], group_bounds, top_group, box_extra, groups, side,
+                               user, items, dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
     _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
