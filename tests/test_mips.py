@@ -387,6 +387,18 @@ def test_pruning_pays_only_where_the_bounds_prune():
 
 
 # ------------------------------------------------------------- two-level search
+def both_levels(search):
+    """``search()`` with the two-level search, then with one level forced."""
+    import fastrec.mips as mips
+
+    first = search()
+    try:
+        mips.GROUPED = False
+        return first, search()
+    finally:
+        mips.GROUPED = True
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("num_threads", [1, 2])
 def test_two_level_search_equals_one_level_and_twin(dtype, num_threads):
@@ -402,15 +414,11 @@ def test_two_level_search_equals_one_level_and_twin(dtype, num_threads):
     assert np.array_equal(np.sort(order), np.arange(n_items)) and indptr[-1] == n_items
     seen = random_pattern(80, n_items, 0.01, 51)
     mask = (np.random.default_rng(52).random((1, n_items)) < 0.1).astype(np.uint8)
-    got = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
+    got, one_level = both_levels(lambda: index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads))
     assert_same_topk(got[:2], inner_product_topk(users, items, 10, dense_mask=mask, seen=seen), users, items)
-    assert index.row_bytes() == np.dtype(dtype).itemsize * (indptr.size - 1)  # blocks sized by group bounds
-    try:
-        mips.GROUPED = False
-        one_level = index.topk(users, 10, dense_mask=mask, seen=seen, num_threads=num_threads)
-        assert index.row_bytes() == np.dtype(dtype).itemsize * n_items
-    finally:
-        mips.GROUPED = True
+    # recommend's blocks are sized by the group bounds a user holds, or the item bounds
+    assert both_levels(index.row_bytes) == (np.dtype(dtype).itemsize * (indptr.size - 1),
+                                            np.dtype(dtype).itemsize * n_items)
     np.testing.assert_array_equal(got[0], one_level[0])
     np.testing.assert_array_equal(got[1], one_level[1])
     assert got[2] < users.shape[0] * n_items // 20  # the groups pruned most items
@@ -474,12 +482,7 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
         return index.topk(users, k, dense_mask=mask, seen=seen, bonus=bonus, bonus_rows=rows, offset=offset,
                           num_threads=num_threads)
 
-    got = search()
-    try:
-        mips.GROUPED = False
-        one_level = search()
-    finally:
-        mips.GROUPED = True
+    got, one_level = both_levels(search)
     np.testing.assert_array_equal(got[0], one_level[0])
     np.testing.assert_array_equal(got[1], one_level[1])
     want = inner_product_topk(users, items, k, dense_mask=mask, seen=seen, terms=terms, means=means,
@@ -489,3 +492,38 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
     plain = index.topk(users, k, dense_mask=mask, seen=seen, num_threads=num_threads)[0]
     assert (got[0] != plain).any()  # the bonus moved some answers
     assert got[2] < users.shape[0] * n_items // 10  # the groups still pruned most items
+
+
+@pytest.mark.parametrize("k", [12, 40])
+def test_two_level_bonus_search_with_fewer_candidates_than_k(k):
+    """Rows with fewer candidates than k keep the threshold at -inf, which every bound
+    passes: the bonus columns already scored (or warm, masked, seen) must still not be
+    scored twice; padded with -1 / -inf as the one-level search and the twin are."""
+    import fastrec.mips as mips
+    from fastrec.mips import ProductBonus
+
+    n_items = mips.GROUPED_MIN_ITEMS + 100
+    users, items = low_rank(20, n_items, 24, np.float64, 70)
+    ratings, neighbours, _, _ = product_terms(25, n_items, np.float64, np.int32, 71, densities=(0.004, 0.003, 0.1))
+    neighbours.data = np.abs(neighbours.data) + 0.01
+    terms = [(ratings, neighbours, 0.3, "zscore")]
+    rows = np.arange(20)
+    mask = np.ones((1, n_items), dtype=np.uint8)
+    touched = np.unique((ratings[:20] @ neighbours).indices)
+    mask[0, touched[: k // 2]] = 0  # candidates: some bonus columns (every user's, at most)...
+    mask[0, -k // 3:] = 0  # ...and a few others, fewer than k in all for most rows
+    seen = random_pattern(20, n_items, 0.0005, 72)
+    index = InnerProductIndex(items)
+    assert index.groups is not None
+
+    def search():
+        return index.topk(users, k, dense_mask=mask, seen=seen, bonus=ProductBonus(n_items, terms), bonus_rows=rows)
+
+    got, one_level = both_levels(search)
+    want = inner_product_topk(users, items, k, dense_mask=mask, seen=seen, terms=terms, bonus_rows=rows)
+    assert (got[0] == -1).any()  # some rows are short
+    for ids in got[0]:
+        assert np.unique(ids[ids >= 0]).size == (ids >= 0).sum()  # no item twice
+    np.testing.assert_array_equal(got[0], one_level[0])
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)

@@ -681,7 +681,9 @@ cdef int64_t _bonus_pass(const double* listed_bonus, double top_group, const val
     cdef Py_ssize_t p
     cdef const double* extra = bonus.values if n_bonus else NULL
     for p in range(n_bonus):
-        if <value_t>(listed_bonus[p] + top_group + box_extra) < threshold:
+        # -inf marks a column taken or not a candidate: told apart explicitly, since a
+        # threshold still at -inf (fewer candidates than k so far) passes every bound
+        if not (listed_bonus[p] > -INFINITY) or <value_t>(listed_bonus[p] + top_group + box_extra) < threshold:
             continue
         exact += _bonus_column(bonus.seen[p], listed_bonus[p], group_bounds, top_group, box_extra, groups, side,
                                user, items, dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
