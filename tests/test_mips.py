@@ -527,3 +527,46 @@ def test_two_level_bonus_search_with_fewer_candidates_than_k(k):
     np.testing.assert_array_equal(got[0], one_level[0])
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_two_levels_agree_on_random_small_cases(seed, monkeypatch):
+    """Small catalogues searched on two levels (GROUPED_MIN_ITEMS lowered): random sizes,
+    group sizes, k (also past the candidates and past BONUS_LEADS_MAX_K), ties, masks
+    (shared or per row), seen items, one or two bonus terms of either sign and
+    normalisation, or none: the one-level search's answer, and the twin's."""
+    import fastrec.mips as mips
+    from fastrec.mips import ProductBonus
+
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(mips, "GROUPED_MIN_ITEMS", 16)
+    monkeypatch.setattr(mips, "GROUP_SIZE", int(rng.integers(2, 20)))
+    n, rows, dims, k = int(rng.integers(20, 400)), int(rng.integers(1, 30)), int(rng.integers(12, 40)), int(rng.integers(1, 45))
+    users, items = low_rank(rows, n, dims, np.float64, seed)
+    if seed % 5 == 0:
+        items[1::2] = items[0::2][:n // 2]  # ties
+    seen = random_pattern(rows, n, rng.uniform(0, 0.3), seed + 1) if seed % 3 else None
+    mask = (rng.random((1 if seed % 2 else rows, n)) < rng.uniform(0, 0.5)).astype(np.uint8) if seed % 4 else None
+    kwargs, twin_kwargs = {"dense_mask": mask, "seen": seen, "num_threads": 1 + seed % 2}, {"dense_mask": mask, "seen": seen}
+    if seed % 8:
+        value_dtype = [np.float32, np.float64][(seed // 2) % 2]
+        history = sp.random_array((rows + 5, n), density=rng.uniform(0.005, 0.1), format="csr", rng=rng)
+        neighbours = sp.random_array((n, n), density=rng.uniform(0.005, 0.05), format="csr", rng=rng)
+        if seed % 7 == 0:
+            neighbours.data -= 0.5
+        normalize = ["zscore", "minmax", None][seed % 3]
+        terms = [(history.astype(value_dtype), neighbours.astype(value_dtype), float(rng.normal()), normalize)]
+        if seed % 6 == 1:
+            user_neighbours = sp.random_array((rows + 5, rows + 5), density=0.2, format="csr", rng=rng)
+            terms.append((user_neighbours.astype(value_dtype), history.astype(value_dtype), 0.4, normalize))
+        bonus_rows = rng.integers(0, rows + 5, size=rows)
+        kwargs.update(bonus=ProductBonus(n, terms), bonus_rows=bonus_rows)
+        twin_kwargs.update(terms=terms, bonus_rows=bonus_rows)
+    index = InnerProductIndex(items)
+    assert index.groups is not None
+    got, one_level = both_levels(lambda: index.topk(users, k, **kwargs))
+    np.testing.assert_array_equal(got[0], one_level[0])
+    np.testing.assert_array_equal(got[1], one_level[1])
+    want = inner_product_topk(users, items, k, **twin_kwargs)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-9, atol=1e-9)
