@@ -103,8 +103,8 @@ class InnerProductIndex:
 
     @property
     def groups(self):
-        """The two-level search's groups, built at first use (searches with a bonus do not
-        use them), or None where the catalogue is outside the grouped sizes."""
+        """The two-level search's groups, built at first use, or None where the catalogue is
+        outside the grouped sizes."""
         if self._groups_cache is None and self._groupable:
             self._groups_cache = self._groups()
         return self._groups_cache
@@ -164,8 +164,11 @@ class InnerProductIndex:
     def row_bytes(self):
         """The bytes of bounds ``topk`` holds per user row (group bounds where the search
         has two levels, else a bound per item), to size blocks of users by."""
-        grouped = GROUPED and self.groups is not None
-        return self.dtype.itemsize * max(self.groups[0].size - 1 if grouped else self.n_items, 1)
+        return self.dtype.itemsize * max(self.groups[0].size - 1 if self._two_levels() else self.n_items, 1)
+
+    def _two_levels(self):
+        """Whether searches take the groups first (see the module)."""
+        return GROUPED and self.groups is not None
 
     def probe_rows(self, n_users):
         """Which of ``n_users`` users ``pruning_pays`` should look at: evenly spaced, at
@@ -255,7 +258,7 @@ class InnerProductIndex:
         scores = np.full((rows, k), -np.inf, dtype=self.dtype)
         if rows == 0 or k == 0 or n == 0:
             return ids, scores, 0
-        grouped = GROUPED and self.groups is not None
+        grouped = self._two_levels()
         # a bonus (a blend's kNN) usually outweighs the scores: its best columns, taken first
         # by the two-level search, raise the threshold more than the prior's warm items
         bonus_leads = grouped and bonus is not None and k <= BONUS_LEADS_MAX_K

@@ -263,15 +263,17 @@ class Recommender:
         then the shared top-k, at most SCORE_BLOCK_BYTES of them at a time (a subclass's
         blocks, sized by its own ``_row_bytes``, can be longer); models with a faster
         exact path override it."""
-        step = max(1, SCORE_BLOCK_BYTES // (8 * max(self.interactions_.n_items, 1)))
-        if rows.size > step:
-            parts = [self._block_topk(rows[start:start + step], n, candidates,
-                                      _pattern_rows(seen, np.arange(start, min(start + step, rows.size))),
-                                      num_threads) for start in range(0, rows.size, step)]
-            return np.vstack([ids for ids, _ in parts]), np.vstack([top for _, top in parts])
-        scores = np.ascontiguousarray(self._score_users(rows))
-        indptr, indices = (None, None) if seen is None else seen
-        return run_topk(scores, n, candidates, indptr, indices, num_threads)
+        step = max(1, SCORE_BLOCK_BYTES // Recommender._row_bytes(self))
+        parts = []
+        for start in range(0, rows.size, step):
+            part = rows[start:start + step]
+            part_seen = seen if part.size == rows.size else _pattern_rows(seen, np.arange(start, start + part.size))
+            indptr, indices = (None, None) if part_seen is None else part_seen
+            parts.append(run_topk(np.ascontiguousarray(self._score_users(part)), n, candidates, indptr, indices,
+                                  num_threads))
+        if len(parts) == 1:
+            return parts[0]
+        return np.vstack([ids for ids, _ in parts]), np.vstack([top for _, top in parts])
 
     def _search_known_rows(self, rows, n, candidates, seen, num_threads, search):
         """``(ids, scores)`` of ``rows`` with ``search(rows, seen)`` for the known users and
