@@ -529,6 +529,39 @@ def test_two_level_bonus_search_with_fewer_candidates_than_k(k):
     np.testing.assert_allclose(got[1], want[1], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [40, 70])
+def test_two_level_bonus_pass_finds_columns_just_above_the_cut(dtype, k):
+    """Every item scores the same but for its bonus, so the group bounds are tight and
+    the bonus alone ranks the row; past the first picks (at most FIRST_BONUS of them),
+    the bonus pass must find the rest of the top k among columns whose bonus differs by
+    little, however close to the threshold its cut on the unscaled bonus lies."""
+    import fastrec.mips as mips
+    from fastrec.mips import ProductBonus
+
+    n_items = mips.GROUPED_MIN_ITEMS + 300
+    users, _ = low_rank(30, n_items, 16, dtype, 80)
+    items = np.tile(low_rank(1, 1, 16, dtype, 81)[1], (n_items, 1))
+    rng = np.random.default_rng(82)
+    # every row's history is one item whose neighbours are every item, at slightly
+    # different weights
+    history = sp.csr_array(np.ones((30, 1)))
+    neighbours = sp.csr_array(1.0 + 1e-3 * rng.permutation(n_items)[None, :].astype(np.float64))
+    terms = [(history, neighbours, 0.7, None)]
+    rows = np.arange(30)
+    index = InnerProductIndex(items)
+    assert index.groups is not None
+
+    def search():
+        return index.topk(users, k, bonus=ProductBonus(n_items, terms), bonus_rows=rows)
+
+    got, one_level = both_levels(search)
+    want = inner_product_topk(users, items, k, terms=terms, bonus_rows=rows)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[0], one_level[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 @pytest.mark.parametrize("seed", range(150))
 def test_two_levels_agree_on_random_small_cases(seed, monkeypatch):
     """Small catalogues searched on two levels (GROUPED_MIN_ITEMS lowered): random sizes,

@@ -117,6 +117,53 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
     return touched
 
 
+cdef struct RowStats:  # running sums of a row's listed entries (see touched_stats)
+    double total
+    double square
+    double low   # with the unlisted 0s, if any
+    double high
+
+
+cdef inline RowStats stats_start(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n) noexcept nogil:
+    """Empty sums for a row of n entries with ``touched`` listed: low and high start at
+    the unlisted 0 when there is one, else at a listed entry."""
+    cdef RowStats stats
+    stats.total = 0.0
+    stats.square = 0.0
+    stats.low = 0.0 if touched < n else work.values[work.seen[0]]
+    stats.high = stats.low
+    return stats
+
+
+cdef inline void stats_add(RowStats* stats, double value) noexcept nogil:
+    stats.total = stats.total + value
+    stats.square = stats.square + value * value
+    if value < stats.low:
+        stats.low = value
+    if value > stats.high:
+        stats.high = value
+
+
+cdef inline void stats_finish(const RowStats* stats, Py_ssize_t touched, Py_ssize_t n, int normalize,
+                              double* scale, double* shift, double* magnitude) noexcept nogil:
+    """``touched_stats``'s results from the row's sums."""
+    cdef double mean, spread
+    scale[0] = 1.0
+    shift[0] = 0.0
+    if magnitude != NULL:  # low and high include the unlisted 0 (or a listed entry)
+        magnitude[0] = max(-stats.low, stats.high) if touched else 0.0
+    if normalize == ZSCORE:
+        mean = stats.total / n
+        spread = sqrt(max(stats.square / n - mean * mean, 0.0))
+        shift[0] = mean
+        if spread > 0:
+            scale[0] = 1.0 / spread
+    elif normalize == MINMAX:
+        shift[0] = stats.low
+        if stats.high > stats.low:
+            scale[0] = 1.0 / (stats.high - stats.low)
+
+
 cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
                                double* scale, double* shift, double* magnitude,
                                double* listed_values) noexcept nogil:
@@ -126,30 +173,11 @@ cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ss
     absolute value of the listed entries (0 when none).  ``listed_values``, unless NULL:
     gets the listed entries in listing order (a copy read in sequence after)."""
     cdef Py_ssize_t p
-    cdef double value, total = 0.0, square = 0.0, mean, spread
-    cdef double low = 0.0 if touched < n else work.values[work.seen[0]]
-    cdef double high = low
+    cdef double value
+    cdef RowStats stats = stats_start(work, touched, n)
     for p in range(touched):
         value = work.values[work.seen[p]]
         if listed_values != NULL:
             listed_values[p] = value
-        total = total + value
-        square = square + value * value
-        if value < low:
-            low = value
-        if value > high:
-            high = value
-    scale[0] = 1.0
-    shift[0] = 0.0
-    if magnitude != NULL:  # low and high include the unlisted 0 (or a listed entry)
-        magnitude[0] = max(-low, high) if touched else 0.0
-    if normalize == ZSCORE:
-        mean = total / n
-        spread = sqrt(max(square / n - mean * mean, 0.0))
-        shift[0] = mean
-        if spread > 0:
-            scale[0] = 1.0 / spread
-    elif normalize == MINMAX:
-        shift[0] = low
-        if high > low:
-            scale[0] = 1.0 / (high - low)
+        stats_add(&stats, value)
+    stats_finish(&stats, touched, n, normalize, scale, shift, magnitude)

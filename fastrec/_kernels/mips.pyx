@@ -13,14 +13,15 @@ product rows, each normalised over all columns and weighted (a blend's kNN membe
 then items scored as weighted means of others' bonus (a blend's content-scored items).
 """
 from cython.parallel cimport parallel, prange, threadid
-from libc.math cimport INFINITY, fabs
+from libc.math cimport INFINITY, NAN, fabs
 from libc.stdint cimport int32_t, int64_t, uint8_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from fastrec._kernels._heap cimport heap_offer, heap_sort, value_t
-from fastrec._kernels._product cimport (RowScratch, product_row, scratch_at, scratch_bytes, scratch_clear,
-                                        scratch_list, touched_stats)
+from fastrec._kernels._product cimport (RowScratch, RowStats, product_row, scratch_at, scratch_bytes,
+                                        scratch_clear, scratch_list, stats_add, stats_finish, stats_start,
+                                        touched_stats)
 
 ctypedef fused pattern_t:  # the excluded and bonus columns' CSR
     int32_t
@@ -93,6 +94,48 @@ cdef struct Term:  # one term of the bonus: weight * normalise(X[row] @ T), over
     double weight
 
 
+cdef struct Picks:
+    # a row's candidate bonus columns (not warm, masked or excluded) with the largest bonus,
+    # picked while the bonus is listed, for the two-level search to score first.  The
+    # unscaled bonus orders them: its factor's sign is known before the pass, its size after
+    Py_ssize_t* at      # their listing positions, best first (the earlier of equal keys first)
+    double* key         # their sign * unscaled bonus
+    Py_ssize_t size
+    Py_ssize_t room     # how many to pick: 0 for none
+    double sign         # the factor's: +1 picks the largest values, -1 the smallest
+    const uint8_t* is_warm
+    const uint8_t* mask
+    const uint8_t* excluded
+
+
+cdef inline void _pick(Picks* picks, Py_ssize_t p, int64_t q, double value) noexcept nogil:
+    """Offer listing position p (column q, unscaled bonus ``value``) to the picks; the
+    flags are read only for a value that would enter."""
+    cdef double key = picks.sign * value
+    if picks.room == 0 or (picks.size == picks.room and not (key > picks.key[picks.size - 1])):
+        return
+    if picks.is_warm[q] | picks.mask[q] | picks.excluded[q]:
+        return
+    picks.size = _keep_best(picks.at, picks.key, picks.size, picks.room, p, key)
+
+
+cdef inline Picks _picks_at(char* base, Py_ssize_t room, const uint8_t* is_warm,
+                           const uint8_t* excluded) noexcept nogil:
+    """Empty picks of ``room`` columns in a thread's workspace at ``base`` (returned by
+    value: assigned inside a parallel block, each thread's own); the caller sets ``sign``
+    and ``mask`` per row."""
+    cdef Picks picks
+    picks.at = <Py_ssize_t*>base
+    picks.key = <double*>(base + FIRST_BONUS * sizeof(Py_ssize_t))
+    picks.room = room
+    picks.size = 0
+    picks.sign = 1.0
+    picks.is_warm = is_warm
+    picks.mask = NULL
+    picks.excluded = excluded
+    return picks
+
+
 cdef Term _term(tuple arrays) except *:
     """A Term over the arrays ``(x_data, x_indices, x_indptr, t_data, t_indices, t_indptr,
     normalize, weight, positive)``; the caller keeps them alive and consistent."""
@@ -133,9 +176,24 @@ cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work,
                        by_value)
 
 
+cdef inline void _listed_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
+                               double* scale, double* shift, double* magnitude, double* listed_values,
+                               Picks* picks) noexcept nogil:
+    """``touched_stats`` with ``listed_values``, picking the bonus columns in the same pass."""
+    cdef Py_ssize_t p
+    cdef double value
+    cdef RowStats stats = stats_start(work, touched, n)
+    for p in range(touched):
+        value = work.values[work.seen[p]]
+        listed_values[p] = value
+        stats_add(&stats, value)
+        _pick(picks, p, work.seen[p], value)
+    stats_finish(&stats, touched, n, normalize, scale, shift, magnitude)
+
+
 cdef Py_ssize_t _one_term_bonus(const Term* term, Py_ssize_t row, Py_ssize_t n, RowScratch* bonus,
                                 double* factor, double* largest, double* shift,
-                                double* listed_values) noexcept nogil:
+                                double* listed_values, Picks* picks) noexcept nogil:
     """``_row_bonus`` for a single term and no means: the product row is scattered
     straight into ``bonus`` and left unscaled; the bonus is ``factor`` times it (the
     same values as scaling it in place, without the pass).  ``largest``: the bonus's
@@ -147,7 +205,8 @@ cdef Py_ssize_t _one_term_bonus(const Term* term, Py_ssize_t row, Py_ssize_t n, 
         touched = _term_row(term, row, bonus, True)
     else:
         touched = _term_row(term, row, bonus, False)
-    touched_stats(bonus, touched, n, term.normalize, &scale, &centre, &magnitude, listed_values)
+    picks.sign = -1.0 if term.weight < 0 else 1.0
+    _listed_stats(bonus, touched, n, term.normalize, &scale, &centre, &magnitude, listed_values, picks)
     factor[0] = term.weight * scale
     largest[0] = fabs(factor[0]) * magnitude  # rounding is monotone: the largest product
     shift[0] = factor[0] * centre
@@ -384,6 +443,7 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     cdef RowScratch term_row, bonus
     cdef Py_ssize_t room = scratch_bytes(n)
     cdef double* listed_bonus  # per thread: the bonus columns' values, in listing order
+    cdef Picks picks
     cdef uint8_t* excluded  # per thread: 1 on the row's seen columns
     cdef char* base
     cdef Term* term_array
@@ -439,6 +499,9 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             excluded = <uint8_t*>(base + 2 * room + (n + 1) * sizeof(double))
             lazy_bounds = <value_t*>(base + 2 * room + (n + 1) * sizeof(double) + (n + 8) // 8 * 8)
             memset(excluded, 0, n + 1)
+            picks = _picks_at(<char*>lazy_bounds + (n + 1) * sizeof(double),
+                              min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS) if grouped else 0,
+                              &is_warm[0], excluded)
             for r in prange(n_rows, schedule="dynamic"):
                 for p in range(seen_indptr[r], seen_indptr[r + 1]):  # the row's seen, as flags
                     excluded[seen_indices[p]] = 1
@@ -447,9 +510,12 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                 factor = 1.0
                 largest = 0.0
                 by_value = False
+                picks.size = 0
+                picks.sign = 1.0
+                picks.mask = &dense_mask[0 if shared_mask else r, 0]
                 if n_terms == 1 and n_means == 0:
                     n_bonus = _one_term_bonus(&term_array[0], term_rows[r], n, &bonus, &factor,
-                                              &largest, &out_shift[r], listed_bonus)
+                                              &largest, &out_shift[r], listed_bonus, &picks)
                     by_value = term_array[0].positive
                 elif has_bonus:
                     n_bonus = _row_bonus(term_array, n_terms, term_rows[r], n, &mean_items[0],
@@ -458,13 +524,14 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
                     for p in range(n_bonus):
                         listed_bonus[p] = bonus.values[bonus.seen[p]]
                         largest = max(largest, fabs(listed_bonus[p]))
+                        _pick(&picks, p, bonus.seen[p], listed_bonus[p])
                 if grouped:
                     exact += _grouped_row(NULL if lazy else &bounds[r, 0], root_at[r], lazy_bounds, box_slack_at[r],
                                           &group_set, side_at + r * group_set.width,
                                           &users[r, 0],
                                           &items[0, 0], dims, slack[r], warm_at, warm.shape[0], &is_warm[0],
                                           &dense_mask[0 if shared_mask else r, 0], excluded,
-                                          &bonus, n_bonus, factor, largest, by_value, listed_bonus, k,
+                                          &bonus, n_bonus, factor, largest, by_value, listed_bonus, &picks, k,
                                           &out_ids[r, 0], &out_scores[r, 0])
                 else:
                     exact += _row_topk(&bounds[r, 0], n, &users[r, 0], &items[0, 0], dims, slack[r],
@@ -480,8 +547,10 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
 
 
 cdef inline Py_ssize_t _thread_bytes(Py_ssize_t n) noexcept nogil:
-    """A thread's part of the workspace: two RowScratch, two doubles and a flag per column."""
-    return 2 * scratch_bytes(n) + 2 * (n + 1) * sizeof(double) + (n + 8) // 8 * 8
+    """A thread's part of the workspace: two RowScratch, two doubles and a flag per column,
+    and the picks."""
+    return (2 * scratch_bytes(n) + 2 * (n + 1) * sizeof(double) + (n + 8) // 8 * 8
+            + FIRST_BONUS * (sizeof(Py_ssize_t) + sizeof(double)))
 
 
 def workspace_bytes(Py_ssize_t n, int num_threads):
@@ -596,26 +665,23 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double root, value_t* laz
                           double slack, const int64_t* warm, Py_ssize_t n_warm, const uint8_t* is_warm,
                           const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus, Py_ssize_t n_bonus,
                           double factor, double largest_bonus, bint by_value, double* listed_bonus,
-                          Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
+                          const Picks* picks, Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
-    ``listed_bonus`` the bonus columns' values before ``factor``, in listing order, which
-    the row overwrites).  ``group_bounds`` NULL: computed into ``lazy_bounds`` only if
+    ``listed_bonus`` the bonus columns' values before ``factor``, in listing order, where
+    the row marks the columns it takes by NaN; ``picks`` its first candidate columns).  ``group_bounds`` NULL: computed into ``lazy_bounds`` only if
     ``root``, the bound of the box of every item, reaches the threshold once the first
     bonus columns are in (a leading bonus usually spares them).
 
-    Order: the warm items (the caller may give none where a bonus leads); the max(k,
-    FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns with the largest bonus (a
-    bonus lifts the columns it touches: they raise the threshold most); the FIRST_GROUPS
+    Order: the warm items (the caller may give none where a bonus leads); the picks, the
+    max(k, FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns with the largest
+    bonus (a bonus lifts the columns it touches: they raise the threshold most); the FIRST_GROUPS
     best groups, best first; every other group whose bound reaches the k-th best, in
     sequence; then the other bonus columns.  A bonus column is bounded by the row's best
     group bound plus its bonus, then its group's, then its own."""
-    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0, n_first_bonus = 0
-    cdef Py_ssize_t bonus_room = min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS)
+    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0
     cdef double value
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]
-    cdef Py_ssize_t first_bonus[FIRST_BONUS]
-    cdef value_t first_bonus_value[FIRST_BONUS]
     cdef value_t threshold = -INFINITY
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
@@ -627,24 +693,17 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double root, value_t* laz
     exact += _offer_warm(warm, n_warm, mask, excluded, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
-    for p in range(n_bonus):  # the candidates' bonus, read in sequence; -inf for the others
-        q = bonus.seen[p]
+    for t in range(picks.size):
+        p = picks.at[t]
         value = factor * listed_bonus[p]
-        # a select, not a branch: about a sixth of the columns (the row's seen) drop out
-        value = -INFINITY if (is_warm[q] | mask[q] | excluded[q]) else value
-        listed_bonus[p] = value
-        n_first_bonus = _keep_best(first_bonus, first_bonus_value, n_first_bonus, bonus_room, p, <value_t>value)
-    for t in range(n_first_bonus):
-        p = first_bonus[t]
-        value = listed_bonus[p]
-        listed_bonus[p] = -INFINITY  # taken
-        if value > -INFINITY:
-            exact += _bonus_column(bonus.seen[p], value, group_bounds, root, box_extra, groups, side, user, items,
-                                   dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
+        listed_bonus[p] = NAN  # taken
+        exact += _bonus_column(bonus.seen[p], value, group_bounds, root, box_extra, groups, side, user, items,
+                               dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
 
     if group_bounds == NULL:
         if <value_t>root < threshold - box_extra:  # no group can reach: the bonus columns alone
             return _bonus_pass(listed_bonus, root, NULL, box_extra, groups, side, user, items, dims, slack,
+                               is_warm, mask, excluded,
                                bonus, n_bonus, factor, by_value, k, out_ids, out_scores, size, threshold, exact)
         _fill_group_bounds(groups, side, lazy_bounds)
         group_bounds = lazy_bounds
@@ -665,27 +724,52 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double root, value_t* laz
         g = _next_reaching(group_bounds, g + 1, groups.count, threshold - box_extra)
 
     return _bonus_pass(listed_bonus, _largest(group_bounds, groups.count) if n_bonus else root, group_bounds,
-                       box_extra, groups, side, user, items, dims, slack, bonus, n_bonus, factor, by_value, k,
+                       box_extra, groups, side, user, items, dims, slack, is_warm, mask, excluded,
+                       bonus, n_bonus, factor, by_value, k,
                        out_ids, out_scores, size, threshold, exact)
+
+
+cdef inline double _bonus_cut(double factor, double threshold, double top_group,
+                              double box_extra) noexcept nogil:
+    """An unscaled bonus below which a column's bound (``factor`` times it plus
+    ``top_group`` and ``box_extra``) stays below ``threshold``, with room to spare for
+    rounding; -inf unless ``factor`` > 0 (every column is then looked at)."""
+    cdef double cut
+    if not (factor > 0) or not (threshold > -INFINITY):
+        return -INFINITY
+    cut = (threshold - top_group - box_extra
+           - 1e-6 * (fabs(threshold) + fabs(top_group) + fabs(box_extra))) / factor
+    return cut - 1e-9 * fabs(cut)
 
 
 cdef int64_t _bonus_pass(const double* listed_bonus, double top_group, const value_t* group_bounds,
                          value_t box_extra, const Groups* groups, const value_t* side, const value_t* user,
-                         const value_t* items, Py_ssize_t dims, double slack, RowScratch* bonus,
+                         const value_t* items, Py_ssize_t dims, double slack, const uint8_t* is_warm,
+                         const uint8_t* mask, const uint8_t* excluded, RowScratch* bonus,
                          Py_ssize_t n_bonus, double factor, bint by_value, Py_ssize_t k, int64_t* out_ids,
                          value_t* out_scores, Py_ssize_t size, value_t threshold, int64_t exact) noexcept nogil:
-    """The end of ``_grouped_row``: the bonus columns not taken yet (their bonus in
-    ``listed_bonus``, -inf once taken), those whose bonus cannot lift ``top_group``, the
-    best group bound, passed over; then the row ranked and its bonus cleared.  Returns
+    """The end of ``_grouped_row``: the candidate bonus columns not taken yet (their
+    unscaled bonus in ``listed_bonus``, NaN once taken), those whose bonus cannot lift
+    ``top_group``, the best group bound, passed over (SKIP_CHUNK at a time below
+    ``_bonus_cut``); then the row ranked and its bonus cleared.  Returns
     ``exact`` plus the exact scores taken."""
     cdef Py_ssize_t p
+    cdef int64_t q
+    cdef double value
     cdef const double* extra = bonus.values if n_bonus else NULL
-    for p in range(n_bonus):
-        # -inf marks a column taken or not a candidate: told apart explicitly, since a
-        # threshold still at -inf (fewer candidates than k so far) passes every bound
-        if not (listed_bonus[p] > -INFINITY) or <value_t>(listed_bonus[p] + top_group + box_extra) < threshold:
-            continue
-        exact += _bonus_column(bonus.seen[p], listed_bonus[p], group_bounds, top_group, box_extra, groups, side,
-                               user, items, dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold)
+    cdef double cut = _bonus_cut(factor, threshold, top_group, box_extra)
+    p = _next_reaching(listed_bonus, 0, n_bonus, cut)
+    while p < n_bonus:
+        value = factor * listed_bonus[p]
+        q = bonus.seen[p]
+        # NaN marks a column taken: told apart explicitly, since a threshold still at
+        # -inf (fewer candidates than k so far) passes every bound
+        if (value > -INFINITY and not (<value_t>(value + top_group + box_extra) < threshold)
+                and not (is_warm[q] | mask[q] | excluded[q])):
+            if _bonus_column(q, value, group_bounds, top_group, box_extra, groups, side,
+                             user, items, dims, slack, extra, factor, k, out_scores, out_ids, &size, &threshold):
+                exact += 1
+                cut = _bonus_cut(factor, threshold, top_group, box_extra)
+        p = _next_reaching(listed_bonus, p + 1, n_bonus, cut)
     _finish_row(bonus, n_bonus, by_value, k, size, out_ids, out_scores)
     return exact
