@@ -358,7 +358,7 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
     Order: the warm items, then the bounds row in sequence (the bonus columns left out),
     then the bonus columns, whose bound is the row's plus their bonus: by then the row is
     in cache, where a bonus added into it first would fetch a line per column."""
-    cdef Py_ssize_t j, q, p, size = 0, chunk_end
+    cdef Py_ssize_t q, p, size = 0
     cdef int64_t exact = 0
     cdef const double* extra = bonus.values if n_bonus else NULL
     cdef value_t threshold = -INFINITY  # bound below which nothing can enter, once full
@@ -367,23 +367,12 @@ cdef int64_t _row_topk(const value_t* row, Py_ssize_t n, const value_t* user, co
     exact += _offer_warm(warm, n_warm, mask, excluded, user, items, dims, extra, factor, k, slack,
                          out_scores, out_ids, &size, &threshold)
 
-    j = 0
-    while j < n:
-        chunk_end = j + SKIP_CHUNK
-        if chunk_end <= n:
-            if not _any_reaches(row + j, SKIP_CHUNK, threshold):
-                j = chunk_end
-                continue
-        else:
-            chunk_end = n
-        for q in range(j, chunk_end):
-            # not (bound < threshold): NaN bounds are looked at too
-            if (row[q] < threshold or is_warm[q] or mask[q] or excluded[q]
-                    or _has_bonus(q, n_bonus, bonus, by_value)):
-                continue
+    q = _next_reaching(row, 0, n, threshold)
+    while q < n:
+        if not (is_warm[q] or mask[q] or excluded[q] or _has_bonus(q, n_bonus, bonus, by_value)):
             exact += 1
             _offer(q, user, items, dims, extra, factor, k, slack, out_scores, out_ids, &size, &threshold)
-        j = chunk_end
+        q = _next_reaching(row, q + 1, n, threshold)
 
     for p in range(n_bonus):
         q = bonus.seen[p]
