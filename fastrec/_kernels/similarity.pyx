@@ -16,7 +16,7 @@ Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n ma
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -436,7 +436,10 @@ def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t
 
 cdef enum:
     DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
-    SMALL_ROW = 32   # shorter rows skip the bucket pass and go straight to insertion
+    SMALL_ROW = 32   # shorter rows skip the key passes and go straight to insertion
+    KEY_TOP = 65535  # the largest of _radix_rank_sort's 16-bit keys
+    CROWDED = 10     # a bucket-sorted row whose insertion pass moved over 1/CROWDED per entry...
+    RADIX_RUN = 16   # ...has the band's next rows sorted on 16-bit keys
     INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
     BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
     BAND_MIN_BYTES = 64 * 1024  # each band walks every later row once, so not much smaller
@@ -734,27 +737,50 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(partners)
 
 
-cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
-                                   double lo, Py_ssize_t n_buckets, value_t* tmp_s,
-                                   index_t* tmp_ids, uint32_t* bucket,
-                                   uint32_t* starts) noexcept nogil:
-    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order.
-
-    Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
-    (a power of two, at least 4m when m is the longest row).  A stable counting pass on
-    the score's position between hi and lo (higher scores first; the map is monotone,
-    so an earlier bucket holds strictly higher scores and equal scores share one, in id
-    order), then a stable insertion pass by score alone in place, which leaves equal
-    scores in id order and only stores when a score moves.  Too many moves (a crowded
-    bucket) hand the row to rank_sort, which compares ids too.
-    """
+cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m) noexcept nogil:
+    """Finish ordering m pairs already ordered but for different scores in a few short
+    runs: a stable insertion pass by score alone in place, which leaves equal scores in
+    id order and only stores when a score moves.  Too many moves (a crowded run) hand
+    the row to rank_sort, which compares ids too.  Returns the moves made."""
     cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
     cdef value_t v
     cdef index_t w
+    for i in range(1, m):
+        v = s[i]
+        if v > s[i - 1]:  # rare once keyed: move it up past the lower scores
+            w = ids[i]
+            j = i - 1
+            while j >= 0 and v > s[j]:
+                s[j + 1] = s[j]
+                ids[j + 1] = ids[j]
+                j -= 1
+            s[j + 1] = v
+            ids[j + 1] = w
+            moves += i - 1 - j
+            if moves > budget:
+                rank_sort(s, ids, m)
+                return moves
+    return moves
+
+
+cdef inline Py_ssize_t _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
+                                         double lo, Py_ssize_t n_buckets, value_t* tmp_s,
+                                         index_t* tmp_ids, uint32_t* bucket,
+                                         uint32_t* starts) noexcept nogil:
+    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order;
+    returns the insertion pass's moves.
+
+    Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
+    (a power of two, at least 4m when m is the longest row).  A stable counting pass on
+    the score's position between hi and lo, in 2m to 4m buckets (higher scores first;
+    the map is monotone, so an earlier bucket holds strictly higher scores and equal
+    scores share one, in id order), then ``_insertion_pass``.
+    """
+    cdef Py_ssize_t i
     cdef double scale
     cdef uint32_t k, top
     if m < 2:
-        return
+        return 0
     if m >= SMALL_ROW:
         while n_buckets > 2 and n_buckets >= 4 * m:
             n_buckets = n_buckets // 2
@@ -777,21 +803,59 @@ cdef inline void _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, doubl
             s[starts[k]] = tmp_s[i]
             ids[starts[k]] = tmp_ids[i]
             starts[k] += 1
-    for i in range(1, m):
-        v = s[i]
-        if v > s[i - 1]:  # rare once bucketed: move it up past the lower scores
-            w = ids[i]
-            j = i - 1
-            while j >= 0 and v > s[j]:
-                s[j + 1] = s[j]
-                ids[j + 1] = ids[j]
-                j -= 1
-            s[j + 1] = v
-            ids[j + 1] = w
-            moves += i - 1 - j
-            if moves > budget:
-                rank_sort(s, ids, m)
-                return
+    return _insertion_pass(s, ids, m)
+
+
+cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi, double lo,
+                                  value_t* tmp_s, index_t* tmp_ids, uint16_t* keys,
+                                  uint32_t* counts) noexcept nogil:
+    """``_bucket_rank_sort`` for rows whose scores crowd a few buckets: 65,536 of them.
+
+    Scratch: ``tmp_*`` of m entries, ``keys`` of 2m, ``counts`` of 512.  Each score
+    gets a 16-bit key, its position between hi and lo (a lower key: a higher score;
+    equal scores share a key); two stable counting passes on the key's low then high
+    byte order the row by key, equal keys in id order; then ``_insertion_pass``.
+    """
+    cdef Py_ssize_t i, j
+    cdef double scale
+    cdef uint32_t k, count, low_total = 0, high_total = 0
+    cdef uint16_t* tmp_keys = keys + m
+    cdef uint32_t* low = counts  # the 256 low-byte counts, then their starts
+    cdef uint32_t* high = counts + 256
+    if m < 2:
+        return
+    if m >= SMALL_ROW:
+        scale = KEY_TOP / (hi - lo) if hi > lo else 0.0
+        if not (scale < INFINITY):  # hi - lo underflowed
+            scale = 0.0
+        memset(counts, 0, 512 * sizeof(uint32_t))
+        for i in range(m):
+            k = <uint32_t>((hi - <double>s[i]) * scale)
+            k = k if k < KEY_TOP else KEY_TOP
+            keys[i] = <uint16_t>k
+            low[k & 255] += 1
+            high[k >> 8] += 1
+        for i in range(256):
+            count = low[i]
+            low[i] = low_total
+            low_total += count
+            count = high[i]
+            high[i] = high_total
+            high_total += count
+        for i in range(m):  # by the low byte, into tmp
+            k = keys[i] & 255
+            j = low[k]
+            low[k] += 1
+            tmp_s[j] = s[i]
+            tmp_ids[j] = ids[i]
+            tmp_keys[j] = keys[i]
+        for i in range(m):  # by the high byte, back
+            k = tmp_keys[i] >> 8
+            j = high[k]
+            high[k] += 1
+            s[j] = tmp_s[i]
+            ids[j] = tmp_ids[i]
+    _insertion_pass(s, ids, m)
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
@@ -811,7 +875,7 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     """
     cdef Py_ssize_t n = own_counts.shape[0]
     cdef Py_ssize_t a, b, t, p, end, start, dst, m
-    cdef Py_ssize_t n_bands, band, first, last, row, n_buckets = 2
+    cdef Py_ssize_t n_bands, band, first, last, row, n_buckets = 2, radix_left
     cdef int64_t total = 0, offset, band_bytes
     cdef Py_ssize_t* bands
     cdef Py_ssize_t* cursor
@@ -869,8 +933,8 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         with nogil, parallel(num_threads=num_threads):
             tmp_s = <value_t*>malloc(n * sizeof(value_t))
             tmp_ids = <index_t*>malloc(n * sizeof(index_t))
-            starts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
-            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))
+            starts = <uint32_t*>malloc(max(n_buckets + 1, 512) * sizeof(uint32_t))
+            bucket = <uint32_t*>malloc(n * sizeof(uint32_t))  # or 2n 16-bit keys
             # where this thread reads each row's own entries next: a thread's bands come
             # in increasing order (dynamic schedule), so it only moves forward
             read_at = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
@@ -914,11 +978,21 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                             row_lo[b] = v if v < row_lo[b] else row_lo[b]
                             p = p + 1
                         read_at[a] = p
+                    # rows are bucketed in 2m to 4m buckets, unless the last such row of the
+                    # band crowded them (scores bunched in a narrow range, as co-rated
+                    # cosines near 1): then a run of rows goes on 65,536 keys in two passes
+                    radix_left = 0
                     for b in range(first, last):
                         start = out_indptr[b]
                         m = out_indptr[b + 1] - start
-                        _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
-                                          row_lo[b], n_buckets, tmp_s, tmp_ids, bucket, starts)
+                        if radix_left > 0:
+                            _radix_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b], row_lo[b],
+                                             tmp_s, tmp_ids, <uint16_t*>bucket, starts)
+                            radix_left = radix_left - 1
+                        elif CROWDED * _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
+                                                         row_lo[b], n_buckets, tmp_s, tmp_ids, bucket,
+                                                         starts) > m:
+                            radix_left = RADIX_RUN
             finally:
                 free(tmp_s)
                 free(tmp_ids)
