@@ -457,12 +457,13 @@ cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
 
 
 cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize_t a,
-                                   Py_ssize_t limit, const value_t* x_data,
-                                   const index_t* x_indices, const index_t* x_indptr,
-                                   const value_t* t_data, const index_t* t_indices,
-                                   const index_t* t_indptr, double* acc,
+                                   const value_t* x_data, const index_t* x_indices,
+                                   const index_t* x_indptr, const value_t* t_data,
+                                   const index_t* t_indices, const index_t* t_indptr,
+                                   const index_t* x_in_t, double* acc,
                                    Py_ssize_t* touched) noexcept nogil:
-    """Add the statistics of every pair (a, b < limit) to ``acc``, columns in order.
+    """Add the statistics of every pair (a, b < a) to ``acc``, columns in order: in
+    column c, the rows before a's own entry (``x_in_t``: each entry of X's place in T).
 
     Inlined with constant ``measure`` and ``track``, so each call site is one loop
     without per-entry branches.  With ``track``, each newly touched b is listed in
@@ -479,10 +480,8 @@ cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize
             q = t_indptr[x_indices[p + AHEAD]]
             fastrec_prefetch(&t_indices[q])
             fastrec_prefetch(&t_data[q])
-        for q in range(t_indptr[c], t_indptr[c + 1]):
+        for q in range(t_indptr[c], x_in_t[p]):  # the column's rows are sorted
             b = t_indices[q]
-            if b >= limit:  # the column's rows are sorted
-                break
             st = &acc[b * stride]
             if track:
                 touched[n_touched] = b  # kept only when b is new: no branch
@@ -604,11 +603,12 @@ cdef inline Py_ssize_t _lower_row(const int measure, const bint dense, Py_ssize_
                                   const value_t* x_data, const index_t* x_indices,
                                   const index_t* x_indptr, const value_t* t_data,
                                   const index_t* t_indices, const index_t* t_indptr,
-                                  double* acc, Py_ssize_t* touched, uint64_t* bits,
-                                  double shrinkage, int shrink_mode, int64_t min_support,
-                                  value_t* cand_scores, index_t* cand_ids) noexcept nogil:
-    cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, a, x_data, x_indices,
-                                            x_indptr, t_data, t_indices, t_indptr, acc, touched)
+                                  const index_t* x_in_t, double* acc, Py_ssize_t* touched,
+                                  uint64_t* bits, double shrinkage, int shrink_mode,
+                                  int64_t min_support, value_t* cand_scores,
+                                  index_t* cand_ids) noexcept nogil:
+    cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, x_data, x_indices, x_indptr,
+                                            t_data, t_indices, t_indptr, x_in_t, acc, touched)
     return _score_lower(measure, dense, a, a, n_touched, x_indptr, acc, touched, bits,
                         shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
 
@@ -631,11 +631,13 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     Scores are those of ``similarity_topk`` bit for bit; the result does not depend on
     ``num_threads``.
     """
-    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1, n_columns = t_indptr.shape[0] - 1
     cdef Py_ssize_t a, c, p, t, size, reach, start, th, row, i
     cdef Py_ssize_t stride = _stride(measure)
     cdef Py_ssize_t teams = max(num_threads, 1)
     cdef int64_t total
+    cdef index_t* x_in_t  # each entry (a, c) of X: the place of (c, a) in T
+    cdef index_t* cursor
     # thread th's count of the pairs whose b is each row (summed after: no atomics)
     cdef int64_t* partners
     cdef double* acc
@@ -653,9 +655,22 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     if n == 0:
         return
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
-    if partners == NULL:
-        raise MemoryError("similarity_lower: cannot allocate the per-thread counts")
+    x_in_t = <index_t*>malloc(max(x_indptr[n], 1) * sizeof(index_t))
+    cursor = <index_t*>malloc((n_columns + 1) * sizeof(index_t))
+    if partners == NULL or x_in_t == NULL or cursor == NULL:
+        free(partners)
+        free(x_in_t)
+        free(cursor)
+        raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
     try:
+        with nogil:  # X's rows in order meet each column's rows in order
+            for c in range(n_columns):
+                cursor[c] = t_indptr[c]
+            for a in range(n):
+                for p in range(x_indptr[a], x_indptr[a + 1]):
+                    c = x_indices[p]
+                    x_in_t[p] = cursor[c]
+                    cursor[c] += 1
         with nogil, parallel(num_threads=teams):
             acc = <double*>calloc(n * stride, sizeof(double))
             touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
@@ -685,34 +700,34 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                     # one call per (measure, dense): each inlines to its own loops
                     if measure == MSD:
                         if dense:
-                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == CORATED_COSINE:
                         if dense:
-                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == PEARSON:
                         if dense:
-                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == DOT:
                         if dense:
-                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     elif measure == DOT_POSITIVE:
                         if dense:
-                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     else:
                         if dense:
-                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                         else:
-                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
                     own_counts[a] = size
                     th = fastrec_omp_thread_num()
                     for t in range(size):
@@ -735,6 +750,8 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
             handed_counts[row] = total
     finally:
         free(partners)
+        free(x_in_t)
+        free(cursor)
 
 
 cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m) noexcept nogil:
