@@ -438,7 +438,7 @@ cdef enum:
     DENSE_REACH = 2  # rows reaching this many times n entries score every b < a (no touched list)
     SMALL_ROW = 32   # shorter rows skip the key passes and go straight to insertion
     KEY_TOP = 65535  # the largest of _radix_rank_sort's 16-bit keys
-    CROWDED = 10     # a bucket-sorted row whose insertion pass moved over 1/CROWDED per entry...
+    CROWDED = 5      # a bucket-sorted row whose insertion pass moved over 1/CROWDED per entry...
     RADIX_RUN = 16   # ...has the band's next rows sorted on 16-bit keys
     INSERTION_BUDGET = 8  # moves per entry the insertion pass may make before a quicksort
     BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
