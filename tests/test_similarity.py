@@ -141,8 +141,9 @@ def _mirror_reference(counts, ids, scores):
 @pytest.mark.parametrize("kind", ["ties", "spread", "crowded", "extreme"])
 def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
     """The hand-over and row sort of k=None, alone: exact ties (kept in id order), spread
-    scores, one bucket crowded by an outlier (the quicksort fallback), and a score range
-    too wide for the bucket map; any number of threads gives the same arrays."""
+    scores, one bucket crowded by an outlier (the quicksort fallback, then 16-bit keys for
+    the rows after), and a score range too wide for the bucket map; any number of threads
+    gives the same arrays."""
     from fastrec._kernels.similarity import mirror_rows
 
     rng = np.random.default_rng(3)
@@ -173,6 +174,21 @@ def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
         np.testing.assert_array_equal(got_indptr, indptr)
         np.testing.assert_array_equal(got_ids, expected_ids)
         np.testing.assert_array_equal(got_scores, expected_scores)
+
+
+def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
+    """Rows walk T's columns up to their own entry there, found by counting X's entries:
+    a T with other column lengths is refused before any row runs."""
+    from fastrec._kernels import similarity as kernels
+
+    x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
+    t = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))  # column 0 short, 1 long
+    arrays = [np.ascontiguousarray(a, dtype=d) for m in (x, t)
+              for a, d in ((m.data, np.float64), (m.indices, np.int32), (m.indptr, np.int32))]
+    with pytest.raises(ValueError, match="not the transpose"):
+        kernels.similarity_lower(*arrays, kernels.MEASURES["msd"], 0.0, 0, 1,
+                                 np.array([0, 0, 1, 3], np.int64), np.empty(3, np.int32),
+                                 np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64), False, 1)
 
 
 def test_mirror_rows_edge_cases():

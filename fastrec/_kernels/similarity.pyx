@@ -671,6 +671,9 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                     c = x_indices[p]
                     x_in_t[p] = cursor[c]
                     cursor[c] += 1
+        for c in range(n_columns):  # each column of X has as many entries as T's row
+            if cursor[c] != t_indptr[c + 1]:
+                raise ValueError("similarity_lower: T is not the transpose of X")
         with nogil, parallel(num_threads=teams):
             acc = <double*>calloc(n * stride, sizeof(double))
             touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
