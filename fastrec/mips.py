@@ -32,7 +32,6 @@ HEAD_DIMS = 16  # rotated axes kept exactly in the bound (the rest enter through
 MIN_HEAD_DIMS = 4  # below this the bound is not narrower enough to pay: vectors kept whole
 SLACK_ULPS = 4  # the bound's rounding allowance, per term of its product
 MIN_WARM = 16  # items scored first to raise the threshold: max(2k, MIN_WARM)
-BONUS_LEADS_MAX_K = 32  # up to this k (the kernel's FIRST_BONUS) a bonus's best columns replace the warm items
 # an exact score costs about 40x a dense BLAS score (60 ns against 1.6): past about 1.6%
 # of the scores computed exactly the whole product is faster (measured, 64 factors, 20k
 # items); an untrained or isotropic model has no dominant axes and stays near 100%
@@ -113,7 +112,8 @@ class InnerProductIndex:
         """The two-level search's groups: items clustered by their bound vectors (a few
         Lloyd iterations from a fixed sample), each group's box of them, the items in group
         order.  Returns ``(indptr, items, item_side, box (2 * width, groups), corner, position,
-        group_of)`` (``position``: each item's place in group order; ``group_of`` its group)."""
+        group_of, root_box)`` (``position``: each item's place in group order; ``group_of``
+        its group; ``root_box`` (2 * width,) float64, the box of every item)."""
         vectors = self.item_bounds.T.astype(np.float64)
         n, width = vectors.shape
         count = max(1, n // GROUP_SIZE)
@@ -139,7 +139,8 @@ class InnerProductIndex:
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n)
         group_of = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))[position]
-        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position, group_of
+        root_box = np.concatenate([box[:width].max(axis=1), box[width:].min(axis=1)]).astype(np.float64)
+        return indptr, order.astype(np.int64), side.astype(self.dtype), box, corner, position, group_of, root_box
 
     def _group_bounds(self, users, lazy=False):
         """``(bounds, slack, groups)`` for the two-level kernel: each group's bound for each
@@ -147,11 +148,11 @@ class InnerProductIndex:
         it needs them), the items' bounds' rounding allowance per row, and the kernel's
         ``groups`` tuple (with the group bounds' allowance, the rows' bound vectors, the
         boxes and each row's bound of the box of every item)."""
-        indptr, order, item_side, box, corner, position, group_of = self.groups
+        indptr, order, item_side, box, corner, position, group_of, root_box = self.groups
         side, norms = self._bound_side(users)
         plus, minus = np.maximum(side, 0), np.minimum(side, 0)
         width = side.shape[1]
-        root = plus @ box[:width].max(axis=1).astype(np.float64) + minus @ box[width:].min(axis=1).astype(np.float64)
+        root = plus @ root_box[:width] + minus @ root_box[width:]
         if lazy:
             bounds = np.empty((side.shape[0], 0), dtype=self.dtype)
         else:
@@ -235,7 +236,7 @@ class InnerProductIndex:
         the ranking).  Ranked by score descending, ties to the lower id; padded with -1 / -inf.
         ``n_exact`` counts the exact scores computed (rows x n_items without pruning).
         """
-        from fastrec._kernels.mips import pruned_topk, workspace_bytes
+        from fastrec._kernels.mips import FIRST_BONUS_COLUMNS, pruned_topk, workspace_bytes
 
         users = np.ascontiguousarray(users, dtype=self.dtype)
         if users.ndim != 2 or users.shape[1] != self.items.shape[1]:
@@ -260,8 +261,9 @@ class InnerProductIndex:
             return ids, scores, 0
         grouped = self._two_levels()
         # a bonus (a blend's kNN) usually outweighs the scores: its best columns, taken first
-        # by the two-level search, raise the threshold more than the prior's warm items
-        bonus_leads = grouped and bonus is not None and k <= BONUS_LEADS_MAX_K
+        # by the two-level search (up to FIRST_BONUS_COLUMNS of them, so for k up to that),
+        # raise the threshold more than the prior's warm items
+        bonus_leads = grouped and bonus is not None and k <= FIRST_BONUS_COLUMNS
         warm, is_warm = self._warm_items(0 if bonus_leads else min(n, max(2 * k, MIN_WARM)))
         if dense_mask is None:
             dense_mask = self._warm_items(0)[1][None, :]  # nothing marked: no item excluded

@@ -165,19 +165,13 @@ cdef inline void stats_finish(const RowStats* stats, Py_ssize_t touched, Py_ssiz
 
 
 cdef inline void touched_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
-                               double* scale, double* shift, double* magnitude,
-                               double* listed_values) noexcept nogil:
+                               double* scale, double* shift, double* magnitude) noexcept nogil:
     """``(scale, shift)`` with normalised = (row - shift) * scale, of a row of n entries
     whose unlisted ones are 0: zscore (1 / std, mean), minmax (1 / range, min), none
     (1, 0); a constant row keeps scale 1.  ``magnitude``, unless NULL: the largest
-    absolute value of the listed entries (0 when none).  ``listed_values``, unless NULL:
-    gets the listed entries in listing order (a copy read in sequence after)."""
+    absolute value of the listed entries (0 when none)."""
     cdef Py_ssize_t p
-    cdef double value
     cdef RowStats stats = stats_start(work, touched, n)
     for p in range(touched):
-        value = work.values[work.seen[p]]
-        if listed_values != NULL:
-            listed_values[p] = value
-        stats_add(&stats, value)
+        stats_add(&stats, work.values[work.seen[p]])
     stats_finish(&stats, touched, n, normalize, scale, shift, magnitude)

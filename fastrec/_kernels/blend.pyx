@@ -83,7 +83,7 @@ def add_normalized_product(block_t[:, ::1] block, const double[::1] block_scale,
                 else:
                     touched = product_row(row, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
                                           &t_indices[0], &t_indptr[0], work, False)
-                touched_stats(work, touched, n, normalize, &scale, &shift, NULL, NULL)
+                touched_stats(work, touched, n, normalize, &scale, &shift, NULL)
                 scale = weight * scale
                 shift = block_offset[r] - scale * shift
                 for j in range(n):

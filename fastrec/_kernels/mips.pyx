@@ -179,7 +179,8 @@ cdef Py_ssize_t _term_row(const Term* term, Py_ssize_t row, RowScratch* work,
 cdef inline void _listed_stats(const RowScratch* work, Py_ssize_t touched, Py_ssize_t n, int normalize,
                                double* scale, double* shift, double* magnitude, double* listed_values,
                                Picks* picks) noexcept nogil:
-    """``touched_stats`` with ``listed_values``, picking the bonus columns in the same pass."""
+    """``touched_stats``, copying the listed values in listing order to ``listed_values``
+    (read in sequence after) and picking the bonus columns, in the same pass."""
     cdef Py_ssize_t p
     cdef double value
     cdef RowStats stats = stats_start(work, touched, n)
@@ -197,8 +198,8 @@ cdef Py_ssize_t _one_term_bonus(const Term* term, Py_ssize_t row, Py_ssize_t n, 
     """``_row_bonus`` for a single term and no means: the product row is scattered
     straight into ``bonus`` and left unscaled; the bonus is ``factor`` times it (the
     same values as scaling it in place, without the pass).  ``largest``: the bonus's
-    largest absolute value; ``listed_values`` (or NULL): the unscaled row's listed
-    values, in listing order."""
+    largest absolute value; ``listed_values``: the unscaled row's listed values, in
+    listing order; ``picks``: its first candidate columns (``_listed_stats``)."""
     cdef Py_ssize_t touched
     cdef double scale, centre, magnitude
     if term.positive:
@@ -227,7 +228,7 @@ cdef Py_ssize_t _row_bonus(const Term* terms, Py_ssize_t n_terms, Py_ssize_t row
     cdef double scale, centre, factor, value, total_shift = 0.0
     for m in range(n_terms):
         touched = _term_row(&terms[m], row, term_row, False)
-        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre, NULL, NULL)
+        touched_stats(term_row, touched, n, terms[m].normalize, &scale, &centre, NULL)
         factor = terms[m].weight * scale
         total_shift = total_shift + factor * centre
         for p in range(touched):
@@ -484,11 +485,11 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
             base = <char*>&workspace[0] + _thread_bytes(n) * threadid()
             term_row = scratch_at(base, n if has_bonus else 0)  # assigned here: private to the thread
             bonus = scratch_at(base + room, n if has_bonus else 0)
-            listed_bonus = <double*>(base + 2 * room)
-            excluded = <uint8_t*>(base + 2 * room + (n + 1) * sizeof(double))
-            lazy_bounds = <value_t*>(base + 2 * room + (n + 1) * sizeof(double) + (n + 8) // 8 * 8)
+            listed_bonus = <double*>(base + _room_at(n, LISTED_ROOM))
+            excluded = <uint8_t*>(base + _room_at(n, EXCLUDED_ROOM))
+            lazy_bounds = <value_t*>(base + _room_at(n, LAZY_ROOM))
             memset(excluded, 0, n + 1)
-            picks = _picks_at(<char*>lazy_bounds + (n + 1) * sizeof(double),
+            picks = _picks_at(base + _room_at(n, PICKS_ROOM),
                               min(max(k, <Py_ssize_t>FIRST_GROUPS), <Py_ssize_t>FIRST_BONUS) if grouped else 0,
                               &is_warm[0], excluded)
             for r in prange(n_rows, schedule="dynamic"):
@@ -535,11 +536,31 @@ def pruned_topk(const value_t[:, ::1] bounds, const value_t[:, ::1] users, const
     return exact
 
 
+cdef enum:  # the parts of a thread's workspace after its two RowScratch, in order
+    LISTED_ROOM = 0    # a double per column: the bonus columns' values, in listing order
+    EXCLUDED_ROOM = 1  # a flag per column: the row's seen columns
+    LAZY_ROOM = 2      # a double per column: the row's group bounds, where the kernel computes them
+    PICKS_ROOM = 3     # the picks: FIRST_BONUS positions and keys
+    END_ROOM = 4
+
+
+cdef inline Py_ssize_t _room_at(Py_ssize_t n, int part) noexcept nogil:
+    """Where ``part`` of a thread's workspace starts (8-byte aligned); END_ROOM: its size."""
+    cdef Py_ssize_t at = 2 * scratch_bytes(n)
+    if part > LISTED_ROOM:
+        at += (n + 1) * sizeof(double)
+    if part > EXCLUDED_ROOM:
+        at += (n + 8) // 8 * 8
+    if part > LAZY_ROOM:
+        at += (n + 1) * sizeof(double)
+    if part > PICKS_ROOM:
+        at += FIRST_BONUS * (sizeof(Py_ssize_t) + sizeof(double))
+    return at
+
+
 cdef inline Py_ssize_t _thread_bytes(Py_ssize_t n) noexcept nogil:
-    """A thread's part of the workspace: two RowScratch, two doubles and a flag per column,
-    and the picks."""
-    return (2 * scratch_bytes(n) + 2 * (n + 1) * sizeof(double) + (n + 8) // 8 * 8
-            + FIRST_BONUS * (sizeof(Py_ssize_t) + sizeof(double)))
+    """A thread's part of the workspace: two RowScratch, then the parts of ``_room_at``."""
+    return _room_at(n, END_ROOM)
 
 
 def workspace_bytes(Py_ssize_t n, int num_threads):
@@ -550,7 +571,9 @@ def workspace_bytes(Py_ssize_t n, int num_threads):
 # ------------------------------------------------------------- two-level search
 cdef enum:
     FIRST_GROUPS = 8  # the best group bounds, taken best first before the sequential pass
-    FIRST_BONUS = 32  # at most this many bonus columns with the best group bounds taken before the groups
+    FIRST_BONUS = 32  # at most this many candidate bonus columns, the largest bonus first, before the groups
+
+FIRST_BONUS_COLUMNS = FIRST_BONUS  # for fastrec.mips: up to this k a bonus's first columns can fill the top k
 
 
 cdef struct Groups:  # the two-level search's items in groups (see ``pruned_topk``)
@@ -657,17 +680,18 @@ cdef int64_t _grouped_row(const value_t* group_bounds, double root, value_t* laz
                           const Picks* picks, Py_ssize_t k, int64_t* out_ids, value_t* out_scores) noexcept nogil:
     """One row of ``pruned_topk`` over group bounds (the bonus as for ``_row_topk``;
     ``listed_bonus`` the bonus columns' values before ``factor``, in listing order, where
-    the row marks the columns it takes by NaN; ``picks`` its first candidate columns).  ``group_bounds`` NULL: computed into ``lazy_bounds`` only if
-    ``root``, the bound of the box of every item, reaches the threshold once the first
-    bonus columns are in (a leading bonus usually spares them).
+    the row marks the columns it takes by NaN; ``picks`` its first candidate columns).
+    ``group_bounds`` NULL: computed into ``lazy_bounds`` only if ``root``, the bound of
+    the box of every item, reaches the threshold once the first bonus columns are in (a
+    leading bonus usually spares them).
 
     Order: the warm items (the caller may give none where a bonus leads); the picks, the
     max(k, FIRST_GROUPS), at most FIRST_BONUS, candidate bonus columns with the largest
-    bonus (a bonus lifts the columns it touches: they raise the threshold most); the FIRST_GROUPS
-    best groups, best first; every other group whose bound reaches the k-th best, in
+    bonus (a bonus lifts the columns it touches: they raise the threshold most); the
+    FIRST_GROUPS best groups, best first; every other group whose bound reaches the k-th best, in
     sequence; then the other bonus columns.  A bonus column is bounded by the row's best
     group bound plus its bonus, then its group's, then its own."""
-    cdef Py_ssize_t g, p, q, t, size = 0, n_first = 0
+    cdef Py_ssize_t g, p, t, size = 0, n_first = 0
     cdef double value
     cdef Py_ssize_t first[FIRST_GROUPS]
     cdef value_t first_bound[FIRST_GROUPS]

@@ -541,15 +541,15 @@ cdef inline double _pair_score(const int measure, const double* st, double shrin
 
 
 cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssize_t a,
-                                    Py_ssize_t limit, Py_ssize_t n_touched,
+                                    Py_ssize_t n_touched,
                                     const index_t* x_indptr, double* acc,
                                     Py_ssize_t* touched, uint64_t* bits, double shrinkage,
                                     int shrink_mode, int64_t min_support,
                                     value_t* cand_scores, index_t* cand_ids) noexcept nogil:
-    """Score the accumulated pairs (a, b < limit) in ascending b, reset ``acc``; returns
+    """Score the accumulated pairs (a, b < a) in ascending b, reset ``acc``; returns
     how many non-zero scores with enough support went to ``cand_*``.
 
-    ``dense``: every b < limit is scored (untouched ones are dropped by their count);
+    ``dense``: every b < a is scored (untouched ones are dropped by their count);
     else the touched rows are put in order through the bit set ``bits`` (left cleared).
     """
     cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w = 0
@@ -560,7 +560,7 @@ cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssiz
     cdef bint keep
     if dense:
         # the rows with enough support first (no branch), then only their scores
-        for b in range(limit):
+        for b in range(a):
             cand_ids[w] = <index_t>b
             if measure == DOT_POSITIVE:
                 w = w + (acc[b * stride] != 0)
@@ -573,12 +573,12 @@ cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssiz
             cand_scores[size] = v
             cand_ids[size] = <index_t>b  # size <= t: in place
             size = size + (v != 0)
-        memset(acc, 0, limit * stride * sizeof(double))
+        memset(acc, 0, a * stride * sizeof(double))
         return size
     for t in range(n_touched):
         b = touched[t]
         bits[b >> 6] |= (<uint64_t>1) << (b & 63)
-    for w in range((limit + 63) >> 6):
+    for w in range((a + 63) >> 6):
         word = bits[w]
         bits[w] = 0
         while word != 0:
@@ -609,7 +609,7 @@ cdef inline Py_ssize_t _lower_row(const int measure, const bint dense, Py_ssize_
                                   index_t* cand_ids) noexcept nogil:
     cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, x_data, x_indices, x_indptr,
                                             t_data, t_indices, t_indptr, x_in_t, acc, touched)
-    return _score_lower(measure, dense, a, a, n_touched, x_indptr, acc, touched, bits,
+    return _score_lower(measure, dense, a, n_touched, x_indptr, acc, touched, bits,
                         shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
 
 
@@ -757,6 +757,13 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(cursor)
 
 
+cdef inline double _key_scale(double top, double hi, double lo) noexcept nogil:
+    """The factor that maps a score s in [lo, hi] to the key (hi - s) * factor in [0, top]
+    (0 when hi == lo or hi - lo underflows)."""
+    cdef double scale = top / (hi - lo) if hi > lo else 0.0
+    return scale if scale < INFINITY else 0.0
+
+
 cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m) noexcept nogil:
     """Finish ordering m pairs already ordered but for different scores in a few short
     runs: a stable insertion pass by score alone in place, which leaves equal scores in
@@ -805,9 +812,7 @@ cdef inline Py_ssize_t _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m,
         while n_buckets > 2 and n_buckets >= 4 * m:
             n_buckets = n_buckets // 2
         top = <uint32_t>(n_buckets - 1)
-        scale = (n_buckets - 1) / (hi - lo) if hi > lo else 0.0
-        if not (scale < INFINITY):  # hi - lo underflowed
-            scale = 0.0
+        scale = _key_scale(top, hi, lo)
         memset(starts, 0, (n_buckets + 1) * sizeof(uint32_t))
         for i in range(m):
             k = <uint32_t>((hi - <double>s[i]) * scale)
@@ -845,9 +850,7 @@ cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double
     if m < 2:
         return
     if m >= SMALL_ROW:
-        scale = KEY_TOP / (hi - lo) if hi > lo else 0.0
-        if not (scale < INFINITY):  # hi - lo underflowed
-            scale = 0.0
+        scale = _key_scale(KEY_TOP, hi, lo)
         memset(counts, 0, 512 * sizeof(uint32_t))
         for i in range(m):
             k = <uint32_t>((hi - <double>s[i]) * scale)
