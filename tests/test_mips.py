@@ -449,7 +449,7 @@ def test_two_level_search_with_product_bonus(case, value_dtype, num_threads, k):
     """With a bonus the groups leave the bonus columns to their own pass: the one-level
     search's answer and the twin's, for the kernel's one-term shortcut (listed by value or
     by flags) and for several terms with mean items; with exclusions and an offset; k past
-    BONUS_LEADS_MAX_K (warm items first again)."""
+    FIRST_BONUS_COLUMNS (warm items first again)."""
     import fastrec.mips as mips
     from fastrec.mips import ProductBonus
 
@@ -565,7 +565,7 @@ def test_two_level_bonus_pass_finds_columns_just_above_the_cut(dtype, k):
 @pytest.mark.parametrize("seed", range(150))
 def test_two_levels_agree_on_random_small_cases(seed, monkeypatch):
     """Small catalogues searched on two levels (GROUPED_MIN_ITEMS lowered): random sizes,
-    group sizes, k (also past the candidates and past BONUS_LEADS_MAX_K), ties, masks
+    group sizes, k (also past the candidates and past FIRST_BONUS_COLUMNS), ties, masks
     (shared or per row), seen items, one or two bonus terms of either sign and
     normalisation, or none: the one-level search's answer, and the twin's."""
     import fastrec.mips as mips
