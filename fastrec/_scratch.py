@@ -1,9 +1,15 @@
-"""Per-thread scratch arrays, reused from one block of a call to the next.
+"""Large arrays without a page fault per 4 KB: per-thread scratch, and arrays that
+share one allocation.
 
 A fresh multi-megabyte array costs a page fault and a zeroed page per 4 KB on first
 touch; blocked loops that allocate one per block pay it every time (measured: 12-15% of
 the blend's kNN pass).  A scratch array is valid until the same thread asks for the same
 name again, so it must never leave the function that asked for it.
+
+Arrays filled side by side (a sparse result's ids and scores) come from one block
+(``empty_together``): numpy asks Linux for transparent huge pages on blocks of 4 MB and
+more, so two 3 MB arrays cost a handful of faults instead of ~1,600 (measured: 1.8 ms of
+the 8.5 ms user-based MSD on ml-100k).
 """
 import threading
 
@@ -27,3 +33,26 @@ def scratch(name, shape, dtype):
         buffer = np.empty(max(size, 1), dtype)
         pool[name] = buffer
     return buffer[:size].reshape(shape)
+
+
+def empty_together(size, dtypes, name=None):
+    """Uninitialised 1-d arrays of ``size`` entries, one per dtype, carved from one block.
+
+    Each is aligned to its item size and none overlaps another; with ``name`` the block
+    is this thread's scratch buffer of that name (see ``scratch``), else a fresh one
+    that the arrays keep alive together.
+    """
+    dtypes = [np.dtype(dtype) for dtype in dtypes]
+    size = int(size)
+    # in 8-byte words, not bytes: scipy copies an index or data array that is a view of
+    # a base with over twice its number of items (sparse._sputils._prune_array)
+    words = -(-size * sum(dtype.itemsize for dtype in dtypes) // 8)
+    block = scratch(name, words, np.uint64) if name is not None else np.empty(words, np.uint64)
+    block = block.view(np.uint8)
+    arrays = [None] * len(dtypes)
+    offset = 0  # the widest items first: every later start stays aligned
+    for i in sorted(range(len(dtypes)), key=lambda i: -dtypes[i].itemsize):
+        width = size * dtypes[i].itemsize
+        arrays[i] = block[offset:offset + width].view(dtypes[i])
+        offset += width
+    return arrays

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec._checks import check_choice, check_non_negative_float, check_positive_int
-from fastrec._scratch import scratch
+from fastrec._scratch import empty_together
 from fastrec._threads import effective_num_threads
 from fastrec.data import Interactions, as_interactions
 
@@ -251,15 +251,13 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
         mirror = kernels.MIRROR_MODES["none"]
     slots = np.arange(n + 1, dtype=np.int64) * width
     counts = np.zeros(n, dtype=np.int64)
-    ids = np.empty(slots[-1], dtype=index_dtype)
-    scores = np.empty(slots[-1], dtype=dtype)
+    ids, scores = empty_together(slots[-1], (index_dtype, dtype))
     kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
                             slots, ids, scores, counts, mirror, threads)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     if indptr[-1] != slots[-1]:  # rows did not fill their slots: close the gaps
-        packed_ids = np.empty(indptr[-1], dtype=index_dtype)
-        packed_scores = np.empty(indptr[-1], dtype=dtype)
+        packed_ids, packed_scores = empty_together(indptr[-1], (index_dtype, dtype))
         kernels.compact_rows(slots, counts, ids, scores, indptr, packed_ids, packed_scores, threads)
         ids, scores = packed_ids, packed_scores
     if indptr[-1] < np.iinfo(index_dtype).max:
@@ -291,15 +289,13 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
         own_slots[0] = 0
         np.cumsum(bound, out=own_slots[1:])
     # the own entries never leave this call: reused buffers spare their page faults
-    own_ids = scratch("similarity.own_ids", own_slots[-1], index_dtype)
-    own_scores = scratch("similarity.own_scores", own_slots[-1], dtype)
+    own_ids, own_scores = empty_together(own_slots[-1], (index_dtype, dtype), "similarity.own")
     kernels.similarity_lower(*arrays, measure, float(shrinkage), shrink_mode, min_support,
                              own_slots, own_ids, own_scores, own_counts, handed_counts, False,
                              threads)
     size = 2 * int(own_counts.sum())
     indptr = np.empty(n + 1, dtype=np.int64)
-    ids = np.empty(size, dtype=index_dtype)
-    scores = np.empty(size, dtype=dtype)
+    ids, scores = empty_together(size, (index_dtype, dtype))
     kernels.mirror_rows(own_slots, own_counts, handed_counts, own_ids, own_scores, indptr, ids,
                         scores, threads)
     if size < np.iinfo(index_dtype).max:
