@@ -451,3 +451,67 @@ def test_stored_values_come_from_the_cached_csc(monkeypatch, metric, dtype):
                 np.testing.assert_array_equal(cached.indptr, transposed.indptr)
                 np.testing.assert_array_equal(cached.indices, transposed.indices)
                 np.testing.assert_array_equal(cached.data, transposed.data)
+
+
+def _lower_arrays(x, value_dtype, index_dtype):
+    """X (CSR) and its transpose as similarity_lower's six arrays."""
+    t = sp.csr_array(x.T)
+    return [np.ascontiguousarray(a, dtype=d) for m in (x, t)
+            for a, d in ((m.data, value_dtype), (m.indices, index_dtype), (m.indptr, index_dtype))]
+
+
+def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
+    from fastrec._kernels import similarity as kernels
+
+    n = arrays[2].shape[0] - 1
+    rows = np.arange(n + 1, dtype=np.int64)
+    slots = rows * (rows - 1) // 2
+    index_dtype, value_dtype = arrays[1].dtype, arrays[0].dtype
+    out = (np.zeros(slots[-1], index_dtype), np.zeros(slots[-1], value_dtype),
+           np.zeros(n, np.int64), np.zeros(n, np.int64))
+    kernels.similarity_lower(*arrays, kernels.MEASURES[measure], shrinkage, 0, min_support,
+                             slots, *out, False, threads, packed)
+    return out
+
+
+@pytest.mark.parametrize("measure", ["msd", "corated_cosine", "pearson"])
+@pytest.mark.parametrize("values", ["stars", "signed", "sixteen"])
+def test_packed_integer_sums_give_the_double_scores_bit_for_bit(measure, values, dtype,
+                                                                 index_dtype):
+    """Integer-valued ratings add their co-rated sums as packed integers: the same
+    scores, ids and counts as the double sums, with shrinkage and min_support, on rows
+    dense enough to score every b < a and rows sparse enough to list their b."""
+    from fastrec._kernels.similarity import packed_levels
+
+    rng = np.random.default_rng(7)
+    low, high = {"stars": (1, 5), "signed": (-4, 4), "sixteen": (-8, 7)}[values]
+    n, m = 120, 90
+    density = np.where(np.arange(n) < 60, 0.5, 0.03)[:, None]  # dense and sparse rows
+    dense = (rng.random((n, m)) < density) * rng.integers(low, high + 1, (n, m))
+    dense[5] = 0  # an empty row
+    x = sp.csr_array(dense.astype(np.float64))  # zeros are not stored
+    arrays = _lower_arrays(x, dtype, index_dtype)
+    assert packed_levels(arrays[0], arrays[2]) == high - low + 1
+    for shrinkage, min_support in ((0.0, 1), (25.0, 3)):
+        expected = _run_lower(arrays, measure, shrinkage, min_support, False, 1)
+        assert expected[2].sum() > 0
+        for threads in (1, 2):
+            got = _run_lower(arrays, measure, shrinkage, min_support, True, threads)
+            for g, e in zip(got, expected):
+                np.testing.assert_array_equal(g, e)
+
+
+def test_packed_levels_only_where_the_sums_are_exact():
+    from fastrec._kernels.similarity import packed_levels
+
+    indptr = np.array([0, 2, 4], np.int64)
+    assert packed_levels(np.array([1.0, 5.0, 3.0, 2.0]), indptr) == 5
+    assert packed_levels(np.array([0.0, 15.0, 3.0, 2.0]), indptr) == 16
+    assert packed_levels(np.array([0.0, 16.0, 3.0, 2.0]), indptr) == 0  # 17 levels
+    assert packed_levels(np.array([1.0, 4.5, 3.0, 2.0]), indptr) == 0  # half a star
+    assert packed_levels(np.array([-2.0, -1.0, -3.0, -2.0], np.float32), indptr) == 3
+    assert packed_levels(np.empty(0), np.zeros(3, np.int64)) == 0
+    # sums of (2 * 10000)^2 per co-rated entry reach 2**31 past 5 entries a row
+    row = np.full(5, 10000.0)
+    assert packed_levels(row, np.array([0, 5], np.int64)) == 1
+    assert packed_levels(np.full(6, 10000.0), np.array([0, 6], np.int64)) == 0

@@ -16,7 +16,7 @@ Memory: O(nnz + n*k + threads*n), plus threads*n*2k with MIRROR_TOP; no n x n ma
 """
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy, memset
 
@@ -456,32 +456,184 @@ cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
     return 8      # PEARSON: count, s_ab, s_aa, s_bb, s_a, s_b (padded to a cache line)
 
 
-cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize_t a,
-                                   const value_t* x_data, const index_t* x_indices,
-                                   const index_t* x_indptr, const value_t* t_data,
-                                   const index_t* t_indices, const index_t* t_indptr,
-                                   const index_t* x_in_t, double* acc,
-                                   Py_ssize_t* touched) noexcept nogil:
+# Integer-valued ratings (1-5 stars) spanning at most CODE_LEVELS values: the co-rated
+# sums of MSD, co-rated cosine and Pearson are small integers, kept two to an int64
+# word (low + high * 2**32, the low half signed) and added in one step per word from a
+# table of what each pair of values adds.  They are exact, as the double sums of such
+# values are, so the scores are the same bit for bit; each update is one add per word
+# and no float conversion.
+cdef enum:
+    CODE_LEVELS = 16
+
+cdef struct Coded:
+    const uint8_t* x_codes  # each entry of X: its value less the smallest value
+    const uint8_t* t_codes  # each entry of T: the same
+    const int64_t* table    # [code_a][code_b][word]: what the pair adds to each word
+    Py_ssize_t levels       # codes run 0 .. levels - 1
+
+
+cdef struct RowWork:  # what a thread's k=None rows share besides X and T
+    const Coded* codes    # the packed values, or NULL: sums in doubles
+    double* acc           # the accumulator: _stride doubles or _words int64 a row
+    Py_ssize_t* touched   # the b a listed row touched, as they come
+    uint64_t* bits        # a bit set of b, left cleared
+    double shrinkage
+    int shrink_mode
+    int64_t min_support
+
+
+cdef inline Py_ssize_t _words(int measure) noexcept nogil:
+    """int64 words per row of the packed accumulator of ``Coded`` values."""
+    if measure == MSD:
+        return 1  # count | s_dd
+    if measure == CORATED_COSINE:
+        return 2  # count | s_ab, s_aa | s_bb
+    return 4      # PEARSON: count | s_ab, s_aa | s_bb, s_a | s_b (padded to 32 bytes)
+
+
+cdef inline int64_t _pack(int64_t low, int64_t high) noexcept nogil:
+    return low + high * (<int64_t>65536 * 65536)
+
+
+cdef inline void _unpack(int64_t word, double* low, double* high) noexcept nogil:
+    cdef int64_t low_half = <int32_t><uint32_t><uint64_t>word  # the low 32 bits, signed
+    low[0] = <double>low_half
+    high[0] = <double>((word - low_half) // (<int64_t>65536 * 65536))  # exact
+
+
+# The k=None row loops are specialised at compile time, one C function per (measure,
+# packed or double sums, dense or listed rows): each takes an empty tag of each kind,
+# and the tags fix the constants its loops are written with.  (Inlining a function
+# with constant arguments did the same until the module grew past gcc's inlining
+# budget and some loops were left to test the measure for every update.)
+cdef struct MsdTag:
+    char unused
+cdef struct CoratedCosineTag:
+    char unused
+cdef struct PearsonTag:
+    char unused
+cdef struct DotTag:
+    char unused
+cdef struct DotPositiveTag:
+    char unused
+cdef struct JaccardTag:
+    char unused
+cdef struct PackedTag:   # sums in Coded's packed int64 words
+    char unused
+cdef struct DoublesTag:  # sums in doubles
+    char unused
+cdef struct DenseTag:    # every b < a is scored, no touched list
+    char unused
+cdef struct ListedTag:   # the touched b are listed as they come
+    char unused
+
+ctypedef fused measure_tag:
+    MsdTag
+    CoratedCosineTag
+    PearsonTag
+    DotTag
+    DotPositiveTag
+    JaccardTag
+
+ctypedef fused sums_tag:
+    PackedTag
+    DoublesTag
+
+ctypedef fused rows_tag:
+    DenseTag
+    ListedTag
+
+
+cdef inline int _measure_of(measure_tag* tag) noexcept nogil:
+    if measure_tag is MsdTag:
+        return MSD
+    elif measure_tag is CoratedCosineTag:
+        return CORATED_COSINE
+    elif measure_tag is PearsonTag:
+        return PEARSON
+    elif measure_tag is DotTag:
+        return DOT
+    elif measure_tag is DotPositiveTag:
+        return DOT_POSITIVE
+    else:
+        return JACCARD
+
+
+cdef inline bint _packed(sums_tag* tag) noexcept nogil:
+    if sums_tag is PackedTag:
+        return True
+    else:
+        return False
+
+
+cdef inline bint _dense(rows_tag* tag) noexcept nogil:
+    if rows_tag is DenseTag:
+        return True
+    else:
+        return False
+
+
+cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
+                                   rows_tag* rows_are, Py_ssize_t a, const value_t* x_data,
+                                   const index_t* x_indices, const index_t* x_indptr,
+                                   const value_t* t_data, const index_t* t_indices,
+                                   const index_t* t_indptr, const index_t* x_in_t,
+                                   const RowWork* work) noexcept nogil:
     """Add the statistics of every pair (a, b < a) to ``acc``, columns in order: in
     column c, the rows before a's own entry (``x_in_t``: each entry of X's place in T).
 
-    Inlined with constant ``measure`` and ``track``, so each call site is one loop
-    without per-entry branches.  With ``track``, each newly touched b is listed in
-    ``touched`` (the slot past the last one is written too); returns how many.
+    One loop per combination of tags, without per-entry branches.  Listed rows: each
+    newly touched b is listed in ``touched`` (the slot past the last one is written
+    too); returns how many.  Packed sums: ``acc`` holds ``_words`` int64 words per row
+    (see ``Coded``).
     """
-    cdef Py_ssize_t stride = _stride(measure), n_touched = 0, p, q, b, c, end = x_indptr[a + 1]
+    cdef int measure = _measure_of(measure_is)
+    cdef bint coded = _packed(sums_are), track = not _dense(rows_are)
+    cdef Py_ssize_t stride = _words(measure) if coded else _stride(measure)
+    cdef Py_ssize_t n_touched = 0, p, q, b, c, end = x_indptr[a + 1]
+    cdef const Coded* codes = work.codes  # locals: stores to acc could alias *work
+    cdef double* acc = work.acc
+    cdef Py_ssize_t* touched = work.touched
     cdef double xa, xb, xa2
     cdef double* st
+    cdef int64_t* words
+    cdef const int64_t* adds
+    cdef const int64_t* adds_b
+    cdef int64_t add0, add1 = 0, add2 = 0, add3 = 0
     for p in range(x_indptr[a], end):
         c = x_indices[p]
         xa = x_data[p]
         xa2 = xa * xa
+        if coded:
+            adds = &codes.table[codes.x_codes[p] * codes.levels * stride]
         if p + AHEAD < end:  # the rows of X^T are scattered
             q = t_indptr[x_indices[p + AHEAD]]
             fastrec_prefetch(&t_indices[q])
-            fastrec_prefetch(&t_data[q])
+            if coded:
+                fastrec_prefetch(&codes.t_codes[q])
+            else:
+                fastrec_prefetch(&t_data[q])
         for q in range(t_indptr[c], x_in_t[p]):  # the column's rows are sorted
             b = t_indices[q]
+            if coded:
+                words = <int64_t*>acc + b * stride
+                if track:
+                    touched[n_touched] = b  # the low half of word 0 counts: 0 if new
+                    n_touched = n_touched + (words[0] == 0)
+                adds_b = adds + codes.t_codes[q] * stride
+                add0 = adds_b[0]  # read before any store: the words may add as one vector
+                if measure != MSD:
+                    add1 = adds_b[1]
+                if measure == PEARSON:
+                    add2 = adds_b[2]
+                    add3 = adds_b[3]
+                words[0] += add0
+                if measure != MSD:
+                    words[1] += add1
+                if measure == PEARSON:
+                    words[2] += add2
+                    words[3] += add3
+                continue
             st = &acc[b * stride]
             if track:
                 touched[n_touched] = b  # kept only when b is new: no branch
@@ -512,6 +664,15 @@ cdef inline Py_ssize_t _accumulate(const int measure, const bint track, Py_ssize
     return n_touched
 
 
+cdef inline void _unpacked(const int measure, const int64_t* words, double* st) noexcept nogil:
+    """The double statistics (``_stride``'s layout) of one row of packed words."""
+    _unpack(words[0], &st[0], &st[1])  # count, then s_dd or s_ab
+    if measure != MSD:
+        _unpack(words[1], &st[2], &st[3])  # s_aa, s_bb
+    if measure == PEARSON:
+        _unpack(words[2], &st[4], &st[5])  # s_a, s_b
+
+
 cdef inline double _pair_score(const int measure, const double* st, double shrinkage,
                                int shrink_mode, Py_ssize_t len_a,
                                Py_ssize_t len_b) noexcept nogil:
@@ -540,77 +701,210 @@ cdef inline double _pair_score(const int measure, const double* st, double shrin
     return s
 
 
-cdef inline Py_ssize_t _score_lower(const int measure, const bint dense, Py_ssize_t a,
-                                    Py_ssize_t n_touched,
-                                    const index_t* x_indptr, double* acc,
-                                    Py_ssize_t* touched, uint64_t* bits, double shrinkage,
-                                    int shrink_mode, int64_t min_support,
+cdef inline double _row_count(const bint coded, const double* st) noexcept nogil:
+    """The co-rated count of one row of the accumulator (word 0's low half if coded)."""
+    if coded:
+        return <double>(<uint32_t>(<const uint64_t*>st)[0])
+    return st[0]
+
+
+cdef inline double _row_score(const int measure, const bint coded, const double* st,
+                              double shrinkage, int shrink_mode, Py_ssize_t len_a,
+                              Py_ssize_t len_b) noexcept nogil:
+    """``_pair_score`` of one row of the accumulator, packed or not."""
+    cdef double unpacked[8]
+    if coded:
+        _unpacked(measure, <const int64_t*>st, unpacked)
+        return _pair_score(measure, unpacked, shrinkage, shrink_mode, len_a, len_b)
+    return _pair_score(measure, st, shrinkage, shrink_mode, len_a, len_b)
+
+
+cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
+                                    rows_tag* rows_are, Py_ssize_t a, Py_ssize_t n_touched,
+                                    const index_t* x_indptr, const RowWork* work,
                                     value_t* cand_scores, index_t* cand_ids) noexcept nogil:
     """Score the accumulated pairs (a, b < a) in ascending b, reset ``acc``; returns
     how many non-zero scores with enough support went to ``cand_*``.
 
-    ``dense``: every b < a is scored (untouched ones are dropped by their count);
-    else the touched rows are put in order through the bit set ``bits`` (left cleared).
+    Dense rows: every b < a is scored (untouched ones are dropped by their count);
+    listed rows: the touched rows are put in order through the bit set ``bits`` (left
+    cleared).
     """
-    cdef Py_ssize_t stride = _stride(measure), size = 0, t, b, w = 0
+    cdef int measure = _measure_of(measure_is)
+    cdef bint coded = _packed(sums_are), dense = _dense(rows_are)
+    cdef Py_ssize_t stride = _words(measure) if coded else _stride(measure)
+    cdef double* acc = work.acc
+    cdef Py_ssize_t* touched = work.touched
+    cdef uint64_t* bits = work.bits
+    cdef double shrinkage = work.shrinkage
+    cdef int shrink_mode = work.shrink_mode
+    cdef int64_t min_support = work.min_support
+    cdef Py_ssize_t size = 0, t, b, w = 0, n_listed = 0
     cdef Py_ssize_t len_a = x_indptr[a + 1] - x_indptr[a]
     cdef uint64_t word
     cdef double* st
     cdef value_t v
-    cdef bint keep
-    if dense:
-        # the rows with enough support first (no branch), then only their scores
+    if dense:  # the rows with enough support, in order (no branch)
         for b in range(a):
-            cand_ids[w] = <index_t>b
+            cand_ids[n_listed] = <index_t>b
             if measure == DOT_POSITIVE:
-                w = w + (acc[b * stride] != 0)
+                n_listed = n_listed + (acc[b * stride] != 0)
             else:
-                w = w + (acc[b * stride] >= min_support)
-        for t in range(w):
-            b = cand_ids[t]
-            v = <value_t>_pair_score(measure, &acc[b * stride], shrinkage, shrink_mode, len_a,
-                                     x_indptr[b + 1] - x_indptr[b])
-            cand_scores[size] = v
-            cand_ids[size] = <index_t>b  # size <= t: in place
+                n_listed = n_listed + (_row_count(coded, &acc[b * stride]) >= min_support)
+    else:  # the touched rows, put in order through the bit set
+        for t in range(n_touched):
+            b = touched[t]
+            bits[b >> 6] |= (<uint64_t>1) << (b & 63)
+        for w in range((a + 63) >> 6):
+            word = bits[w]
+            bits[w] = 0
+            while word != 0:
+                cand_ids[n_listed] = <index_t>((w << 6) + fastrec_ctz64(word))
+                n_listed = n_listed + 1
+                word = word & (word - 1)
+    for t in range(n_listed):  # in place: size <= t
+        b = cand_ids[t]
+        st = &acc[b * stride]
+        v = <value_t>_row_score(measure, coded, st, shrinkage, shrink_mode, len_a,
+                                x_indptr[b + 1] - x_indptr[b])
+        cand_scores[size] = v
+        cand_ids[size] = <index_t>b
+        if measure == DOT_POSITIVE or dense:  # dense: the support is checked
             size = size + (v != 0)
+        else:
+            size = size + ((_row_count(coded, st) >= min_support) & (v != 0))
+        if not dense:
+            memset(st, 0, stride * sizeof(double))
+    if dense:
         memset(acc, 0, a * stride * sizeof(double))
-        return size
-    for t in range(n_touched):
-        b = touched[t]
-        bits[b >> 6] |= (<uint64_t>1) << (b & 63)
-    for w in range((a + 63) >> 6):
-        word = bits[w]
-        bits[w] = 0
-        while word != 0:
-            b = (w << 6) + fastrec_ctz64(word)
-            word = word & (word - 1)
-            st = &acc[b * stride]
-            v = <value_t>_pair_score(measure, st, shrinkage, shrink_mode, len_a,
-                                     x_indptr[b + 1] - x_indptr[b])
-            if measure == DOT_POSITIVE:
-                keep = v != 0
-            else:
-                keep = (st[0] >= min_support) & (v != 0)
-            cand_scores[size] = v
-            cand_ids[size] = <index_t>b
-            size = size + keep
-            for t in range(stride):
-                st[t] = 0
     return size
 
 
-cdef inline Py_ssize_t _lower_row(const int measure, const bint dense, Py_ssize_t a,
-                                  const value_t* x_data, const index_t* x_indices,
-                                  const index_t* x_indptr, const value_t* t_data,
-                                  const index_t* t_indices, const index_t* t_indptr,
-                                  const index_t* x_in_t, double* acc, Py_ssize_t* touched,
-                                  uint64_t* bits, double shrinkage, int shrink_mode,
-                                  int64_t min_support, value_t* cand_scores,
-                                  index_t* cand_ids) noexcept nogil:
-    cdef Py_ssize_t n_touched = _accumulate(measure, not dense, a, x_data, x_indices, x_indptr,
-                                            t_data, t_indices, t_indptr, x_in_t, acc, touched)
-    return _score_lower(measure, dense, a, n_touched, x_indptr, acc, touched, bits,
-                        shrinkage, shrink_mode, min_support, cand_scores, cand_ids)
+cdef Py_ssize_t _lower_row(measure_tag* measure_is, sums_tag* sums_are, rows_tag* rows_are,
+                           Py_ssize_t a, const value_t* xd, const index_t* xi,
+                           const index_t* xp, const value_t* td, const index_t* ti,
+                           const index_t* tp, const index_t* x_in_t, const RowWork* work,
+                           value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    """The pairs (a, b < a) of one row, scored (see ``_accumulate``, ``_score_lower``)."""
+    cdef Py_ssize_t n_touched = _accumulate(measure_is, sums_are, rows_are, a, xd, xi, xp,
+                                            td, ti, tp, x_in_t, work)
+    return _score_lower(measure_is, sums_are, rows_are, a, n_touched, xp, work, cand_scores,
+                        cand_ids)
+
+
+cdef Py_ssize_t _rows_measured(measure_tag* measure_is, bint dense, Py_ssize_t a,
+                               const value_t* xd, const index_t* xi, const index_t* xp,
+                               const value_t* td, const index_t* ti, const index_t* tp,
+                               const index_t* x_in_t, const RowWork* work,
+                               value_t* cand_scores, index_t* cand_ids) noexcept nogil:
+    """``_lower_row`` with the tags of packed or double sums and dense or listed rows."""
+    cdef PackedTag packed
+    cdef DoublesTag doubles
+    cdef DenseTag every
+    cdef ListedTag listed
+    if measure_tag is MsdTag or measure_tag is CoratedCosineTag or measure_tag is PearsonTag:
+        if work.codes != NULL:
+            if dense:
+                return _lower_row(measure_is, &packed, &every, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+            return _lower_row(measure_is, &packed, &listed, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    if dense:
+        return _lower_row(measure_is, &doubles, &every, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    return _lower_row(measure_is, &doubles, &listed, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+
+
+cdef Py_ssize_t _lower_row_of(int measure, bint dense, Py_ssize_t a, const value_t* xd,
+                              const index_t* xi, const index_t* xp, const value_t* td,
+                              const index_t* ti, const index_t* tp, const index_t* x_in_t,
+                              const RowWork* work, value_t* cand_scores,
+                              index_t* cand_ids) noexcept nogil:
+    """``_lower_row`` with the tags of the measure, the sums (``work.codes``) and the rows."""
+    cdef MsdTag msd
+    cdef CoratedCosineTag corated_cosine
+    cdef PearsonTag pearson
+    cdef DotTag dot
+    cdef DotPositiveTag dot_positive
+    cdef JaccardTag jaccard
+    if measure == MSD:
+        return _rows_measured(&msd, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    if measure == CORATED_COSINE:
+        return _rows_measured(&corated_cosine, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    if measure == PEARSON:
+        return _rows_measured(&pearson, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    if measure == DOT:
+        return _rows_measured(&dot, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    if measure == DOT_POSITIVE:
+        return _rows_measured(&dot_positive, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+    return _rows_measured(&jaccard, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+
+
+cdef Py_ssize_t _longest_row(const index_t* indptr, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t a, longest = 0
+    for a in range(n):
+        longest = max(longest, <Py_ssize_t>(indptr[a + 1] - indptr[a]))
+    return longest
+
+
+cdef Py_ssize_t _packable_levels(const value_t* values, Py_ssize_t nnz, Py_ssize_t longest,
+                                 double* lowest) noexcept nogil:
+    """The number of integers from the smallest value (``lowest``) to the largest when
+    every value is an integer, they span at most CODE_LEVELS, and no co-rated sum of
+    rows of ``longest`` entries can reach 2**31 in magnitude (the halves of a packed
+    word); else 0."""
+    cdef Py_ssize_t p
+    cdef double lo = INFINITY, hi = -INFINITY, v, top
+    if nnz == 0:
+        return 0
+    for p in range(nnz):
+        v = values[p]
+        lo = v if v < lo else lo
+        hi = v if v > hi else hi
+    if not (hi - lo <= CODE_LEVELS - 1):
+        return 0
+    top = max(-lo, hi)  # the largest magnitude: sums are at most (2 top)^2 per entry
+    if not (4.0 * top * top * <double>longest < 2147483648.0):
+        return 0
+    for p in range(nnz):  # every magnitude is below 2**16: the cast is defined
+        v = values[p]
+        if v != <double>(<int64_t>v):
+            return 0
+    lowest[0] = lo
+    return <Py_ssize_t>(hi - lo) + 1
+
+
+cdef int64_t* _pair_adds(int measure, Py_ssize_t levels, double lowest) noexcept nogil:
+    """``Coded.table`` for values lowest .. lowest + levels - 1 (malloc'd; NULL if out
+    of memory)."""
+    cdef Py_ssize_t words = _words(measure), ca, cb
+    cdef int64_t va, vb
+    cdef int64_t* adds = <int64_t*>calloc(levels * levels * words, sizeof(int64_t))
+    cdef int64_t* pair
+    if adds == NULL:
+        return NULL
+    for ca in range(levels):
+        for cb in range(levels):
+            va = <int64_t>lowest + ca
+            vb = <int64_t>lowest + cb
+            pair = &adds[(ca * levels + cb) * words]
+            if measure == MSD:
+                pair[0] = _pack(1, (va - vb) * (va - vb))
+            else:
+                pair[0] = _pack(1, va * vb)
+                pair[1] = _pack(va * va, vb * vb)
+                if measure == PEARSON:
+                    pair[2] = _pack(va, vb)
+    return adds
+
+
+def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
+    """How many integer levels ``similarity_lower`` packs X's values into, 0 when it
+    keeps doubles (non-integers, over CODE_LEVELS levels, or sums that could reach
+    2**31); MSD, co-rated cosine and Pearson pack when it is not 0."""
+    cdef double lowest = 0.0
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    if n < 1:
+        return 0
+    return _packable_levels(&x_data[0] if x_data.shape[0] else NULL, x_indptr[n],
+                            _longest_row(&x_indptr[0], n), &lowest)
 
 
 def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
@@ -620,7 +914,8 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                      int measure, double shrinkage, int shrink_mode, int64_t min_support,
                      const int64_t[::1] own_slots, index_t[::1] own_ids,
                      value_t[::1] own_scores, int64_t[::1] own_counts,
-                     int64_t[::1] handed_counts, bint count_only, int num_threads):
+                     int64_t[::1] handed_counts, bint count_only, int num_threads,
+                     bint packed=True):
     """Every pair (a, b < a) of rows of X with a non-zero score, for ``mirror_rows``.
 
     Contract: X as CSR (``x_*``) and as the CSR of its transpose (``t_*``), as for
@@ -629,11 +924,20 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     and their number to ``own_counts[a]``; ``handed_counts[b]`` gets the number of
     pairs whose b it is (what mirror_rows hands to row b); ``count_only`` only counts.
     Scores are those of ``similarity_topk`` bit for bit; the result does not depend on
-    ``num_threads``.
+    ``num_threads``.  ``packed``: MSD, co-rated cosine and Pearson of integer-valued
+    data may add their sums as packed integers (``Coded``); False keeps doubles (the
+    same scores, for tests).
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1, n_columns = t_indptr.shape[0] - 1
+    cdef Py_ssize_t nnz = x_indptr[n] if n > 0 else 0
     cdef Py_ssize_t a, c, p, t, size, reach, start, th, row, i
     cdef Py_ssize_t stride = _stride(measure)
+    cdef Coded codes
+    cdef const Coded* packed_codes = NULL  # &codes when the sums are packed
+    cdef RowWork work
+    cdef bint coded = False
+    cdef double lowest = 0.0
+    cdef uint8_t code
     cdef Py_ssize_t teams = max(num_threads, 1)
     cdef int64_t total
     cdef index_t* x_in_t  # each entry (a, c) of X: the place of (c, a) in T
@@ -654,13 +958,26 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         raise ValueError(f"similarity_lower: unknown measure {measure}")
     if n == 0:
         return
+    codes.levels = 0
+    if packed and (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
+        codes.levels = _packable_levels(&x_data[0], nnz, _longest_row(&x_indptr[0], n), &lowest)
+        coded = codes.levels > 0
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
-    x_in_t = <index_t*>malloc(max(x_indptr[n], 1) * sizeof(index_t))
+    x_in_t = <index_t*>malloc(max(nnz, 1) * sizeof(index_t))
     cursor = <index_t*>malloc((n_columns + 1) * sizeof(index_t))
-    if partners == NULL or x_in_t == NULL or cursor == NULL:
+    codes.x_codes = codes.t_codes = codes.table = NULL
+    if coded:
+        codes.x_codes = <uint8_t*>malloc(nnz)
+        codes.t_codes = <uint8_t*>malloc(nnz)
+        codes.table = _pair_adds(measure, codes.levels, lowest)
+    if (partners == NULL or x_in_t == NULL or cursor == NULL
+            or (coded and (codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL))):
         free(partners)
         free(x_in_t)
         free(cursor)
+        free(<void*>codes.x_codes)
+        free(<void*>codes.t_codes)
+        free(<void*>codes.table)
         raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
     try:
         with nogil:  # X's rows in order meet each column's rows in order
@@ -670,16 +987,25 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                 for p in range(x_indptr[a], x_indptr[a + 1]):
                     c = x_indices[p]
                     x_in_t[p] = cursor[c]
+                    if coded:
+                        code = <uint8_t>(x_data[p] - lowest)
+                        (<uint8_t*>codes.x_codes)[p] = code
+                        (<uint8_t*>codes.t_codes)[cursor[c]] = code
                     cursor[c] += 1
         for c in range(n_columns):  # each column of X has as many entries as T's row
             if cursor[c] != t_indptr[c + 1]:
                 raise ValueError("similarity_lower: T is not the transpose of X")
+        if coded:
+            packed_codes = &codes
         with nogil, parallel(num_threads=teams):
             acc = <double*>calloc(n * stride, sizeof(double))
             touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
             bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            work = RowWork(codes=packed_codes, acc=acc, touched=touched,
+                           bits=bits, shrinkage=shrinkage, shrink_mode=shrink_mode,
+                           min_support=min_support)
             try:
                 if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
                     with gil:
@@ -700,37 +1026,9 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
                     else:
                         dst_scores = cand_scores
                         dst_ids = cand_ids
-                    # one call per (measure, dense): each inlines to its own loops
-                    if measure == MSD:
-                        if dense:
-                            size = _lower_row(MSD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(MSD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                    elif measure == CORATED_COSINE:
-                        if dense:
-                            size = _lower_row(CORATED_COSINE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(CORATED_COSINE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                    elif measure == PEARSON:
-                        if dense:
-                            size = _lower_row(PEARSON, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(PEARSON, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                    elif measure == DOT:
-                        if dense:
-                            size = _lower_row(DOT, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(DOT, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                    elif measure == DOT_POSITIVE:
-                        if dense:
-                            size = _lower_row(DOT_POSITIVE, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(DOT_POSITIVE, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                    else:
-                        if dense:
-                            size = _lower_row(JACCARD, True, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
-                        else:
-                            size = _lower_row(JACCARD, False, a, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0], x_in_t, acc, touched, bits, shrinkage, shrink_mode, min_support, dst_scores, dst_ids)
+                    size = _lower_row_of(measure, dense, a, &x_data[0], &x_indices[0],
+                                         &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0],
+                                         x_in_t, &work, dst_scores, dst_ids)
                     own_counts[a] = size
                     th = fastrec_omp_thread_num()
                     for t in range(size):
@@ -755,6 +1053,9 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(partners)
         free(x_in_t)
         free(cursor)
+        free(<void*>codes.x_codes)
+        free(<void*>codes.t_codes)
+        free(<void*>codes.table)
 
 
 cdef inline double _key_scale(double top, double hi, double lo) noexcept nogil:
