@@ -1182,6 +1182,27 @@ cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double
     _insertion_pass(s, ids, m)
 
 
+cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t end,
+                                   Py_ssize_t value) noexcept nogil:
+    """The first place q in [p, end) of ascending ids with ids[q] >= value (end if none):
+    a galloping search from p, so a thread skips the bands another thread filled in
+    O(log) rather than one entry at a time."""
+    cdef Py_ssize_t step = 1, lo = p, hi
+    if p >= end or ids[p] >= value:
+        return p
+    while lo + step < end and ids[lo + step] < value:  # ids[lo] < value throughout
+        lo = lo + step
+        step = 2 * step
+    hi = min(lo + step, end)  # ids[hi] >= value, or hi == end
+    while hi - lo > 1:
+        p = lo + (hi - lo) // 2
+        if ids[p] < value:
+            lo = p
+        else:
+            hi = p
+    return hi
+
+
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                 const int64_t[::1] handed_counts, const index_t[::1] own_ids,
                 const value_t[::1] own_scores, int64_t[::1] out_indptr, index_t[::1] out_ids,
@@ -1289,8 +1310,7 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                     for a in range(first + 1, n):  # what later rows hand to the band
                         p = read_at[a]
                         end = own_slots[a] + own_counts[a]
-                        while p < end and own_ids[p] < first:
-                            p = p + 1
+                        p = _first_from(&own_ids[0], p, end, first)
                         while p < end and own_ids[p] < last:
                             b = own_ids[p]
                             v = own_scores[p]
