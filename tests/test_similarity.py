@@ -509,6 +509,8 @@ def test_packed_levels_only_where_the_sums_are_exact():
     assert packed_levels(np.array([0.0, 15.0, 3.0, 2.0]), indptr) == 16
     assert packed_levels(np.array([0.0, 16.0, 3.0, 2.0]), indptr) == 0  # 17 levels
     assert packed_levels(np.array([1.0, 4.5, 3.0, 2.0]), indptr) == 0  # half a star
+    for almost in (1.0 + 2.0**-40, -2.5, 1e-300, 3.0 - 2.0**-50):  # near integers are not
+        assert packed_levels(np.array([1.0, almost, 3.0, 2.0]), indptr) == 0
     assert packed_levels(np.array([-2.0, -1.0, -3.0, -2.0], np.float32), indptr) == 3
     assert packed_levels(np.empty(0), np.zeros(3, np.int64)) == 0
     # sums of (2 * 10000)^2 per co-rated entry reach 2**31 past 5 entries a row

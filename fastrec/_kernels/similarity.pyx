@@ -70,7 +70,7 @@ cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, d
         return <double>n_ab / <double>(len_a + len_b - n_ab)
 
     if measure == MSD:
-        return 1.0 / (s_dd / n_ab + 1.0)
+        return n_ab / (s_dd + n_ab)  # = 1 / (s_dd / n_ab + 1), one division and rounding
     if measure == CORATED_COSINE:
         den = sqrt(s_aa * s_bb)
         return s_ab / den if den != 0 else 0.0
@@ -852,21 +852,21 @@ cdef Py_ssize_t _packable_levels(const value_t* values, Py_ssize_t nnz, Py_ssize
     word); else 0."""
     cdef Py_ssize_t p
     cdef double lo = INFINITY, hi = -INFINITY, v, top
+    cdef double rounding = 6755399441055744.0  # 1.5 * 2**52: x + it - it rounds x
+    cdef bint off_integer = False
     if nnz == 0:
         return 0
-    for p in range(nnz):
+    for p in range(nnz):  # one pass, no conversions, no early exit
         v = values[p]
         lo = v if v < lo else lo
         hi = v if v > hi else hi
-    if not (hi - lo <= CODE_LEVELS - 1):
+        # v rounded to an integer, for |v| < 2**51 (larger doubles are integers anyway)
+        off_integer = off_integer | (((v + rounding) - rounding) != v)
+    if off_integer or not (hi - lo <= CODE_LEVELS - 1):
         return 0
     top = max(-lo, hi)  # the largest magnitude: sums are at most (2 top)^2 per entry
     if not (4.0 * top * top * <double>longest < 2147483648.0):
         return 0
-    for p in range(nnz):  # every magnitude is below 2**16: the cast is defined
-        v = values[p]
-        if v != <double>(<int64_t>v):
-            return 0
     lowest[0] = lo
     return <Py_ssize_t>(hi - lo) + 1
 
