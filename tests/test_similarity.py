@@ -177,18 +177,25 @@ def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
 
 
 def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
-    """Rows walk T's columns up to their own entry there, found by counting X's entries:
-    a T with other column lengths is refused before any row runs."""
+    """Rows walk T's columns up to their own entry there, found by walking X's entries
+    in order: a T with other column lengths, or other rows in its columns, is refused
+    before any row runs."""
     from fastrec._kernels import similarity as kernels
 
     x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
     t = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))  # column 0 short, 1 long
     arrays = [np.ascontiguousarray(a, dtype=d) for m in (x, t)
               for a, d in ((m.data, np.float64), (m.indices, np.int32), (m.indptr, np.int32))]
-    with pytest.raises(ValueError, match="not the transpose"):
-        kernels.similarity_lower(*arrays, kernels.MEASURES["msd"], 0.0, 0, 1,
-                                 np.array([0, 0, 1, 3], np.int64), np.empty(3, np.int32),
-                                 np.empty(3), np.empty(3, np.int64), np.empty(3, np.int64), False, 1)
+    same_lengths = sp.csr_array(np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]]))  # other rows
+    for wrong in (t, same_lengths):
+        arrays[3:] = [np.ascontiguousarray(a, dtype=d) for a, d in
+                      ((wrong.data, np.float64), (wrong.indices, np.int32), (wrong.indptr, np.int32))]
+        for threads in (1, 2):
+            with pytest.raises(ValueError, match="not the transpose"):
+                kernels.similarity_lower(*arrays, kernels.MEASURES["msd"], 0.0, 0, 1,
+                                         np.array([0, 0, 1, 3], np.int64), np.empty(3, np.int32),
+                                         np.empty(3), np.empty(3, np.int64),
+                                         np.empty(3, np.int64), False, threads)
 
 
 def test_mirror_rows_edge_cases():

@@ -837,6 +837,79 @@ cdef Py_ssize_t _lower_row_of(int measure, bint dense, Py_ssize_t a, const value
     return _rows_measured(&jaccard, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
 
 
+cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t end,
+                                   Py_ssize_t value) noexcept nogil:
+    """The first place q in [p, end) of ascending ids with ids[q] >= value (end if none):
+    a galloping search from p, so a thread skips the bands another thread filled in
+    O(log) rather than one entry at a time."""
+    cdef Py_ssize_t step = 1, lo = p, hi
+    if p >= end or ids[p] >= value:
+        return p
+    while lo + step < end and ids[lo + step] < value:  # ids[lo] < value throughout
+        lo = lo + step
+        step = 2 * step
+    hi = min(lo + step, end)  # ids[hi] >= value, or hi == end
+    while hi - lo > 1:
+        p = lo + (hi - lo) // 2
+        if ids[p] < value:
+            lo = p
+        else:
+            hi = p
+    return hi
+
+
+cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
+                         const index_t* x_indptr, Py_ssize_t n, const index_t* t_indices,
+                         const index_t* t_indptr, Py_ssize_t n_columns, index_t* x_in_t,
+                         uint8_t* x_codes, uint8_t* t_codes, double lowest,
+                         int num_threads) noexcept nogil:
+    """Each entry (a, c) of X: the place of (c, a) in T (``x_in_t``), and with
+    ``x_codes`` its value less ``lowest`` in both codes; False if T is not X's transpose.
+
+    Rows go in one block a thread, of about equal entries; a block starts each column at
+    its first row there, found in T's sorted column.  Every entry is checked to be where
+    T has it, and every block to end each column where the next block starts it, before
+    anything is written there; a False result leaves ``x_in_t`` and the codes unfinished.
+    """
+    cdef Py_ssize_t blocks = max(num_threads, 1), nnz = x_indptr[n]
+    cdef Py_ssize_t block, r0, r1, a, p, c, q, failures = 0, missing = 0
+    cdef bint wrong
+    cdef uint8_t code
+    cdef index_t* cursor
+    for block in prange(blocks, schedule="static", chunksize=1, num_threads=blocks):
+        r0 = _first_from(x_indptr, 0, n, block * nnz // blocks)
+        r1 = _first_from(x_indptr, 0, n, (block + 1) * nnz // blocks) if block + 1 < blocks else n
+        cursor = <index_t*>malloc(max(n_columns, 1) * sizeof(index_t))
+        if cursor == NULL:
+            missing += 1
+            continue
+        wrong = False
+        for c in range(n_columns):
+            cursor[c] = <index_t>_first_from(t_indices, t_indptr[c], t_indptr[c + 1], r0)
+        for a in range(r0, r1):
+            for p in range(x_indptr[a], x_indptr[a + 1]):
+                c = x_indices[p]
+                q = cursor[c]
+                if q >= t_indptr[c + 1] or t_indices[q] != a:
+                    wrong = True
+                    q = t_indptr[c]  # in bounds; the caller raises
+                x_in_t[p] = <index_t>q
+                if x_codes != NULL:
+                    code = <uint8_t>(x_data[p] - lowest)
+                    x_codes[p] = code
+                    t_codes[q] = code
+                cursor[c] = <index_t>(q + 1)
+        for c in range(n_columns):  # no entry of T left over before the next block
+            if cursor[c] != _first_from(t_indices, t_indptr[c], t_indptr[c + 1], r1):
+                wrong = True
+        free(cursor)
+        failures += wrong
+    if missing:
+        with gil:
+            raise MemoryError("similarity_lower: cannot allocate the column cursors")
+    return failures == 0
+
+
 cdef Py_ssize_t _longest_row(const index_t* indptr, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t a, longest = 0
     for a in range(n):
@@ -941,7 +1014,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef Py_ssize_t teams = max(num_threads, 1)
     cdef int64_t total
     cdef index_t* x_in_t  # each entry (a, c) of X: the place of (c, a) in T
-    cdef index_t* cursor
+    cdef bint placed
     # thread th's count of the pairs whose b is each row (summed after: no atomics)
     cdef int64_t* partners
     cdef double* acc
@@ -964,37 +1037,26 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         coded = codes.levels > 0
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
     x_in_t = <index_t*>malloc(max(nnz, 1) * sizeof(index_t))
-    cursor = <index_t*>malloc((n_columns + 1) * sizeof(index_t))
     codes.x_codes = codes.t_codes = codes.table = NULL
     if coded:
         codes.x_codes = <uint8_t*>malloc(nnz)
         codes.t_codes = <uint8_t*>malloc(nnz)
         codes.table = _pair_adds(measure, codes.levels, lowest)
-    if (partners == NULL or x_in_t == NULL or cursor == NULL
+    if (partners == NULL or x_in_t == NULL
             or (coded and (codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL))):
         free(partners)
         free(x_in_t)
-        free(cursor)
         free(<void*>codes.x_codes)
         free(<void*>codes.t_codes)
         free(<void*>codes.table)
         raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
     try:
-        with nogil:  # X's rows in order meet each column's rows in order
-            for c in range(n_columns):
-                cursor[c] = t_indptr[c]
-            for a in range(n):
-                for p in range(x_indptr[a], x_indptr[a + 1]):
-                    c = x_indices[p]
-                    x_in_t[p] = cursor[c]
-                    if coded:
-                        code = <uint8_t>(x_data[p] - lowest)
-                        (<uint8_t*>codes.x_codes)[p] = code
-                        (<uint8_t*>codes.t_codes)[cursor[c]] = code
-                    cursor[c] += 1
-        for c in range(n_columns):  # each column of X has as many entries as T's row
-            if cursor[c] != t_indptr[c + 1]:
-                raise ValueError("similarity_lower: T is not the transpose of X")
+        with nogil:
+            placed = _place_entries(&x_data[0], &x_indices[0], &x_indptr[0], n, &t_indices[0],
+                                    &t_indptr[0], n_columns, x_in_t, <uint8_t*>codes.x_codes,
+                                    <uint8_t*>codes.t_codes, lowest, teams)
+        if not placed:
+            raise ValueError("similarity_lower: T is not the transpose of X")
         if coded:
             packed_codes = &codes
         with nogil, parallel(num_threads=teams):
@@ -1052,7 +1114,6 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     finally:
         free(partners)
         free(x_in_t)
-        free(cursor)
         free(<void*>codes.x_codes)
         free(<void*>codes.t_codes)
         free(<void*>codes.table)
@@ -1180,27 +1241,6 @@ cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double
             s[j] = tmp_s[i]
             ids[j] = tmp_ids[i]
     _insertion_pass(s, ids, m)
-
-
-cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t end,
-                                   Py_ssize_t value) noexcept nogil:
-    """The first place q in [p, end) of ascending ids with ids[q] >= value (end if none):
-    a galloping search from p, so a thread skips the bands another thread filled in
-    O(log) rather than one entry at a time."""
-    cdef Py_ssize_t step = 1, lo = p, hi
-    if p >= end or ids[p] >= value:
-        return p
-    while lo + step < end and ids[lo + step] < value:  # ids[lo] < value throughout
-        lo = lo + step
-        step = 2 * step
-    hi = min(lo + step, end)  # ids[hi] >= value, or hi == end
-    while hi - lo > 1:
-        p = lo + (hi - lo) // 2
-        if ids[p] < value:
-            lo = p
-        else:
-            hi = p
-    return hi
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
