@@ -75,8 +75,9 @@ def score_pairs(measure, n_ab, *, s_ab=None, s_aa=None, s_bb=None, s_a=None, s_b
 
     ``n_ab`` co-rated count, ``s_ab`` = sum x_a x_b, ``s_aa`` / ``s_bb`` = sums of
     squares and ``s_a`` / ``s_b`` = sums over the co-rated columns, ``len_*`` the rows'
-    lengths (jaccard).  The formulas are the kernel's; pairs with no co-rated column
-    must be left out by the caller.
+    lengths (jaccard).  The formulas are the kernel's (MSD in Surprise's order,
+    1 / (msd + 1); the kernel divides once, n / (sum of squared differences + n));
+    pairs with no co-rated column must be left out by the caller.
     """
     n_ab = np.asarray(n_ab, dtype=np.float64)
     if measure in ("dot", "dot_positive"):
