@@ -176,26 +176,40 @@ def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
         np.testing.assert_array_equal(got_scores, expected_scores)
 
 
+def _lower_arrays(x, value_dtype, index_dtype):
+    """X (CSR) and its transpose as similarity_lower's six arrays."""
+    t = sp.csr_array(x.T)
+    return [np.ascontiguousarray(a, dtype=d) for m in (x, t)
+            for a, d in ((m.data, value_dtype), (m.indices, index_dtype), (m.indptr, index_dtype))]
+
+
+def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
+    from fastrec._kernels import similarity as kernels
+
+    n = arrays[2].shape[0] - 1
+    rows = np.arange(n + 1, dtype=np.int64)
+    slots = rows * (rows - 1) // 2
+    index_dtype, value_dtype = arrays[1].dtype, arrays[0].dtype
+    out = (np.zeros(slots[-1], index_dtype), np.zeros(slots[-1], value_dtype),
+           np.zeros(n, np.int64), np.zeros(n, np.int64))
+    kernels.similarity_lower(*arrays, kernels.MEASURES[measure], shrinkage, 0, min_support,
+                             slots, *out, False, threads, packed)
+    return out
+
+
 def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
     """Rows walk T's columns up to their own entry there, found by walking X's entries
     in order: a T with other column lengths, or other rows in its columns, is refused
     before any row runs."""
-    from fastrec._kernels import similarity as kernels
-
     x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
-    t = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))  # column 0 short, 1 long
-    arrays = [np.ascontiguousarray(a, dtype=d) for m in (x, t)
-              for a, d in ((m.data, np.float64), (m.indices, np.int32), (m.indptr, np.int32))]
-    same_lengths = sp.csr_array(np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]]))  # other rows
-    for wrong in (t, same_lengths):
-        arrays[3:] = [np.ascontiguousarray(a, dtype=d) for a, d in
-                      ((wrong.data, np.float64), (wrong.indices, np.int32), (wrong.indptr, np.int32))]
+    arrays = _lower_arrays(x, np.float64, np.int32)
+    other_lengths = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))
+    other_rows = sp.csr_array(np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]]))
+    for wrong in (other_lengths, other_rows):
+        arrays[3:] = _lower_arrays(wrong, np.float64, np.int32)[:3]
         for threads in (1, 2):
             with pytest.raises(ValueError, match="not the transpose"):
-                kernels.similarity_lower(*arrays, kernels.MEASURES["msd"], 0.0, 0, 1,
-                                         np.array([0, 0, 1, 3], np.int64), np.empty(3, np.int32),
-                                         np.empty(3), np.empty(3, np.int64),
-                                         np.empty(3, np.int64), False, threads)
+                _run_lower(arrays, "msd", 0.0, 1, True, threads)
 
 
 def test_mirror_rows_edge_cases():
@@ -458,27 +472,6 @@ def test_stored_values_come_from_the_cached_csc(monkeypatch, metric, dtype):
                 np.testing.assert_array_equal(cached.indptr, transposed.indptr)
                 np.testing.assert_array_equal(cached.indices, transposed.indices)
                 np.testing.assert_array_equal(cached.data, transposed.data)
-
-
-def _lower_arrays(x, value_dtype, index_dtype):
-    """X (CSR) and its transpose as similarity_lower's six arrays."""
-    t = sp.csr_array(x.T)
-    return [np.ascontiguousarray(a, dtype=d) for m in (x, t)
-            for a, d in ((m.data, value_dtype), (m.indices, index_dtype), (m.indptr, index_dtype))]
-
-
-def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
-    from fastrec._kernels import similarity as kernels
-
-    n = arrays[2].shape[0] - 1
-    rows = np.arange(n + 1, dtype=np.int64)
-    slots = rows * (rows - 1) // 2
-    index_dtype, value_dtype = arrays[1].dtype, arrays[0].dtype
-    out = (np.zeros(slots[-1], index_dtype), np.zeros(slots[-1], value_dtype),
-           np.zeros(n, np.int64), np.zeros(n, np.int64))
-    kernels.similarity_lower(*arrays, kernels.MEASURES[measure], shrinkage, 0, min_support,
-                             slots, *out, False, threads, packed)
-    return out
 
 
 @pytest.mark.parametrize("measure", ["msd", "corated_cosine", "pearson"])

@@ -488,15 +488,20 @@ cdef inline Py_ssize_t _words(int measure) noexcept nogil:
         return 1  # count | s_dd
     if measure == CORATED_COSINE:
         return 2  # count | s_ab, s_aa | s_bb
-    return 4      # PEARSON: count | s_ab, s_aa | s_bb, s_a | s_b (padded to 32 bytes)
+    return 4      # PEARSON: count | s_ab, s_aa | s_bb, s_a | s_b, and 0 (32-byte rows)
 
 
 cdef inline int64_t _pack(int64_t low, int64_t high) noexcept nogil:
     return low + high * (<int64_t>65536 * 65536)
 
 
+cdef inline int64_t _low_half(int64_t word) noexcept nogil:
+    """The low half of a packed word: its low 32 bits, signed."""
+    return <int32_t><uint32_t><uint64_t>word
+
+
 cdef inline void _unpack(int64_t word, double* low, double* high) noexcept nogil:
-    cdef int64_t low_half = <int32_t><uint32_t><uint64_t>word  # the low 32 bits, signed
+    cdef int64_t low_half = _low_half(word)
     low[0] = <double>low_half
     high[0] = <double>((word - low_half) // (<int64_t>65536 * 65536))  # exact
 
@@ -599,13 +604,14 @@ cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
     cdef int64_t* words
     cdef const int64_t* adds
     cdef const int64_t* adds_b
-    cdef int64_t add0, add1 = 0, add2 = 0, add3 = 0
+    cdef int64_t add0, add1 = 0, add2 = 0
     for p in range(x_indptr[a], end):
         c = x_indices[p]
-        xa = x_data[p]
-        xa2 = xa * xa
         if coded:
             adds = &codes.table[codes.x_codes[p] * codes.levels * stride]
+        else:
+            xa = x_data[p]
+            xa2 = xa * xa
         if p + AHEAD < end:  # the rows of X^T are scattered
             q = t_indptr[x_indices[p + AHEAD]]
             fastrec_prefetch(&t_indices[q])
@@ -626,13 +632,11 @@ cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
                     add1 = adds_b[1]
                 if measure == PEARSON:
                     add2 = adds_b[2]
-                    add3 = adds_b[3]
                 words[0] += add0
                 if measure != MSD:
                     words[1] += add1
                 if measure == PEARSON:
                     words[2] += add2
-                    words[3] += add3
                 continue
             st = &acc[b * stride]
             if track:
@@ -704,7 +708,7 @@ cdef inline double _pair_score(const int measure, const double* st, double shrin
 cdef inline double _row_count(const bint coded, const double* st) noexcept nogil:
     """The co-rated count of one row of the accumulator (word 0's low half if coded)."""
     if coded:
-        return <double>(<uint32_t>(<const uint64_t*>st)[0])
+        return <double>_low_half((<const int64_t*>st)[0])
     return st[0]
 
 
@@ -839,9 +843,8 @@ cdef Py_ssize_t _lower_row_of(int measure, bint dense, Py_ssize_t a, const value
 
 cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t end,
                                    Py_ssize_t value) noexcept nogil:
-    """The first place q in [p, end) of ascending ids with ids[q] >= value (end if none):
-    a galloping search from p, so a thread skips the bands another thread filled in
-    O(log) rather than one entry at a time."""
+    """The first place q in [p, end) of ascending ids with ids[q] >= value (end if none),
+    by a galloping search from p: O(log) of the distance, O(1) when p is it."""
     cdef Py_ssize_t step = 1, lo = p, hi
     if p >= end or ids[p] >= value:
         return p
@@ -917,13 +920,13 @@ cdef Py_ssize_t _longest_row(const index_t* indptr, Py_ssize_t n) noexcept nogil
     return longest
 
 
-cdef Py_ssize_t _packable_levels(const value_t* values, Py_ssize_t nnz, Py_ssize_t longest,
+cdef Py_ssize_t _packable_levels(const value_t* values, const index_t* indptr, Py_ssize_t n,
                                  double* lowest) noexcept nogil:
-    """The number of integers from the smallest value (``lowest``) to the largest when
-    every value is an integer, they span at most CODE_LEVELS, and no co-rated sum of
-    rows of ``longest`` entries can reach 2**31 in magnitude (the halves of a packed
-    word); else 0."""
-    cdef Py_ssize_t p
+    """The number of integers from the smallest value of CSR X (``lowest``) to the
+    largest when every value is an integer, they span at most CODE_LEVELS, and no
+    co-rated sum over X's longest row can reach 2**31 in magnitude (the halves of a
+    packed word); else 0."""
+    cdef Py_ssize_t p, nnz = indptr[n] if n > 0 else 0, longest = _longest_row(indptr, n)
     cdef double lo = INFINITY, hi = -INFINITY, v, top
     cdef double rounding = 6755399441055744.0  # 1.5 * 2**52: x + it - it rounds x
     cdef bint off_integer = False
@@ -976,8 +979,7 @@ def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
     if n < 1:
         return 0
-    return _packable_levels(&x_data[0] if x_data.shape[0] else NULL, x_indptr[n],
-                            _longest_row(&x_indptr[0], n), &lowest)
+    return _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n, &lowest)
 
 
 def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
@@ -1010,7 +1012,6 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef RowWork work
     cdef bint coded = False
     cdef double lowest = 0.0
-    cdef uint8_t code
     cdef Py_ssize_t teams = max(num_threads, 1)
     cdef int64_t total
     cdef index_t* x_in_t  # each entry (a, c) of X: the place of (c, a) in T
@@ -1033,7 +1034,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         return
     codes.levels = 0
     if packed and (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
-        codes.levels = _packable_levels(&x_data[0], nnz, _longest_row(&x_indptr[0], n), &lowest)
+        codes.levels = _packable_levels(&x_data[0], &x_indptr[0], n, &lowest)
         coded = codes.levels > 0
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
     x_in_t = <index_t*>malloc(max(nnz, 1) * sizeof(index_t))
