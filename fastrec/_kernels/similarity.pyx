@@ -53,8 +53,57 @@ cdef extern from *:
     #else
     static int fastrec_ctz64(unsigned long long x) { int i = 0; while (!(x & 1)) { x >>= 1; i++; } return i; }
     #endif
+    /* In-place inclusive prefix sum; SSE2 adds four counts a step (a scalar loop is one
+       dependent add per count, and the row sort's bucket starts are thousands). */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    static void fastrec_prefix_sum_u32(uint32_t* a, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+        uint32_t total = 0;
+    #if defined(__SSE2__)
+        __m128i carry = _mm_setzero_si128(), x;
+        for (; i + 4 <= n; i += 4) {
+            x = _mm_loadu_si128((const __m128i*)(a + i));
+            x = _mm_add_epi32(x, _mm_slli_si128(x, 4));
+            x = _mm_add_epi32(x, _mm_slli_si128(x, 8));
+            x = _mm_add_epi32(x, carry);
+            _mm_storeu_si128((__m128i*)(a + i), x);
+            carry = _mm_shuffle_epi32(x, 0xFF);
+        }
+        total = (uint32_t)_mm_cvtsi128_si32(carry);
+    #endif
+        for (; i < n; i++) {
+            total += a[i];
+            a[i] = total;
+        }
+    }
+    /* The largest and smallest of the first n - n % 4 scores into *hi and *lo (left as
+       they are when n < 4; NaN is skipped, as by v > hi ? v : hi), four at a time with
+       SSE2; returns how many it read (0 without SSE2). */
+    static Py_ssize_t fastrec_range_f32_by_4(const float* s, Py_ssize_t n, double* hi, double* lo) {
+        Py_ssize_t i = 0;
+    #if defined(__SSE2__)
+        __m128 high = _mm_set1_ps((float)*hi), low = _mm_set1_ps((float)*lo), x;
+        float lanes[4];
+        if (n < 4)
+            return 0;
+        for (; i + 4 <= n; i += 4) {
+            x = _mm_loadu_ps(s + i);
+            high = _mm_max_ps(x, high);  /* x > high ? x : high, lane by lane */
+            low = _mm_min_ps(x, low);
+        }
+        _mm_storeu_ps(lanes, high);
+        for (int j = 0; j < 4; j++) *hi = lanes[j] > *hi ? lanes[j] : *hi;
+        _mm_storeu_ps(lanes, low);
+        for (int j = 0; j < 4; j++) *lo = lanes[j] < *lo ? lanes[j] : *lo;
+    #endif
+        return i;
+    }
     """
     int fastrec_ctz64(uint64_t x) noexcept nogil
+    void fastrec_prefix_sum_u32(uint32_t* a, Py_ssize_t n) noexcept nogil
+    Py_ssize_t fastrec_range_f32_by_4(const float* s, Py_ssize_t n, double* hi, double* lo) noexcept nogil
 
 cdef enum:
     AHEAD = 4  # columns of X[a] whose rows of X^T are prefetched ahead of use
@@ -677,10 +726,13 @@ cdef inline void _unpacked(const int measure, const int64_t* words, double* st) 
         _unpack(words[2], &st[4], &st[5])  # s_a, s_b
 
 
-cdef inline double _pair_score(const int measure, const double* st, double shrinkage,
+cdef inline double _pair_score(measure_tag* measure_is, const double* st, double shrinkage,
                                int shrink_mode, Py_ssize_t len_a,
                                Py_ssize_t len_b) noexcept nogil:
-    """The (shrunk) score of one accumulated pair; garbage when its count is 0."""
+    """The (shrunk) score of one accumulated pair; garbage when its count is 0.  One
+    function per measure tag: no test of the measure per pair where gcc declines to
+    inline it."""
+    cdef int measure = _measure_of(measure_is)
     cdef int32_t n_ab
     cdef double s, factor
     if measure == DOT_POSITIVE:
@@ -712,15 +764,15 @@ cdef inline double _row_count(const bint coded, const double* st) noexcept nogil
     return st[0]
 
 
-cdef inline double _row_score(const int measure, const bint coded, const double* st,
+cdef inline double _row_score(measure_tag* measure_is, sums_tag* sums_are, const double* st,
                               double shrinkage, int shrink_mode, Py_ssize_t len_a,
                               Py_ssize_t len_b) noexcept nogil:
     """``_pair_score`` of one row of the accumulator, packed or not."""
     cdef double unpacked[8]
-    if coded:
-        _unpacked(measure, <const int64_t*>st, unpacked)
-        return _pair_score(measure, unpacked, shrinkage, shrink_mode, len_a, len_b)
-    return _pair_score(measure, st, shrinkage, shrink_mode, len_a, len_b)
+    if _packed(sums_are):
+        _unpacked(_measure_of(measure_is), <const int64_t*>st, unpacked)
+        return _pair_score(measure_is, unpacked, shrinkage, shrink_mode, len_a, len_b)
+    return _pair_score(measure_is, st, shrinkage, shrink_mode, len_a, len_b)
 
 
 cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
@@ -769,7 +821,7 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     for t in range(n_listed):  # in place: size <= t
         b = cand_ids[t]
         st = &acc[b * stride]
-        v = <value_t>_row_score(measure, coded, st, shrinkage, shrink_mode, len_a,
+        v = <value_t>_row_score(measure_is, sums_are, st, shrinkage, shrink_mode, len_a,
                                 x_indptr[b + 1] - x_indptr[b])
         cand_scores[size] = v
         cand_ids[size] = <index_t>b
@@ -816,12 +868,89 @@ cdef Py_ssize_t _rows_measured(measure_tag* measure_is, bint dense, Py_ssize_t a
     return _lower_row(measure_is, &doubles, &listed, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
 
 
-cdef Py_ssize_t _lower_row_of(int measure, bint dense, Py_ssize_t a, const value_t* xd,
-                              const index_t* xi, const index_t* xp, const value_t* td,
-                              const index_t* ti, const index_t* tp, const index_t* x_in_t,
-                              const RowWork* work, value_t* cand_scores,
-                              index_t* cand_ids) noexcept nogil:
-    """``_lower_row`` with the tags of the measure, the sums (``work.codes``) and the rows."""
+cdef int _lower_rows(measure_tag* measure_is, const value_t* xd, const index_t* xi,
+                     const index_t* xp, const value_t* td, const index_t* ti,
+                     const index_t* tp, const index_t* x_in_t, Py_ssize_t n,
+                     const RowWork* settings, const int64_t* own_slots, index_t* own_ids,
+                     value_t* own_scores, int64_t* own_counts, int64_t* partners,
+                     bint count_only, int teams) except -1 nogil:
+    """``similarity_lower``'s rows, in parallel: each row's pairs (a, b < a) go to its
+    room (unless ``count_only``), their number to ``own_counts[a]``, and thread th's
+    count of the pairs handed to row b to ``partners[th * n + b]``.  ``settings``: the
+    codes and shrinkage every thread's ``RowWork`` starts from.
+
+    One function per measure: its parallel body holds that measure's four row loops
+    and no other, small enough that gcc inlines their scoring (in one body holding
+    every measure's, it stopped inlining where the body's growth limit fell).
+    """
+    cdef Py_ssize_t stride = _stride(_measure_of(measure_is))
+    cdef Py_ssize_t i, a, p, c, t, th, size, reach, start
+    cdef RowWork work
+    cdef double* acc
+    cdef Py_ssize_t* touched
+    cdef uint64_t* bits
+    cdef value_t* cand_scores
+    cdef index_t* cand_ids
+    cdef value_t* dst_scores
+    cdef index_t* dst_ids
+    cdef bint dense
+    with parallel(num_threads=teams):
+        acc = <double*>calloc(n * stride, sizeof(double))
+        touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
+        bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
+        cand_scores = <value_t*>malloc(n * sizeof(value_t))
+        cand_ids = <index_t*>malloc(n * sizeof(index_t))
+        work = settings[0]
+        work.acc = acc
+        work.touched = touched
+        work.bits = bits
+        try:
+            if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
+                with gil:
+                    raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
+            for i in prange(n, schedule="dynamic", chunksize=16):
+                a = n - 1 - i  # the longest rows first: less waiting at the end
+                # rows reaching many entries touch most b < a: score them all, in order
+                reach = 0
+                for p in range(xp[a], xp[a + 1]):
+                    c = xi[p]
+                    reach = reach + (tp[c + 1] - tp[c])
+                dense = reach >= DENSE_REACH * n
+                # scoring writes each b's slot before knowing whether it is kept: straight
+                # into the row's room when that holds a entries, else through cand_*
+                if not count_only and a > 0 and own_slots[a + 1] - own_slots[a] >= a:
+                    dst_scores = &own_scores[own_slots[a]]
+                    dst_ids = &own_ids[own_slots[a]]
+                else:
+                    dst_scores = cand_scores
+                    dst_ids = cand_ids
+                size = _rows_measured(measure_is, dense, a, xd, xi, xp, td, ti, tp, x_in_t,
+                                      &work, dst_scores, dst_ids)
+                own_counts[a] = size
+                th = fastrec_omp_thread_num()
+                for t in range(size):
+                    partners[th * n + dst_ids[t]] += 1
+                if not count_only and dst_scores == cand_scores:
+                    start = own_slots[a]
+                    for t in range(size):
+                        own_scores[start + t] = cand_scores[t]
+                        own_ids[start + t] = cand_ids[t]
+        finally:
+            free(acc)
+            free(touched)
+            free(bits)
+            free(cand_scores)
+            free(cand_ids)
+    return 0
+
+
+cdef int _lower_rows_of(int measure, const value_t* xd, const index_t* xi, const index_t* xp,
+                        const value_t* td, const index_t* ti, const index_t* tp,
+                        const index_t* x_in_t, Py_ssize_t n, const RowWork* settings,
+                        const int64_t* own_slots, index_t* own_ids, value_t* own_scores,
+                        int64_t* own_counts, int64_t* partners, bint count_only,
+                        int teams) except -1 nogil:
+    """``_lower_rows`` with the tag of the measure."""
     cdef MsdTag msd
     cdef CoratedCosineTag corated_cosine
     cdef PearsonTag pearson
@@ -829,16 +958,16 @@ cdef Py_ssize_t _lower_row_of(int measure, bint dense, Py_ssize_t a, const value
     cdef DotPositiveTag dot_positive
     cdef JaccardTag jaccard
     if measure == MSD:
-        return _rows_measured(&msd, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+        return _lower_rows(&msd, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
     if measure == CORATED_COSINE:
-        return _rows_measured(&corated_cosine, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+        return _lower_rows(&corated_cosine, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
     if measure == PEARSON:
-        return _rows_measured(&pearson, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+        return _lower_rows(&pearson, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
     if measure == DOT:
-        return _rows_measured(&dot, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+        return _lower_rows(&dot, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
     if measure == DOT_POSITIVE:
-        return _rows_measured(&dot_positive, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
-    return _rows_measured(&jaccard, dense, a, xd, xi, xp, td, ti, tp, x_in_t, work, cand_scores, cand_ids)
+        return _lower_rows(&dot_positive, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
+    return _lower_rows(&jaccard, xd, xi, xp, td, ti, tp, x_in_t, n, settings, own_slots, own_ids, own_scores, own_counts, partners, count_only, teams)
 
 
 cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t end,
@@ -1005,11 +1134,10 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1, n_columns = t_indptr.shape[0] - 1
     cdef Py_ssize_t nnz = x_indptr[n] if n > 0 else 0
-    cdef Py_ssize_t a, c, p, t, size, reach, start, th, row, i
-    cdef Py_ssize_t stride = _stride(measure)
+    cdef Py_ssize_t th, row
     cdef Coded codes
     cdef const Coded* packed_codes = NULL  # &codes when the sums are packed
-    cdef RowWork work
+    cdef RowWork settings
     cdef bint coded = False
     cdef double lowest = 0.0
     cdef Py_ssize_t teams = max(num_threads, 1)
@@ -1018,14 +1146,6 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef bint placed
     # thread th's count of the pairs whose b is each row (summed after: no atomics)
     cdef int64_t* partners
-    cdef double* acc
-    cdef Py_ssize_t* touched
-    cdef uint64_t* bits
-    cdef value_t* cand_scores
-    cdef index_t* cand_ids
-    cdef value_t* dst_scores
-    cdef index_t* dst_ids
-    cdef bint dense
     if own_slots.shape[0] != n + 1 or own_counts.shape[0] != n or handed_counts.shape[0] != n:
         raise ValueError("similarity_lower: own_slots, own_counts and handed_counts must match X's rows")
     if measure not in (DOT, JACCARD, MSD, CORATED_COSINE, PEARSON, DOT_POSITIVE):
@@ -1060,53 +1180,14 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
             raise ValueError("similarity_lower: T is not the transpose of X")
         if coded:
             packed_codes = &codes
-        with nogil, parallel(num_threads=teams):
-            acc = <double*>calloc(n * stride, sizeof(double))
-            touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
-            bits = <uint64_t*>calloc((n >> 6) + 1, sizeof(uint64_t))
-            cand_scores = <value_t*>malloc(n * sizeof(value_t))
-            cand_ids = <index_t*>malloc(n * sizeof(index_t))
-            work = RowWork(codes=packed_codes, acc=acc, touched=touched,
-                           bits=bits, shrinkage=shrinkage, shrink_mode=shrink_mode,
-                           min_support=min_support)
-            try:
-                if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
-                    with gil:
-                        raise MemoryError("similarity_lower: cannot allocate per-thread scratch")
-                for i in prange(n, schedule="dynamic", chunksize=16):
-                    a = n - 1 - i  # the longest rows first: less waiting at the end
-                    # rows reaching many entries touch most b < a: score them all, in order
-                    reach = 0
-                    for p in range(x_indptr[a], x_indptr[a + 1]):
-                        c = x_indices[p]
-                        reach = reach + (t_indptr[c + 1] - t_indptr[c])
-                    dense = reach >= DENSE_REACH * n
-                    # scoring writes each b's slot before knowing whether it is kept: straight
-                    # into the row's room when that holds a entries, else through cand_*
-                    if not count_only and a > 0 and own_slots[a + 1] - own_slots[a] >= a:
-                        dst_scores = &own_scores[own_slots[a]]
-                        dst_ids = &own_ids[own_slots[a]]
-                    else:
-                        dst_scores = cand_scores
-                        dst_ids = cand_ids
-                    size = _lower_row_of(measure, dense, a, &x_data[0], &x_indices[0],
-                                         &x_indptr[0], &t_data[0], &t_indices[0], &t_indptr[0],
-                                         x_in_t, &work, dst_scores, dst_ids)
-                    own_counts[a] = size
-                    th = fastrec_omp_thread_num()
-                    for t in range(size):
-                        partners[th * n + dst_ids[t]] += 1
-                    if not count_only and dst_scores == cand_scores:
-                        start = own_slots[a]
-                        for t in range(size):
-                            own_scores[start + t] = cand_scores[t]
-                            own_ids[start + t] = cand_ids[t]
-            finally:
-                free(acc)
-                free(touched)
-                free(bits)
-                free(cand_scores)
-                free(cand_ids)
+        settings = RowWork(codes=packed_codes, acc=NULL, touched=NULL, bits=NULL,
+                           shrinkage=shrinkage, shrink_mode=shrink_mode, min_support=min_support)
+        with nogil:
+            _lower_rows_of(measure, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
+                           &t_indices[0], &t_indptr[0], x_in_t, n, &settings, &own_slots[0],
+                           &own_ids[0] if own_ids.shape[0] else NULL,
+                           &own_scores[0] if own_scores.shape[0] else NULL, &own_counts[0],
+                           partners, count_only, teams)
         for row in range(n):
             total = 0
             for th in range(teams):
@@ -1118,6 +1199,21 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(<void*>codes.x_codes)
         free(<void*>codes.t_codes)
         free(<void*>codes.table)
+
+
+cdef inline void _score_range(const value_t* s, Py_ssize_t m, double* hi,
+                              double* lo) noexcept nogil:
+    """The largest and smallest of m scores (-inf and inf when m is 0, NaN skipped)."""
+    cdef Py_ssize_t i = 0
+    cdef double v, top = -INFINITY, bottom = INFINITY
+    if value_t is float:
+        i = fastrec_range_f32_by_4(s, m, &top, &bottom)
+    for i in range(i, m):
+        v = s[i]
+        top = v if v > top else top
+        bottom = v if v < bottom else bottom
+    hi[0] = top
+    lo[0] = bottom
 
 
 cdef inline double _key_scale(double top, double hi, double lo) noexcept nogil:
@@ -1182,8 +1278,7 @@ cdef inline Py_ssize_t _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m,
             k = k if k < top else top
             bucket[i] = k
             starts[k + 1] += 1
-        for i in range(n_buckets):
-            starts[i + 1] += starts[i]
+        fastrec_prefix_sum_u32(starts, n_buckets + 1)
         memcpy(tmp_s, s, m * sizeof(value_t))
         memcpy(tmp_ids, ids, m * sizeof(index_t))
         for i in range(m):
@@ -1266,8 +1361,6 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     cdef Py_ssize_t* bands
     cdef Py_ssize_t* cursor
     cdef Py_ssize_t* read_at
-    cdef double* row_hi
-    cdef double* row_lo
     cdef double hi, lo
     cdef value_t* tmp_s
     cdef index_t* tmp_ids
@@ -1288,13 +1381,9 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
         n_buckets = 2 * n_buckets
     bands = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
     cursor = <Py_ssize_t*>malloc(n * sizeof(Py_ssize_t))
-    row_hi = <double*>malloc(n * sizeof(double))
-    row_lo = <double*>malloc(n * sizeof(double))
-    if bands == NULL or cursor == NULL or row_hi == NULL or row_lo == NULL:
+    if bands == NULL or cursor == NULL:
         free(bands)
         free(cursor)
-        free(row_hi)
-        free(row_lo)
         raise MemoryError("mirror_rows: cannot allocate the row cursors")
     try:
         # row starts, and bands of rows with about band_bytes of output each: a few
@@ -1337,17 +1426,10 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                     for b in range(first, last):  # own entries: the ids below b, in order
                         start = own_slots[b]
                         dst = out_indptr[b]
-                        hi = -INFINITY
-                        lo = INFINITY
-                        for t in range(own_counts[b]):
-                            v = own_scores[start + t]
-                            out_scores[dst + t] = v
-                            out_ids[dst + t] = own_ids[start + t]
-                            hi = v if v > hi else hi
-                            lo = v if v < lo else lo
+                        if own_counts[b] > 0:
+                            memcpy(&out_scores[dst], &own_scores[start], own_counts[b] * sizeof(value_t))
+                            memcpy(&out_ids[dst], &own_ids[start], own_counts[b] * sizeof(index_t))
                         cursor[b] = dst + own_counts[b]
-                        row_hi[b] = hi
-                        row_lo[b] = lo
                     for a in range(first + 1, n):  # what later rows hand to the band
                         p = read_at[a]
                         end = own_slots[a] + own_counts[a]
@@ -1359,8 +1441,6 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                             out_ids[dst] = <index_t>a
                             out_scores[dst] = v
                             cursor[b] = dst + 1
-                            row_hi[b] = v if v > row_hi[b] else row_hi[b]
-                            row_lo[b] = v if v < row_lo[b] else row_lo[b]
                             p = p + 1
                         read_at[a] = p
                     # rows are bucketed in 2m to 4m buckets, unless the last such row of the
@@ -1370,12 +1450,13 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
                     for b in range(first, last):
                         start = out_indptr[b]
                         m = out_indptr[b + 1] - start
+                        _score_range(&out_scores[start], m, &hi, &lo)
                         if radix_left > 0:
-                            _radix_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b], row_lo[b],
+                            _radix_rank_sort(&out_scores[start], &out_ids[start], m, hi, lo,
                                              tmp_s, tmp_ids, <uint16_t*>bucket, starts)
                             radix_left = radix_left - 1
-                        elif CROWDED * _bucket_rank_sort(&out_scores[start], &out_ids[start], m, row_hi[b],
-                                                         row_lo[b], n_buckets, tmp_s, tmp_ids, bucket,
+                        elif CROWDED * _bucket_rank_sort(&out_scores[start], &out_ids[start], m, hi,
+                                                         lo, n_buckets, tmp_s, tmp_ids, bucket,
                                                          starts) > m:
                             radix_left = RADIX_RUN
             finally:
@@ -1387,5 +1468,3 @@ def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
     finally:
         free(bands)
         free(cursor)
-        free(row_hi)
-        free(row_lo)
