@@ -200,12 +200,16 @@ def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
 def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
     """Rows walk T's columns up to their own entry there, found by walking X's entries
     in order: a T with other column lengths, or other rows in its columns, is refused
-    before any row runs."""
+    before any row runs; so is one whose values fall outside the integer levels that X's
+    values are coded in (the packed sums read T's codes from T's values)."""
     x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
     arrays = _lower_arrays(x, np.float64, np.int32)
     other_lengths = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))
     other_rows = sp.csr_array(np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]]))
-    for wrong in (other_lengths, other_rows):
+    above_levels = sp.csr_array(np.array([[1.0, 3.0, 9.0], [2.0, 0.0, 0.0]]))
+    between_levels = sp.csr_array(np.array([[1.0, 3.0, 4.0], [2.5, 0.0, 0.0]]))
+    below_levels = sp.csr_array(np.array([[1.0, 3.0, 4.0], [-2.0, 0.0, 0.0]]))
+    for wrong in (other_lengths, other_rows, above_levels, between_levels, below_levels):
         arrays[3:] = _lower_arrays(wrong, np.float64, np.int32)[:3]
         for threads in (1, 2):
             with pytest.raises(ValueError, match="not the transpose"):

@@ -991,22 +991,26 @@ cdef inline Py_ssize_t _first_from(const index_t* ids, Py_ssize_t p, Py_ssize_t 
 
 
 cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
-                         const index_t* x_indptr, Py_ssize_t n, const index_t* t_indices,
-                         const index_t* t_indptr, Py_ssize_t n_columns, index_t* x_in_t,
-                         uint8_t* x_codes, uint8_t* t_codes, double lowest,
+                         const index_t* x_indptr, Py_ssize_t n, const value_t* t_data,
+                         const index_t* t_indices, const index_t* t_indptr,
+                         Py_ssize_t n_columns, index_t* x_in_t, uint8_t* x_codes,
+                         uint8_t* t_codes, double lowest, Py_ssize_t levels,
                          int num_threads) noexcept nogil:
     """Each entry (a, c) of X: the place of (c, a) in T (``x_in_t``), and with
-    ``x_codes`` its value less ``lowest`` in both codes; False if T is not X's transpose.
+    ``x_codes`` the value less ``lowest`` of every entry of X and of T; False if T is
+    not X's transpose (or, with codes, has values outside the ``levels``).
 
     Rows go in one block a thread, of about equal entries; a block starts each column at
     its first row there, found in T's sorted column.  Every entry is checked to be where
     T has it, and every block to end each column where the next block starts it, before
     anything is written there; a False result leaves ``x_in_t`` and the codes unfinished.
+    T's codes come from T's values in T's order: each thread writes its own lines.
     """
     cdef Py_ssize_t blocks = max(num_threads, 1), nnz = x_indptr[n]
     cdef Py_ssize_t block, r0, r1, a, p, c, q, failures = 0, missing = 0
-    cdef bint wrong
+    cdef bint wrong, known
     cdef uint8_t code
+    cdef double level
     cdef index_t* cursor
     for block in prange(blocks, schedule="static", chunksize=1, num_threads=blocks):
         r0 = _first_from(x_indptr, 0, n, block * nnz // blocks)
@@ -1027,13 +1031,18 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
                     q = t_indptr[c]  # in bounds; the caller raises
                 x_in_t[p] = <index_t>q
                 if x_codes != NULL:
-                    code = <uint8_t>(x_data[p] - lowest)
-                    x_codes[p] = code
-                    t_codes[q] = code
+                    x_codes[p] = <uint8_t>(x_data[p] - lowest)
                 cursor[c] = <index_t>(q + 1)
         for c in range(n_columns):  # no entry of T left over before the next block
             if cursor[c] != _first_from(t_indices, t_indptr[c], t_indptr[c + 1], r1):
                 wrong = True
+        if t_codes != NULL:
+            for q in range(block * nnz // blocks, (block + 1) * nnz // blocks):
+                level = t_data[q] - lowest
+                known = (level >= 0) & (level < levels)
+                code = <uint8_t>(level if known else 0)
+                t_codes[q] = code
+                wrong = wrong | (<double>code != level)
         free(cursor)
         failures += wrong
     if missing:
@@ -1173,9 +1182,10 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
     try:
         with nogil:
-            placed = _place_entries(&x_data[0], &x_indices[0], &x_indptr[0], n, &t_indices[0],
-                                    &t_indptr[0], n_columns, x_in_t, <uint8_t*>codes.x_codes,
-                                    <uint8_t*>codes.t_codes, lowest, teams)
+            placed = _place_entries(&x_data[0], &x_indices[0], &x_indptr[0], n, &t_data[0],
+                                    &t_indices[0], &t_indptr[0], n_columns, x_in_t,
+                                    <uint8_t*>codes.x_codes, <uint8_t*>codes.t_codes, lowest,
+                                    codes.levels, teams)
         if not placed:
             raise ValueError("similarity_lower: T is not the transpose of X")
         if coded:
