@@ -526,6 +526,7 @@ cdef struct RowWork:  # what a thread's k=None rows share besides X and T
     double* acc           # the accumulator: _stride doubles or _words int64 a row
     Py_ssize_t* touched   # the b a listed row touched, as they come
     uint64_t* bits        # a bit set of b, left cleared
+    int64_t* handed       # the pairs handed to each b so far (this thread's)
     double shrinkage
     int shrink_mode
     int64_t min_support
@@ -780,11 +781,13 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
                                     const index_t* x_indptr, const RowWork* work,
                                     value_t* cand_scores, index_t* cand_ids) noexcept nogil:
     """Score the accumulated pairs (a, b < a) in ascending b, reset ``acc``; returns
-    how many non-zero scores with enough support went to ``cand_*``.
+    how many non-zero scores with enough support went to ``cand_*``, each also counted
+    in ``handed[b]``.
 
-    Dense rows: every b < a is scored (untouched ones are dropped by their count);
-    listed rows: the touched rows are put in order through the bit set ``bits`` (left
-    cleared).
+    Dense rows: every b < a is scored (untouched ones are dropped by their count), in
+    one pass where a score is one division at most, else after a pass listing the b
+    with enough support; listed rows: the touched rows are put in order through the
+    bit set ``bits`` (left cleared).
     """
     cdef int measure = _measure_of(measure_is)
     cdef bint coded = _packed(sums_are), dense = _dense(rows_are)
@@ -797,9 +800,26 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     cdef int64_t min_support = work.min_support
     cdef Py_ssize_t size = 0, t, b, w = 0, n_listed = 0
     cdef Py_ssize_t len_a = x_indptr[a + 1] - x_indptr[a]
+    cdef int64_t* handed = work.handed
     cdef uint64_t word
     cdef double* st
     cdef value_t v
+    cdef bint kept
+    if dense and measure != CORATED_COSINE and measure != PEARSON:
+        for b in range(a):  # a count of 0 scores garbage, dropped by its count
+            st = &acc[b * stride]
+            v = <value_t>_row_score(measure_is, sums_are, st, shrinkage, shrink_mode, len_a,
+                                    x_indptr[b + 1] - x_indptr[b])
+            if measure == DOT_POSITIVE:
+                kept = v != 0
+            else:
+                kept = (_row_count(coded, st) >= min_support) & (v != 0)
+            cand_scores[size] = v
+            cand_ids[size] = <index_t>b
+            handed[b] += kept
+            size = size + kept
+        memset(acc, 0, a * stride * sizeof(double))
+        return size
     if dense:  # the rows with enough support, in order (no branch)
         for b in range(a):
             cand_ids[n_listed] = <index_t>b
@@ -826,9 +846,11 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
         cand_scores[size] = v
         cand_ids[size] = <index_t>b
         if measure == DOT_POSITIVE or dense:  # dense: the support is checked
-            size = size + (v != 0)
+            kept = v != 0
         else:
-            size = size + ((_row_count(coded, st) >= min_support) & (v != 0))
+            kept = (_row_count(coded, st) >= min_support) & (v != 0)
+        handed[b] += kept
+        size = size + kept
         if not dense:
             memset(st, 0, stride * sizeof(double))
     if dense:
@@ -884,7 +906,7 @@ cdef int _lower_rows(measure_tag* measure_is, const value_t* xd, const index_t* 
     every measure's, it stopped inlining where the body's growth limit fell).
     """
     cdef Py_ssize_t stride = _stride(_measure_of(measure_is))
-    cdef Py_ssize_t i, a, p, c, t, th, size, reach, start
+    cdef Py_ssize_t i, a, p, c, t, size, reach, start
     cdef RowWork work
     cdef double* acc
     cdef Py_ssize_t* touched
@@ -904,6 +926,7 @@ cdef int _lower_rows(measure_tag* measure_is, const value_t* xd, const index_t* 
         work.acc = acc
         work.touched = touched
         work.bits = bits
+        work.handed = &partners[fastrec_omp_thread_num() * n]
         try:
             if acc == NULL or touched == NULL or bits == NULL or cand_scores == NULL or cand_ids == NULL:
                 with gil:
@@ -927,9 +950,6 @@ cdef int _lower_rows(measure_tag* measure_is, const value_t* xd, const index_t* 
                 size = _rows_measured(measure_is, dense, a, xd, xi, xp, td, ti, tp, x_in_t,
                                       &work, dst_scores, dst_ids)
                 own_counts[a] = size
-                th = fastrec_omp_thread_num()
-                for t in range(size):
-                    partners[th * n + dst_ids[t]] += 1
                 if not count_only and dst_scores == cand_scores:
                     start = own_slots[a]
                     for t in range(size):
@@ -1190,7 +1210,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
             raise ValueError("similarity_lower: T is not the transpose of X")
         if coded:
             packed_codes = &codes
-        settings = RowWork(codes=packed_codes, acc=NULL, touched=NULL, bits=NULL,
+        settings = RowWork(codes=packed_codes, acc=NULL, touched=NULL, bits=NULL, handed=NULL,
                            shrinkage=shrinkage, shrink_mode=shrink_mode, min_support=min_support)
         with nogil:
             _lower_rows_of(measure, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
