@@ -199,21 +199,29 @@ def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
 
 def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
     """Rows walk T's columns up to their own entry there, found by walking X's entries
-    in order: a T with other column lengths, or other rows in its columns, is refused
-    before any row runs; so is one whose values fall outside the integer levels that X's
-    values are coded in (the packed sums read T's codes from T's values)."""
+    in order: a T with other column lengths, other rows in its columns (also with the
+    same lengths), its rows out of order, a row index outside X's rows, or values
+    outside the integer levels X's values are coded in (the packed sums read T's codes
+    from T's values) is refused, with packed or double sums."""
     x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
     arrays = _lower_arrays(x, np.float64, np.int32)
-    other_lengths = sp.csr_array(np.array([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]]))
-    other_rows = sp.csr_array(np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]]))
-    above_levels = sp.csr_array(np.array([[1.0, 3.0, 9.0], [2.0, 0.0, 0.0]]))
-    between_levels = sp.csr_array(np.array([[1.0, 3.0, 4.0], [2.5, 0.0, 0.0]]))
-    below_levels = sp.csr_array(np.array([[1.0, 3.0, 4.0], [-2.0, 0.0, 0.0]]))
-    for wrong in (other_lengths, other_rows, above_levels, between_levels, below_levels):
-        arrays[3:] = _lower_arrays(wrong, np.float64, np.int32)[:3]
-        for threads in (1, 2):
-            with pytest.raises(ValueError, match="not the transpose"):
-                _run_lower(arrays, "msd", 0.0, 1, True, threads)
+    t_parts = lambda dense: _lower_arrays(sp.csr_array(np.array(dense)), np.float64, np.int32)[:3]
+    other_lengths = t_parts([[1.0, 0.0, 0.0], [2.0, 0.0, 5.0]])
+    other_rows = t_parts([[0.0, 1.0, 3.0], [2.0, 0.0, 0.0]])
+    same_lengths = t_parts([[1.0, 3.0, 4.0], [0.0, 2.0, 0.0]])
+    unsorted = [arrays[3], np.array([2, 1, 0, 0], np.int32), arrays[5]]
+    # a row far outside, in the rows walked before row 2's own entry: refused before
+    # any row runs (the walk would add to a row of the accumulator that is not there)
+    outside = [arrays[3], np.array([0, 10**9, 2, 0], np.int32), arrays[5]]
+    wrong_values = [t_parts([[1.0, 3.0, 9.0], [2.0, 0.0, 0.0]]),
+                    t_parts([[1.0, 3.0, 4.0], [2.5, 0.0, 0.0]]),
+                    t_parts([[1.0, 3.0, 4.0], [-2.0, 0.0, 0.0]])]
+    for wrong in [other_lengths, other_rows, same_lengths, unsorted, outside] + wrong_values:
+        arrays[3:] = wrong
+        for packed in (True, False) if not any(wrong is w for w in wrong_values) else (True,):
+            for threads in (1, 2):
+                with pytest.raises(ValueError, match="not the transpose"):
+                    _run_lower(arrays, "msd", 0.0, 1, packed, threads)
 
 
 def test_mirror_rows_edge_cases():
