@@ -177,7 +177,9 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     data = as_interactions(data)
     _check_data_for(metric, spec, data, bm25_k1, bm25_b)
 
-    values = _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
+    # the stored values need no float64 copy of their own: astype(dtype) copies them
+    values = (data.values if metric in RAW_VALUE_METRICS
+              else _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b))
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
     by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
     del values  # keep the peak memory at a few copies of the values
