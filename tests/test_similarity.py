@@ -12,6 +12,16 @@ from fastrec.testing import assert_topk_equal, make_interactions, surprise_train
 ALL = sorted(METRICS)
 
 
+@pytest.fixture(autouse=True)
+def running_top_k(monkeypatch):
+    """Top-k here goes through the running top-k kernel (similarity_topk), as on
+    problems too large for all pairs; test_top_k_from_all_pairs_is_the_running_top_k
+    checks the all-pairs route small problems take against it."""
+    from fastrec import similarity as module
+
+    monkeypatch.setattr(module, "TOPK_FROM_ALL_PAIRS_BYTES", 0)
+
+
 def both(fn, data, metric, k, **kwargs):
     got = fn(data, metric, k, backend="compiled", **kwargs)
     expected = fn(data, metric, k, backend="numpy", **kwargs)
@@ -66,6 +76,42 @@ def test_many_candidates_and_ties_match_reference(metric):
         for fn in (item_similarity, user_similarity):
             got, expected = both(fn, data, metric, k, dtype=np.float64)
             assert_topk_equal(topk_arrays(got), topk_arrays(expected))
+
+
+@pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard", "cosine"])
+def test_top_k_from_all_pairs_is_the_running_top_k(monkeypatch, metric, index_dtype):
+    """Small problems take their top k as the first k of every pair's sorted rows:
+    the same arrays, bit for bit, as the running top-k kernel, for k from 1 to past the
+    row length, both orientations, both dtypes, int32 and int64 ids, shrinkage with
+    min_support, 1 or 2 threads."""
+    from fastrec import similarity as module
+
+    data = make_interactions(120, 90, 0.12, empty_users=2, empty_items=3,
+                             implicit=metric in ("jaccard", "cosine"), seed=21)
+    spec = module.METRICS[metric]
+    by_user = sp.csr_array(data.csr, dtype=np.float64, copy=True)
+    if metric == "cosine":  # the kernel sees unit-length rows (as the wrapper scales them)
+        by_user.data /= np.sqrt((by_user.data ** 2).sum())
+    by_item = by_user.tocsc()
+    for x, t in ((by_item, by_user), (by_user, by_item)):
+        n = x.shape[1] if x is by_item else x.shape[0]
+        for k, dtype, threads, shrinkage, min_support in ((1, np.float64, 2, 0.0, 1),
+                                                          (7, np.float32, 1, 0.0, 1),
+                                                          (40, np.float64, 2, 5.0, 3),
+                                                          (500, np.float32, 2, 0.0, 1)):
+            parts = [(m.data.astype(dtype), m.indices.astype(index_dtype),
+                      m.indptr.astype(index_dtype)) for m in (x, t)]
+            runs = []
+            for budget in (0, 2**30):  # the running top k, then the first k of all pairs
+                monkeypatch.setattr(module, "TOPK_FROM_ALL_PAIRS_BYTES", budget)
+                monkeypatch.setattr(module, "TOPK_FROM_ALL_PAIRS_MIN_UPDATES", 0.0)
+                runs.append(module._run_kernel(parts, n, spec, shrinkage, max(min_support, spec.min_support_floor),
+                                               k, np.dtype(dtype), threads, np.dtype(index_dtype)))
+            running, from_all = runs
+            assert running.nnz > 0 and from_all.indices.dtype == running.indices.dtype
+            np.testing.assert_array_equal(from_all.indptr, running.indptr)
+            np.testing.assert_array_equal(from_all.indices, running.indices)
+            np.testing.assert_array_equal(from_all.data, running.data)
 
 
 def test_k_none_with_a_counting_pass(monkeypatch):
