@@ -243,6 +243,18 @@ def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
     return out
 
 
+def _run_topk(arrays, measure, shrinkage, min_support, k, mirror, packed, threads):
+    from fastrec._kernels import similarity as kernels
+
+    n = arrays[2].shape[0] - 1
+    slots = np.arange(n + 1, dtype=np.int64) * k
+    out = (np.zeros(slots[-1], arrays[1].dtype), np.zeros(slots[-1], arrays[0].dtype),
+           np.zeros(n, np.int64))
+    kernels.similarity_topk(*arrays, kernels.MEASURES[measure], shrinkage, 0, min_support,
+                            slots, *out, kernels.MIRROR_MODES[mirror], threads, packed)
+    return out
+
+
 def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
     """Rows walk T's columns up to their own entry there, found by walking X's entries
     in order: a T with other column lengths, other rows in its columns (also with the
@@ -268,6 +280,19 @@ def test_similarity_lower_rejects_a_t_that_is_not_the_transpose():
             for threads in (1, 2):
                 with pytest.raises(ValueError, match="not the transpose"):
                     _run_lower(arrays, "msd", 0.0, 1, packed, threads)
+
+
+def test_similarity_topk_refuses_t_values_outside_x_levels():
+    """The running top-k kernel codes T's values on X's integer levels for its packed
+    sums: a value of T off those levels (above, below, between) is refused."""
+    x = sp.csr_array(np.array([[1.0, 2.0], [3.0, 0.0], [4.0, 0.0]]))
+    arrays = _lower_arrays(x, np.float64, np.int32)
+    for value in (9.0, -2.0, 2.5):
+        arrays[3] = np.array([1.0, 3.0, 4.0, value])
+        for mirror in ("none", "top"):
+            with pytest.raises(ValueError, match="T's values are not X's"):
+                _run_topk(arrays, "msd", 0.0, 1, 2, mirror, True, 2)
+        _run_topk(arrays, "msd", 0.0, 1, 2, "top", False, 2)  # double sums read T as it is
 
 
 def test_mirror_rows_edge_cases():
@@ -557,6 +582,13 @@ def test_packed_integer_sums_give_the_double_scores_bit_for_bit(measure, values,
             got = _run_lower(arrays, measure, shrinkage, min_support, True, threads)
             for g, e in zip(got, expected):
                 np.testing.assert_array_equal(g, e)
+        for mirror in ("none", "top"):  # the running top-k kernel, k = 9
+            expected = _run_topk(arrays, measure, shrinkage, min_support, 9, mirror, False, 1)
+            assert expected[2].sum() > 0
+            for threads in (1, 2):
+                got = _run_topk(arrays, measure, shrinkage, min_support, 9, mirror, True, threads)
+                for g, e in zip(got, expected):
+                    np.testing.assert_array_equal(g, e)
 
 
 def test_packed_levels_only_where_the_sums_are_exact():

@@ -164,7 +164,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     int measure, double shrinkage, int shrink_mode, int64_t min_support,
                     const int64_t[::1] out_indptr,
                     index_t[::1] out_ids, value_t[::1] out_scores, int64_t[::1] out_counts,
-                    int mirror, int num_threads):
+                    int mirror, int num_threads, bint packed=True):
     """Top neighbours of every row of X; unchecked kernel behind ``fastrec.similarity``.
 
     Contract: X given as CSR (``x_*``) and as the CSR of its transpose (``t_*``), both
@@ -176,7 +176,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     itself are left out.  ``mirror`` (MIRROR_MODES) MIRROR_TOP scores each unordered
     pair once; it needs slots of one width k >= 1 and threads*n*2k extra (value, index)
     pairs.
-    Accumulates in double; the result does not depend on ``num_threads``.
+    Accumulates in double, or for MSD, co-rated cosine and Pearson of integer-valued
+    data with ``packed``, in packed integers (``Coded``; the same sums exactly, so the
+    same scores; False keeps doubles, for tests); the result does not depend on
+    ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
     cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
@@ -199,6 +202,16 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef double* s_dd
     cdef value_t* cand_scores
     cdef index_t* cand_ids
+    # packed sums: the codes and table, and each thread's words (_words a row)
+    cdef Coded codes
+    cdef bint coded = False
+    cdef double lowest = 0.0
+    cdef Py_ssize_t words = 0
+    cdef int64_t* packed_acc
+    cdef int64_t* wb
+    cdef const int64_t* adds
+    cdef const int64_t* adds_b
+    cdef int32_t n_ab
     # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
     cdef value_t* given_scores = NULL
     cdef index_t* given_ids = NULL
@@ -229,9 +242,27 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
         for t in range(num_threads * n):
             given_floor[t] = -INFINITY
+    codes.levels = 0
+    codes.x_codes = codes.t_codes = codes.table = NULL
     try:
+        if packed and (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
+            codes.levels = _packable_levels(&x_data[0], &x_indptr[0], n, &lowest)
+            coded = codes.levels > 0
+        if coded:  # the packed words hold every sum
+            words = _words(measure)
+            need_products = need_squares = need_sums = need_diffs = False
+            codes.x_codes = <uint8_t*>malloc(max(x_indptr[n], 1))
+            codes.t_codes = <uint8_t*>malloc(max(t_indices.shape[0], 1))
+            codes.table = _pair_adds(measure, codes.levels, lowest)
+            if codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL:
+                raise MemoryError("similarity_topk: cannot allocate the value codes")
+            _code_values(&x_data[0], x_indptr[n], lowest, codes.levels, <uint8_t*>codes.x_codes)
+            if not _code_values(&t_data[0], t_indices.shape[0], lowest, codes.levels,
+                                <uint8_t*>codes.t_codes):
+                raise ValueError("similarity_topk: T's values are not X's")
         with nogil, parallel(num_threads=num_threads):
-            count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE else NULL
+            count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE and not coded else NULL
+            packed_acc = <int64_t*>calloc(n * words, sizeof(int64_t)) if coded else NULL
             # n + 1: the branch-free insertion writes one slot past the last touched row
             touched = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
             s_ab = <double*>calloc(n, sizeof(double)) if need_products else NULL
@@ -244,7 +275,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
             th = fastrec_omp_thread_num()
             try:
-                if ((count == NULL and measure != DOT_POSITIVE) or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
+                if ((count == NULL and measure != DOT_POSITIVE and not coded)
+                        or (coded and packed_acc == NULL)
+                        or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
                         or (need_diffs and s_dd == NULL)):
@@ -293,6 +326,27 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 n_touched = n_touched + (count[b] == 0)
                                 count[b] += 1
                                 s_ab[b] += xa * t_data[q]
+                    elif coded:  # packed words, one add each from the pair's table entry
+                        for p in range(x_indptr[a], x_indptr[a + 1]):
+                            c = x_indices[p]
+                            adds = &codes.table[codes.x_codes[p] * codes.levels * words]
+                            if p + AHEAD < x_indptr[a + 1]:  # the rows of X^T are scattered
+                                q = t_indptr[x_indices[p + AHEAD]]
+                                fastrec_prefetch(&t_indices[q])
+                                fastrec_prefetch(&codes.t_codes[q])
+                            for q in range(t_indptr[c], t_indptr[c + 1]):
+                                b = t_indices[q]
+                                if b >= limit:  # the column's rows are sorted
+                                    break
+                                wb = &packed_acc[b * words]
+                                touched[n_touched] = b  # the count in word 0: 0 if new
+                                n_touched = n_touched + (wb[0] == 0)
+                                adds_b = adds + codes.t_codes[q] * words
+                                wb[0] += adds_b[0]
+                                if words > 1:
+                                    wb[1] += adds_b[1]
+                                if words > 2:
+                                    wb[2] += adds_b[2]
                     else:  # the general loop: every statistic the measure needs
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -327,35 +381,44 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                             if b != a:
                                 v = <value_t>s_ab[b]
                             s_ab[b] = 0
-                        else:
-                            if count[b] >= min_support and b != a:
-                                s = _score(measure, count[b],
-                                           s_ab[b] if need_products else 0.0,
-                                           s_aa[b] if need_squares else 0.0,
-                                           s_bb[b] if need_squares else 0.0,
-                                           s_a[b] if need_sums else 0.0,
-                                           s_b[b] if need_sums else 0.0,
-                                           s_dd[b] if need_diffs else 0.0,
-                                           x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
-                                           x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
+                        else:  # score a supported pair, reset its scratch
+                            if coded:
+                                wb = &packed_acc[b * words]
+                                n_ab = <int32_t>_low_half(wb[0])
+                                if n_ab >= min_support and b != a:
+                                    s = _packed_score(measure, wb)
+                                memset(wb, 0, words * sizeof(int64_t))
+                            else:
+                                n_ab = count[b]
+                                if n_ab >= min_support and b != a:
+                                    s = _score(measure, n_ab,
+                                               s_ab[b] if need_products else 0.0,
+                                               s_aa[b] if need_squares else 0.0,
+                                               s_bb[b] if need_squares else 0.0,
+                                               s_a[b] if need_sums else 0.0,
+                                               s_b[b] if need_sums else 0.0,
+                                               s_dd[b] if need_diffs else 0.0,
+                                               x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
+                                               x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
+                                count[b] = 0
+                                if need_products:
+                                    s_ab[b] = 0
+                                if need_squares:
+                                    s_aa[b] = 0
+                                    s_bb[b] = 0
+                                if need_sums:
+                                    s_a[b] = 0
+                                    s_b[b] = 0
+                                if need_diffs:
+                                    s_dd[b] = 0
+                            if n_ab >= min_support and b != a:
                                 if shrinkage != 0:
                                     if shrink_mode == SHRINK_BASELINE:
-                                        factor = (count[b] - 1) / (count[b] - 1 + shrinkage)
+                                        factor = (n_ab - 1) / (n_ab - 1 + shrinkage)
                                     else:
-                                        factor = count[b] / (count[b] + shrinkage)
+                                        factor = n_ab / (n_ab + shrinkage)
                                     s = s * factor
                                 v = <value_t>s
-                            count[b] = 0
-                            if need_products:
-                                s_ab[b] = 0
-                            if need_squares:
-                                s_aa[b] = 0
-                                s_bb[b] = 0
-                            if need_sums:
-                                s_a[b] = 0
-                                s_b[b] = 0
-                            if need_diffs:
-                                s_dd[b] = 0
                         if v == 0:
                             continue
                         _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
@@ -398,6 +461,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                         out_counts[a] = size
             finally:
                 free(count)
+                free(packed_acc)
                 free(touched)
                 free(s_ab)
                 free(s_aa)
@@ -412,6 +476,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(given_ids)
         free(given_floor)
         free(given_size)
+        free(<void*>codes.x_codes)
+        free(<void*>codes.t_codes)
+        free(<void*>codes.table)
 
 
 def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
@@ -727,6 +794,18 @@ cdef inline void _unpacked(const int measure, const int64_t* words, double* st) 
         _unpack(words[2], &st[4], &st[5])  # s_a, s_b
 
 
+cdef inline double _packed_score(int measure, const int64_t* words) noexcept nogil:
+    """The unshrunk score of MSD, co-rated cosine or Pearson from one row of packed
+    words (``similarity_topk``; the k=None rows go through ``_row_score``)."""
+    cdef double st[8]
+    _unpacked(measure, words, st)
+    if measure == MSD:
+        return _score(MSD, <int32_t>st[0], 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
+    if measure == CORATED_COSINE:
+        return _score(CORATED_COSINE, <int32_t>st[0], st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
+    return _score(PEARSON, <int32_t>st[0], st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
+
+
 cdef inline double _pair_score(measure_tag* measure_is, const double* st, double shrinkage,
                                int shrink_mode, Py_ssize_t len_a,
                                Py_ssize_t len_b) noexcept nogil:
@@ -1028,9 +1107,7 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
     """
     cdef Py_ssize_t blocks = max(num_threads, 1), nnz = x_indptr[n]
     cdef Py_ssize_t block, r0, r1, a, p, c, q, failures = 0, missing = 0
-    cdef bint wrong, known
-    cdef uint8_t code
-    cdef double level
+    cdef bint wrong
     cdef index_t* cursor
     for block in prange(blocks, schedule="static", chunksize=1, num_threads=blocks):
         r0 = _first_from(x_indptr, 0, n, block * nnz // blocks)
@@ -1056,19 +1133,34 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
         for c in range(n_columns):  # no entry of T left over before the next block
             if cursor[c] != _first_from(t_indices, t_indptr[c], t_indptr[c + 1], r1):
                 wrong = True
-        if t_codes != NULL:
-            for q in range(block * nnz // blocks, (block + 1) * nnz // blocks):
-                level = t_data[q] - lowest
-                known = (level >= 0) & (level < levels)
-                code = <uint8_t>(level if known else 0)
-                t_codes[q] = code
-                wrong = wrong | (<double>code != level)
+        if t_codes != NULL:  # T's entries of this block's share, from T's values
+            q = block * nnz // blocks
+            if not _code_values(&t_data[q], (block + 1) * nnz // blocks - q, lowest, levels,
+                                &t_codes[q]):
+                wrong = True
         free(cursor)
         failures += wrong
     if missing:
         with gil:
             raise MemoryError("similarity_lower: cannot allocate the column cursors")
     return failures == 0
+
+
+cdef bint _code_values(const value_t* values, Py_ssize_t count, double lowest,
+                       Py_ssize_t levels, uint8_t* codes) noexcept nogil:
+    """``codes[i]``: ``values[i] - lowest``; False if a value is not one of the integers
+    lowest .. lowest + levels - 1 (its code is then garbage within the levels)."""
+    cdef Py_ssize_t i
+    cdef double level
+    cdef bint known, wrong = False
+    cdef uint8_t code
+    for i in range(count):
+        level = values[i] - lowest
+        known = (level >= 0) & (level < levels)
+        code = <uint8_t>(level if known else 0)
+        codes[i] = code
+        wrong = wrong | (<double>code != level)
+    return not wrong
 
 
 cdef Py_ssize_t _longest_row(const index_t* indptr, Py_ssize_t n) noexcept nogil:
