@@ -240,20 +240,24 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     measure = kernels.MEASURES[spec.measure]
     shrink_mode = kernels.SHRINK_MODES[spec.shrink_mode]
     pair_bytes = np.dtype(dtype).itemsize + np.dtype(index_dtype).itemsize
+    all_pairs = (arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
+                 index_dtype, pair_bytes)
+    if k is None:  # every pair is scored once and handed to both rows
+        return _all_pairs(*all_pairs)
     column_lengths = np.diff(parts[1][2]).astype(np.int64)
     # an integer sum, not a float dot: BLAS threads left spinning would slow the kernel
     updates_per_pair = int((column_lengths * column_lengths).sum()) / max(n * n, 1)
-    # every pair is scored once and handed to both rows; all pairs' rows come sorted, so
-    # their first k are the top k.  On small problems whose pairs share columns that
-    # beats keeping a running top k, at a bounded cost in memory (k=40, 2 threads:
-    # ml-100k user MSD 5.8 against 11.4 ms, item MSD 10.8 against 18.7, item cosine 12.0
-    # against 12.7; 2,800 items at 0.04-0.4 updates a pair: MSD gains up to 30%, cosine
-    # loses 5-15%)
-    if k is None or (n * (n - 1) * pair_bytes <= TOPK_FROM_ALL_PAIRS_BYTES
-                     and updates_per_pair >= TOPK_FROM_ALL_PAIRS_MIN_UPDATES):
-        every = _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype,
-                           threads, index_dtype, pair_bytes)
-        return every if k is None else _first_k(every, k, threads)
+    # all pairs' rows come sorted, so their first k are the top k.  On small problems
+    # whose pairs share columns that beats keeping a running top k, at a bounded cost in
+    # memory (k=40, 2 threads: ml-100k user MSD 5.8 against 11.4 ms, item MSD 10.8
+    # against 18.7, item cosine 12.0 against 12.7; 2,800 items at 0.04-0.4 updates a
+    # pair: MSD gains up to 30%, cosine loses 5-15%)
+    if (n * (n - 1) * pair_bytes <= TOPK_FROM_ALL_PAIRS_BYTES
+            and updates_per_pair >= TOPK_FROM_ALL_PAIRS_MIN_UPDATES):
+        every = _all_pairs(*all_pairs)
+        slots = every.indptr.astype(np.int64)
+        return _first_in_slots(slots, np.minimum(np.diff(slots), k), every.indices, every.data,
+                               n, threads)
     width = min(k, max(n - 1, 0))
     # every measure is symmetric: score each pair once and hand the score to both rows.
     # With top-k, the hand-over goes through per-thread buffers (threads * n * 2k pairs)
@@ -271,32 +275,27 @@ def _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index
     ids, scores = empty_together(slots[-1], (index_dtype, dtype))
     kernels.similarity_topk(*arrays, measure, float(shrinkage), shrink_mode, min_support,
                             slots, ids, scores, counts, mirror, threads)
+    return _first_in_slots(slots, counts, ids, scores, n, threads)
+
+
+def _first_in_slots(slots, counts, ids, scores, n, threads):
+    """The n x n CSR of the first ``counts[a]`` entries from ``slots[a]`` of each row."""
+    from fastrec._kernels import similarity as kernels
+
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     if indptr[-1] != slots[-1]:  # rows did not fill their slots: close the gaps
-        packed_ids, packed_scores = empty_together(indptr[-1], (index_dtype, dtype))
+        packed_ids, packed_scores = empty_together(indptr[-1], (ids.dtype, scores.dtype))
         kernels.compact_rows(slots, counts, ids, scores, indptr, packed_ids, packed_scores, threads)
         ids, scores = packed_ids, packed_scores
-    if indptr[-1] < np.iinfo(index_dtype).max:
-        indptr = indptr.astype(index_dtype)
+    return _csr_rows(scores, ids, indptr, n)
+
+
+def _csr_rows(scores, ids, indptr, n):
+    """The n x n csr_array, its indptr in the ids' dtype where that holds it."""
+    if indptr[-1] < np.iinfo(ids.dtype).max:
+        indptr = indptr.astype(ids.dtype)
     return sp.csr_array((scores, ids, indptr), shape=(n, n))
-
-
-def _first_k(rows, k, threads):
-    """The first k entries of each row of CSR ``rows`` (the top k of rows in rank order)."""
-    from fastrec._kernels import similarity as kernels
-
-    slots = rows.indptr.astype(np.int64)
-    counts = np.minimum(np.diff(slots), k)
-    if counts.sum() == rows.nnz:
-        return rows
-    indptr = np.zeros_like(slots)
-    np.cumsum(counts, out=indptr[1:])
-    ids, scores = empty_together(indptr[-1], (rows.indices.dtype, rows.data.dtype))
-    kernels.compact_rows(slots, counts, rows.indices, rows.data, indptr, ids, scores, threads)
-    if indptr[-1] < np.iinfo(rows.indices.dtype).max:
-        indptr = indptr.astype(rows.indices.dtype)
-    return sp.csr_array((scores, ids, indptr), shape=rows.shape)
 
 
 def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, threads,
@@ -332,9 +331,7 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
     ids, scores = empty_together(size, (index_dtype, dtype))
     kernels.mirror_rows(own_slots, own_counts, handed_counts, own_ids, own_scores, indptr, ids,
                         scores, threads)
-    if size < np.iinfo(index_dtype).max:
-        indptr = indptr.astype(index_dtype)
-    return sp.csr_array((scores, ids, indptr), shape=(n, n))
+    return _csr_rows(scores, ids, indptr, n)
 
 
 def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b):

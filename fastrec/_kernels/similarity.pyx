@@ -185,7 +185,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
-    cdef double xa, xb, s, factor
+    cdef double xa, xb, s
     cdef value_t v, floor
     cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
@@ -224,38 +224,26 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         raise ValueError(f"similarity_topk: unknown mirror mode {mirror}")
     if n == 0:
         return
-    if mirror == MIRROR_TOP:
-        cap = out_indptr[1] - out_indptr[0]
-        if cap < 1:
-            raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
-        num_threads = max(num_threads, 1)
-        given_room = 2 * cap
-        given_scores = <value_t*>malloc(num_threads * n * given_room * sizeof(value_t))
-        given_ids = <index_t*>malloc(num_threads * n * given_room * sizeof(index_t))
-        given_floor = <value_t*>malloc(num_threads * n * sizeof(value_t))
-        given_size = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
-        if given_scores == NULL or given_ids == NULL or given_floor == NULL or given_size == NULL:
-            free(given_scores)
-            free(given_ids)
-            free(given_floor)
-            free(given_size)
-            raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
-        for t in range(num_threads * n):
-            given_floor[t] = -INFINITY
-    codes.levels = 0
-    codes.x_codes = codes.t_codes = codes.table = NULL
+    if mirror == MIRROR_TOP and out_indptr[1] - out_indptr[0] < 1:
+        raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
+    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes,
+                         &lowest) > 0
     try:
-        if packed and (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
-            codes.levels = _packable_levels(&x_data[0], &x_indptr[0], n, &lowest)
-            coded = codes.levels > 0
-        if coded:  # the packed words hold every sum
+        if mirror == MIRROR_TOP:
+            cap = out_indptr[1] - out_indptr[0]
+            num_threads = max(num_threads, 1)
+            given_room = 2 * cap
+            given_scores = <value_t*>malloc(num_threads * n * given_room * sizeof(value_t))
+            given_ids = <index_t*>malloc(num_threads * n * given_room * sizeof(index_t))
+            given_floor = <value_t*>malloc(num_threads * n * sizeof(value_t))
+            given_size = <Py_ssize_t*>calloc(num_threads * n, sizeof(Py_ssize_t))
+            if given_scores == NULL or given_ids == NULL or given_floor == NULL or given_size == NULL:
+                raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
+            for t in range(num_threads * n):
+                given_floor[t] = -INFINITY
+        if coded:  # the packed words hold every sum; X's values are checked integers
             words = _words(measure)
             need_products = need_squares = need_sums = need_diffs = False
-            codes.x_codes = <uint8_t*>malloc(max(x_indptr[n], 1))
-            codes.t_codes = <uint8_t*>malloc(max(t_indices.shape[0], 1))
-            codes.table = _pair_adds(measure, codes.levels, lowest)
-            if codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL:
-                raise MemoryError("similarity_topk: cannot allocate the value codes")
             _code_values(&x_data[0], x_indptr[n], lowest, codes.levels, <uint8_t*>codes.x_codes)
             if not _code_values(&t_data[0], t_indices.shape[0], lowest, codes.levels,
                                 <uint8_t*>codes.t_codes):
@@ -382,15 +370,11 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 v = <value_t>s_ab[b]
                             s_ab[b] = 0
                         else:  # score a supported pair, reset its scratch
-                            if coded:
-                                wb = &packed_acc[b * words]
-                                n_ab = <int32_t>_low_half(wb[0])
-                                if n_ab >= min_support and b != a:
-                                    s = _packed_score(measure, wb)
-                                memset(wb, 0, words * sizeof(int64_t))
-                            else:
-                                n_ab = count[b]
-                                if n_ab >= min_support and b != a:
+                            n_ab = <int32_t>_low_half(packed_acc[b * words]) if coded else count[b]
+                            if n_ab >= min_support and b != a:
+                                if coded:
+                                    s = _packed_score(measure, &packed_acc[b * words])
+                                else:
                                     s = _score(measure, n_ab,
                                                s_ab[b] if need_products else 0.0,
                                                s_aa[b] if need_squares else 0.0,
@@ -400,6 +384,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                                s_dd[b] if need_diffs else 0.0,
                                                x_indptr[a + 1] - x_indptr[a] if needs_lengths else 0,
                                                x_indptr[b + 1] - x_indptr[b] if needs_lengths else 0)
+                                v = <value_t>_shrunk(s, n_ab, shrinkage, shrink_mode)
+                            if coded:
+                                memset(&packed_acc[b * words], 0, words * sizeof(int64_t))
+                            else:
                                 count[b] = 0
                                 if need_products:
                                     s_ab[b] = 0
@@ -411,14 +399,6 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                     s_b[b] = 0
                                 if need_diffs:
                                     s_dd[b] = 0
-                            if n_ab >= min_support and b != a:
-                                if shrinkage != 0:
-                                    if shrink_mode == SHRINK_BASELINE:
-                                        factor = (n_ab - 1) / (n_ab - 1 + shrinkage)
-                                    else:
-                                        factor = n_ab / (n_ab + shrinkage)
-                                    s = s * factor
-                                v = <value_t>s
                         if v == 0:
                             continue
                         _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
@@ -476,9 +456,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         free(given_ids)
         free(given_floor)
         free(given_size)
-        free(<void*>codes.x_codes)
-        free(<void*>codes.t_codes)
-        free(<void*>codes.table)
+        _free_codes(&codes)
 
 
 def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
@@ -794,16 +772,37 @@ cdef inline void _unpacked(const int measure, const int64_t* words, double* st) 
         _unpack(words[2], &st[4], &st[5])  # s_a, s_b
 
 
+cdef inline double _shrunk(double s, int32_t n_ab, double shrinkage, int shrink_mode) noexcept nogil:
+    """Score s of a pair with n_ab co-rated columns, shrunk (SHRINK_MODES) unless 0."""
+    if shrinkage == 0:
+        return s
+    if shrink_mode == SHRINK_BASELINE:
+        return s * ((n_ab - 1) / (n_ab - 1 + shrinkage))
+    return s * (n_ab / (n_ab + shrinkage))
+
+
+cdef inline double _stats_score(const int measure, const double* st, Py_ssize_t len_a,
+                               Py_ssize_t len_b) noexcept nogil:
+    """The unshrunk score of one pair from its statistics in ``_stride``'s layout (not
+    DOT_POSITIVE, whose score is st[0]); garbage when its count is 0."""
+    cdef int32_t n_ab = <int32_t>st[0]
+    if measure == JACCARD:
+        return _score(JACCARD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len_a, len_b)
+    if measure == DOT:
+        return st[1]
+    if measure == MSD:
+        return _score(MSD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
+    if measure == CORATED_COSINE:
+        return _score(CORATED_COSINE, n_ab, st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
+    return _score(PEARSON, n_ab, st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
+
+
 cdef inline double _packed_score(int measure, const int64_t* words) noexcept nogil:
     """The unshrunk score of MSD, co-rated cosine or Pearson from one row of packed
     words (``similarity_topk``; the k=None rows go through ``_row_score``)."""
     cdef double st[8]
     _unpacked(measure, words, st)
-    if measure == MSD:
-        return _score(MSD, <int32_t>st[0], 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
-    if measure == CORATED_COSINE:
-        return _score(CORATED_COSINE, <int32_t>st[0], st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
-    return _score(PEARSON, <int32_t>st[0], st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
+    return _stats_score(measure, st, 0, 0)
 
 
 cdef inline double _pair_score(measure_tag* measure_is, const double* st, double shrinkage,
@@ -813,28 +812,10 @@ cdef inline double _pair_score(measure_tag* measure_is, const double* st, double
     function per measure tag: no test of the measure per pair where gcc declines to
     inline it."""
     cdef int measure = _measure_of(measure_is)
-    cdef int32_t n_ab
-    cdef double s, factor
     if measure == DOT_POSITIVE:
         return st[0]
-    n_ab = <int32_t>st[0]
-    if measure == JACCARD:
-        s = _score(JACCARD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, len_a, len_b)
-    elif measure == DOT:
-        s = st[1]
-    elif measure == MSD:
-        s = _score(MSD, n_ab, 0.0, 0.0, 0.0, 0.0, 0.0, st[1], 0, 0)
-    elif measure == CORATED_COSINE:
-        s = _score(CORATED_COSINE, n_ab, st[1], st[2], st[3], 0.0, 0.0, 0.0, 0, 0)
-    else:
-        s = _score(PEARSON, n_ab, st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
-    if shrinkage != 0:
-        if shrink_mode == SHRINK_BASELINE:
-            factor = (n_ab - 1) / (n_ab - 1 + shrinkage)
-        else:
-            factor = n_ab / (n_ab + shrinkage)
-        s = s * factor
-    return s
+    return _shrunk(_stats_score(measure, st, len_a, len_b), <int32_t>st[0], shrinkage,
+                   shrink_mode)
 
 
 cdef inline double _row_count(const bint coded, const double* st) noexcept nogil:
@@ -1221,6 +1202,39 @@ cdef int64_t* _pair_adds(int measure, Py_ssize_t levels, double lowest) noexcept
     return adds
 
 
+cdef Py_ssize_t _start_codes(int measure, bint packed, const value_t[::1] x_data,
+                             const index_t[::1] x_indptr, Py_ssize_t t_entries,
+                             Coded* codes, double* lowest) except -1:
+    """Set ``codes`` up for packed sums when ``packed``, the measure and X's values allow
+    them: its levels (returned; ``lowest`` the smallest value), its table, and room for
+    the codes of X's and of T's ``t_entries`` entries, which the caller fills.  Else 0,
+    with no arrays.  Free with ``_free_codes``."""
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1
+    codes.levels = 0
+    codes.x_codes = codes.t_codes = codes.table = NULL
+    if n < 1 or not packed or not (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
+        return 0
+    codes.levels = _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n,
+                                    lowest)
+    if codes.levels == 0:
+        return 0
+    codes.x_codes = <uint8_t*>malloc(max(x_indptr[n], 1))
+    codes.t_codes = <uint8_t*>malloc(max(t_entries, 1))
+    codes.table = _pair_adds(measure, codes.levels, lowest[0])
+    if codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL:
+        _free_codes(codes)
+        raise MemoryError("cannot allocate the value codes of the packed sums")
+    return codes.levels
+
+
+cdef void _free_codes(Coded* codes) noexcept nogil:
+    free(<void*>codes.x_codes)
+    free(<void*>codes.t_codes)
+    free(<void*>codes.table)
+    codes.x_codes = codes.t_codes = codes.table = NULL
+    codes.levels = 0
+
+
 def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
     """How many integer levels ``similarity_lower`` packs X's values into, 0 when it
     keeps doubles (non-integers, over CODE_LEVELS levels, or sums that could reach
@@ -1273,26 +1287,13 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         raise ValueError(f"similarity_lower: unknown measure {measure}")
     if n == 0:
         return
-    codes.levels = 0
-    if packed and (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
-        codes.levels = _packable_levels(&x_data[0], &x_indptr[0], n, &lowest)
-        coded = codes.levels > 0
+    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes,
+                         &lowest) > 0
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
     x_in_t = <index_t*>malloc(max(nnz, 1) * sizeof(index_t))
-    codes.x_codes = codes.t_codes = codes.table = NULL
-    if coded:
-        codes.x_codes = <uint8_t*>malloc(nnz)
-        codes.t_codes = <uint8_t*>malloc(nnz)
-        codes.table = _pair_adds(measure, codes.levels, lowest)
-    if (partners == NULL or x_in_t == NULL
-            or (coded and (codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL))):
-        free(partners)
-        free(x_in_t)
-        free(<void*>codes.x_codes)
-        free(<void*>codes.t_codes)
-        free(<void*>codes.table)
-        raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
     try:
+        if partners == NULL or x_in_t == NULL:
+            raise MemoryError("similarity_lower: cannot allocate the per-thread counts and entry places")
         with nogil:
             placed = _place_entries(&x_data[0], &x_indices[0], &x_indptr[0], n, &t_data[0],
                                     &t_indices[0], &t_indptr[0], n_columns, x_in_t,
@@ -1318,9 +1319,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     finally:
         free(partners)
         free(x_in_t)
-        free(<void*>codes.x_codes)
-        free(<void*>codes.t_codes)
-        free(<void*>codes.table)
+        _free_codes(&codes)
 
 
 cdef inline void _score_range(const value_t* s, Py_ssize_t m, double* hi,
