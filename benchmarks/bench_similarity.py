@@ -4,7 +4,10 @@ Surprise's measures on ml-100k vs scikit-surprise.
 Run: pytest benchmarks/bench_similarity.py --benchmark-only --benchmark-columns=min,mean,rounds
 (FASTREC_BENCH_10M=1 adds the 10M-rating size; every peer runs on the same data.)
 """
+import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,6 +18,7 @@ from fastrec.similarity import item_similarity, topk_arrays, user_similarity
 from fastrec.testing import surprise_trainset
 
 K = 50
+PEAK_ALLOWANCE_BYTES = 200 * 2**20  # the issue's "input + output + ~200 MB"
 SIZES = {"1M": (100_000, 20_000, 1_000_000)}
 if os.environ.get("FASTREC_BENCH_10M"):
     SIZES["10M"] = (100_000, 20_000, 10_000_000)
@@ -88,6 +92,31 @@ def test_sparse_dot_topn_cosine(benchmark, ratings, expected):
     _, scores = topk_arrays(theirs, K)
     np.testing.assert_allclose(np.sort(scores, axis=1), np.sort(expected[1], axis=1), rtol=1e-4,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_fastrec_cosine_peak_memory(benchmark, name):
+    """The issue's memory target: the call's peak adds no more than the output + ~200 MB to
+    the input the caller holds.  Timed is the whole fresh process, data generation included."""
+    if not os.path.exists("/proc/self/clear_refs"):
+        pytest.skip("needs Linux's /proc/self/clear_refs")
+    script = os.path.join(os.path.dirname(__file__), "similarity_peak_memory.py")
+    args = [sys.executable, script, *(str(n) for n in SIZES[name]), str(K), "2"]
+
+    # glibc hands large blocks back to the system when freed, so that memory freed before the
+    # call (the data generation's) does not hide what the call itself takes
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+
+    def run():
+        return json.loads(subprocess.run(args, check=True, capture_output=True, text=True,
+                                         env=env).stdout)
+
+    benchmark.group = f"item cosine top-{K} peak memory [{name}, 2 threads, fresh process]"
+    measured = benchmark.pedantic(run, rounds=1)
+    mib = {key.replace("_bytes", "_mib"): round(value / 2**20, 1) for key, value in measured.items()}
+    benchmark.extra_info.update(mib)
+    print(f"\n{name}: {mib}")
+    assert measured["peak_rise_bytes"] <= measured["output_bytes"] + PEAK_ALLOWANCE_BYTES, mib
 
 
 # -------------------------------------------------------------- Surprise's measures
