@@ -78,6 +78,21 @@ def test_many_candidates_and_ties_match_reference(metric):
             assert_topk_equal(topk_arrays(got), topk_arrays(expected))
 
 
+@pytest.mark.parametrize("metric", ["cosine", "jaccard", "msd", "pearson"])
+def test_past_cache_size_matches_reference(metric):
+    """Data whose X^T outgrows a core's cache: the kernels prefetch its rows whole."""
+    from fastrec._kernels import similarity as kernels
+
+    implicit = metric in ("cosine", "jaccard")
+    many_users = make_interactions(4000, 300, 0.2, implicit=implicit, seed=11)
+    many_items = make_interactions(300, 4000, 0.2, implicit=implicit, seed=12)
+    for fn, data in ((item_similarity, many_users), (user_similarity, many_items)):
+        assert data.nnz * (4 + 1) > kernels.PREFETCH_WHOLE_ROWS_BYTES  # also with 1-byte codes
+        for k in (20, None):
+            got, expected = both(fn, data, metric, k, num_threads=2)
+            assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=np.float32)
+
+
 @pytest.mark.parametrize("metric", ["msd", "pearson", "corated_cosine", "jaccard", "cosine"])
 def test_top_k_from_all_pairs_is_the_running_top_k(monkeypatch, metric, index_dtype):
     """Small problems take their top k as the first k of every pair's sorted rows:

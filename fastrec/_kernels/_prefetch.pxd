@@ -1,7 +1,12 @@
 # Software prefetch shared by the kernels: a no-op where the compiler has no builtin.
 cdef extern from *:
     """
-    #if defined(__GNUC__) || defined(__clang__)
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    /* volatile asm, not __builtin_prefetch: gcc counts the builtin as no side effect, so it
+       deletes a loop made only of prefetches (prefetch_span's) and then any call to an
+       inline helper made only of them */
+    #define fastrec_prefetch(p) __asm__ __volatile__("prefetcht0 %0" : : "m"(*(const char*)(p)))
+    #elif defined(__GNUC__) || defined(__clang__)
     #define fastrec_prefetch(p) __builtin_prefetch(p)
     #else
     #define fastrec_prefetch(p) ((void)0)
