@@ -134,7 +134,10 @@ cdef inline void _prefetch_ahead(const index_t* x_indices, Py_ssize_t p, Py_ssiz
     """Fetch ahead what X's entries walk of X^T (see LINE_AHEAD): the first line of the
     row X's entry p + LINE_AHEAD walks, or with ``whole`` all the row entry p + ROW_AHEAD
     walks (up to ``walk_stops[p + ROW_AHEAD]`` when given, else to the row's end) and
-    entry p + OFFSET_AHEAD's offset.  No entry at or past ``end`` is fetched for."""
+    entry p + OFFSET_AHEAD's offset.  No entry at or past ``end`` is fetched for: the
+    running top-k passes X's end, so that fetching runs on into the rows that follow (a
+    thread takes its chunk's rows in order); the k=None rows, taken in descending order,
+    pass their own end."""
     cdef Py_ssize_t c, q, stop
     if not whole:
         if p + LINE_AHEAD < end:
