@@ -735,6 +735,7 @@ cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
     cdef const Coded* codes = work.codes  # locals: stores to acc could alias *work
     cdef double* acc = work.acc
     cdef Py_ssize_t* touched = work.touched
+    cdef bint whole_rows = work.whole_rows
     cdef double xa, xb, xa2
     cdef double* st
     cdef int64_t* words
@@ -745,15 +746,13 @@ cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
         c = x_indices[p]
         if coded:
             adds = &codes.table[codes.x_codes[p] * codes.levels * stride]
+            _prefetch_ahead(x_indices, p, end, t_indptr, x_in_t, t_indices, codes.t_codes, 1,
+                            whole_rows)
         else:
             xa = x_data[p]
             xa2 = xa * xa
-        if coded:
-            _prefetch_ahead(x_indices, p, end, t_indptr, x_in_t, t_indices, codes.t_codes, 1,
-                            work.whole_rows)
-        else:
             _prefetch_ahead(x_indices, p, end, t_indptr, x_in_t, t_indices, t_data,
-                            sizeof(value_t), work.whole_rows)
+                            sizeof(value_t), whole_rows)
         for q in range(t_indptr[c], x_in_t[p]):  # the column's rows are sorted
             b = t_indices[q]
             if coded:
