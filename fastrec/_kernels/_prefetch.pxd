@@ -28,3 +28,12 @@ cdef inline void prefetch_span(const void* start, Py_ssize_t nbytes) noexcept no
         at += CACHE_LINE
     if nbytes > 0:
         fastrec_prefetch(stop - 1)  # the last line when the span starts mid-line
+
+
+cdef inline void prefetch_entries(const void* indices, const void* values, Py_ssize_t start,
+                                  Py_ssize_t stop, Py_ssize_t index_size,
+                                  Py_ssize_t value_size) noexcept nogil:
+    """Fetch entries start..stop of a sparse row stored elsewhere: its indices and its
+    values, of ``index_size`` and ``value_size`` bytes each."""
+    prefetch_span(<const char*>indices + start * index_size, (stop - start) * index_size)
+    prefetch_span(<const char*>values + start * value_size, (stop - start) * value_size)

@@ -6,7 +6,7 @@ from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
 from fastrec._kernels._heap cimport index_t, value_t
-from fastrec._kernels._prefetch cimport prefetch_span
+from fastrec._kernels._prefetch cimport prefetch_entries
 
 cdef enum:
     PRODUCT_AHEAD = 4  # rows of T prefetched ahead of use
@@ -93,7 +93,7 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
     cannot give 0: every term positive and no x * t underflowing to 0
     (``fastrec.mips.products_positive``); it spares a load and a store per term and the
     flags' clearing."""
-    cdef Py_ssize_t p, q, j, length, touched = 0, end = x_indptr[row + 1]
+    cdef Py_ssize_t p, q, j, touched = 0, end = x_indptr[row + 1]
     cdef double value
     cdef double* values = work.values
     cdef int64_t* seen = work.seen
@@ -101,10 +101,9 @@ cdef inline Py_ssize_t product_row(Py_ssize_t row, const value_t* x_data, const 
     for p in range(x_indptr[row], end):
         value = x_data[p]
         if p + PRODUCT_AHEAD < end:  # the rows of T are scattered: fetch one a few rows ahead
-            q = t_indptr[x_indices[p + PRODUCT_AHEAD]]
-            length = t_indptr[x_indices[p + PRODUCT_AHEAD] + 1] - q
-            prefetch_span(&t_indices[q], length * sizeof(index_t))
-            prefetch_span(&t_data[q], length * sizeof(value_t))
+            prefetch_entries(t_indices, t_data, t_indptr[x_indices[p + PRODUCT_AHEAD]],
+                             t_indptr[x_indices[p + PRODUCT_AHEAD] + 1], sizeof(index_t),
+                             sizeof(value_t))
         for q in range(t_indptr[x_indices[p]], t_indptr[x_indices[p] + 1]):
             j = t_indices[q]
             seen[touched] = j  # kept only the first time: no branch to mispredict

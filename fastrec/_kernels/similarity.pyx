@@ -22,7 +22,7 @@ from libc.string cimport memcpy, memset
 
 from fastrec._kernels._heap cimport index_t, rank_before, rank_sort, select_top, value_t
 from fastrec._kernels._openmp cimport fastrec_omp_thread_num
-from fastrec._kernels._prefetch cimport fastrec_prefetch, prefetch_span
+from fastrec._kernels._prefetch cimport fastrec_prefetch, prefetch_entries
 
 cdef enum:  # measure codes, exported by name in MEASURES
     DOT = 0              # sum x_a x_b (rows pre-scaled by the wrapper for cosine)
@@ -151,8 +151,7 @@ cdef inline void _prefetch_ahead(const index_t* x_indices, Py_ssize_t p, Py_ssiz
         c = x_indices[p + ROW_AHEAD]
         q = t_indptr[c]
         stop = walk_stops[p + ROW_AHEAD] if walk_stops != NULL else t_indptr[c + 1]
-        prefetch_span(&t_indices[q], (stop - q) * sizeof(index_t))
-        prefetch_span(<const char*>t_values + q * value_size, (stop - q) * value_size)
+        prefetch_entries(t_indices, t_values, q, stop, sizeof(index_t), value_size)
 
 
 cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, double s_bb,
