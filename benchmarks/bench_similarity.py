@@ -195,7 +195,7 @@ def test_surprise_speedup_interleaved(benchmark, ml100k, surprise_name, ours, us
                 ours_seconds.append(time.perf_counter() - started)
         return min(theirs_seconds), min(ours_seconds), theirs, mine
 
-    benchmark.group = f"ml-100k Surprise's measures, interleaved speed-up"
+    benchmark.group = "ml-100k Surprise's measures, interleaved speed-up"
     theirs_seconds, ours_seconds, theirs, mine = benchmark.pedantic(interleaved, rounds=1)
     speedup = theirs_seconds / ours_seconds
     benchmark.extra_info.update(surprise_ms=round(theirs_seconds * 1e3, 2),
