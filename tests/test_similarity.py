@@ -38,6 +38,21 @@ def test_similarity_matches_reference(fn, metric, k, dtype, seed):
     assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
 
 
+@pytest.mark.parametrize("metric", ["msd", "corated_cosine", "pearson", "pearson_baseline"])
+@pytest.mark.parametrize("k", [3, None])
+@pytest.mark.parametrize("fn", [item_similarity, user_similarity], ids=["item", "user"])
+def test_half_star_ratings_match_reference(fn, metric, k, dtype):
+    """Half stars (0.5 .. 5, as in the larger MovieLens sets) take the packed sums."""
+    data = make_interactions(60, 45, 0.3, empty_users=2, empty_items=3, seed=5)
+    users, items, ratings, _ = data.to_arrays()
+    halves = np.random.default_rng(5).integers(1, 11, ratings.size) / 2
+    data = Interactions.from_arrays(users, items, halves, user_ids=np.arange(60),
+                                    item_ids=np.arange(45))
+    got, expected = both(fn, data, metric, k, dtype=dtype, num_threads=2)
+    assert got.nnz > 0
+    assert_topk_equal(topk_arrays(got), topk_arrays(expected), dtype=dtype)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "pearson", "jaccard", "msd"])
 def test_int64_indices_give_the_int32_result(metric, dtype):
     """Interactions picks int32 when it fits; the int64 kernel (huge data) must agree."""
@@ -573,23 +588,25 @@ def test_stored_values_come_from_the_cached_csc(monkeypatch, metric, dtype):
 
 
 @pytest.mark.parametrize("measure", ["msd", "corated_cosine", "pearson"])
-@pytest.mark.parametrize("values", ["stars", "signed", "sixteen"])
+@pytest.mark.parametrize("values", ["stars", "signed", "sixteen", "half_stars", "signed_halves"])
 def test_packed_integer_sums_give_the_double_scores_bit_for_bit(measure, values, dtype,
                                                                  index_dtype):
-    """Integer-valued ratings add their co-rated sums as packed integers: the same
-    scores, ids and counts as the double sums, with shrinkage and min_support, on rows
-    dense enough to score every b < a and rows sparse enough to list their b."""
+    """Ratings in whole or half steps add their co-rated sums as packed integers: the
+    same scores, ids and counts as the double sums, with shrinkage and min_support, on
+    rows dense enough to score every b < a and rows sparse enough to list their b."""
     from fastrec._kernels.similarity import packed_levels
 
     rng = np.random.default_rng(7)
-    low, high = {"stars": (1, 5), "signed": (-4, 4), "sixteen": (-8, 7)}[values]
+    # the values are low .. high in steps of 1 / per_unit
+    low, high, per_unit = {"stars": (1, 5, 1), "signed": (-4, 4, 1), "sixteen": (-8, 7, 1),
+                           "half_stars": (1, 10, 2), "signed_halves": (-8, 7, 2)}[values]
     n, m = 120, 90
     density = np.where(np.arange(n) < 60, 0.5, 0.03)[:, None]  # dense and sparse rows
-    dense = (rng.random((n, m)) < density) * rng.integers(low, high + 1, (n, m))
+    dense = (rng.random((n, m)) < density) * rng.integers(low, high + 1, (n, m)) / per_unit
     dense[5] = 0  # an empty row
     x = sp.csr_array(dense.astype(np.float64))  # zeros are not stored
     arrays = _lower_arrays(x, dtype, index_dtype)
-    assert packed_levels(arrays[0], arrays[2]) == high - low + 1
+    assert packed_levels(arrays[0], arrays[2]) == (high - low + 1, 1 / per_unit)
     for shrinkage, min_support in ((0.0, 1), (25.0, 3)):
         expected = _run_lower(arrays, measure, shrinkage, min_support, False, 1)
         assert expected[2].sum() > 0
@@ -610,15 +627,23 @@ def test_packed_levels_only_where_the_sums_are_exact():
     from fastrec._kernels.similarity import packed_levels
 
     indptr = np.array([0, 2, 4], np.int64)
-    assert packed_levels(np.array([1.0, 5.0, 3.0, 2.0]), indptr) == 5
-    assert packed_levels(np.array([0.0, 15.0, 3.0, 2.0]), indptr) == 16
-    assert packed_levels(np.array([0.0, 16.0, 3.0, 2.0]), indptr) == 0  # 17 levels
-    assert packed_levels(np.array([1.0, 4.5, 3.0, 2.0]), indptr) == 0  # half a star
-    for almost in (1.0 + 2.0**-40, -2.5, 1e-300, 3.0 - 2.0**-50):  # near integers are not
-        assert packed_levels(np.array([1.0, almost, 3.0, 2.0]), indptr) == 0
-    assert packed_levels(np.array([-2.0, -1.0, -3.0, -2.0], np.float32), indptr) == 3
-    assert packed_levels(np.empty(0), np.zeros(3, np.int64)) == 0
+    assert packed_levels(np.array([1.0, 5.0, 3.0, 2.0]), indptr) == (5, 1.0)
+    assert packed_levels(np.array([0.0, 15.0, 3.0, 2.0]), indptr) == (16, 1.0)
+    assert packed_levels(np.array([0.0, 16.0, 3.0, 2.0]), indptr) == (0, 1.0)  # 17 levels
+    # half stars count in halves: 1 .. 4.5 is 8 levels, 0.5 .. 8 is 16, 0.5 .. 8.5 is 17
+    assert packed_levels(np.array([1.0, 4.5, 3.0, 2.0]), indptr) == (8, 0.5)
+    assert packed_levels(np.array([0.5, 8.0, 3.0, 2.0], np.float32), indptr) == (16, 0.5)
+    assert packed_levels(np.array([0.5, 8.5, 3.0, 2.0]), indptr) == (0, 1.0)
+    assert packed_levels(np.array([-2.5, 1.0, 3.0, 2.0]), indptr) == (12, 0.5)
+    for almost in (1.0 + 2.0**-40, 2.25, 1e-300, 3.0 - 2.0**-50, 2.5 + 2.0**-45):
+        assert packed_levels(np.array([1.0, almost, 3.0, 2.0]), indptr) == (0, 1.0)
+    assert packed_levels(np.array([-2.0, -1.0, -3.0, -2.0], np.float32), indptr) == (3, 1.0)
+    assert packed_levels(np.empty(0), np.zeros(3, np.int64)) == (0, 1.0)
     # sums of (2 * 10000)^2 per co-rated entry reach 2**31 past 5 entries a row
     row = np.full(5, 10000.0)
-    assert packed_levels(row, np.array([0, 5], np.int64)) == 1
-    assert packed_levels(np.full(6, 10000.0), np.array([0, 6], np.int64)) == 0
+    assert packed_levels(row, np.array([0, 5], np.int64)) == (1, 1.0)
+    assert packed_levels(np.full(6, 10000.0), np.array([0, 6], np.int64)) == (0, 1.0)
+    # in half steps the bound is on the values counted in halves: 5000 is 10000 of them
+    assert packed_levels(np.array([5000.0, 5000.0, 5000.0, 5000.0, 4999.5]),
+                         np.array([0, 5], np.int64)) == (2, 0.5)
+    assert packed_levels(np.array([5000.0] * 5 + [4999.5]), np.array([0, 6], np.int64)) == (0, 1.0)

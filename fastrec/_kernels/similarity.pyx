@@ -221,8 +221,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     itself are left out.  ``mirror`` (MIRROR_MODES) MIRROR_TOP scores each unordered
     pair once; it needs slots of one width k >= 1 and threads*n*2k extra (value, index)
     pairs.
-    Accumulates in double, or for MSD, co-rated cosine and Pearson of integer-valued
-    data with ``packed``, in packed integers (``Coded``; the same sums exactly, so the
+    Accumulates in double, or for MSD, co-rated cosine and Pearson of values in whole
+    or half steps with ``packed``, in packed integers (``Coded``; the same sums exactly, so the
     same scores; False keeps doubles, for tests); the result does not depend on
     ``num_threads``.
     """
@@ -250,7 +250,6 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     # packed sums: the codes and table, and each thread's words (_words a row)
     cdef Coded codes
     cdef bint coded = False
-    cdef double lowest = 0.0
     cdef Py_ssize_t words = 0
     cdef int64_t* packed_acc
     cdef int64_t* wb
@@ -272,8 +271,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         return
     if mirror == MIRROR_TOP and out_indptr[1] - out_indptr[0] < 1:
         raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
-    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes,
-                         &lowest) > 0
+    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
     whole_rows = _whole_rows(t_indices.shape[0], sizeof(index_t), 1 if coded else sizeof(value_t))
     try:
         if mirror == MIRROR_TOP:
@@ -288,12 +286,11 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
             for t in range(num_threads * n):
                 given_floor[t] = -INFINITY
-        if coded:  # the packed words hold every sum; X's values are checked integers
+        if coded:  # the packed words hold every sum; X's values are checked to be on the grid
             words = _words(measure)
             need_products = need_squares = need_sums = need_diffs = False
-            _code_values(&x_data[0], x_indptr[n], lowest, codes.levels, <uint8_t*>codes.x_codes)
-            if not _code_values(&t_data[0], t_indices.shape[0], lowest, codes.levels,
-                                <uint8_t*>codes.t_codes):
+            _code_values(&x_data[0], x_indptr[n], &codes, <uint8_t*>codes.x_codes)
+            if not _code_values(&t_data[0], t_indices.shape[0], &codes, <uint8_t*>codes.t_codes):
                 raise ValueError("similarity_topk: T's values are not X's")
         with nogil, parallel(num_threads=num_threads):
             count = <int32_t*>calloc(n, sizeof(int32_t)) if measure != DOT_POSITIVE and not coded else NULL
@@ -412,7 +409,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                             n_ab = <int32_t>_low_half(packed_acc[b * words]) if coded else count[b]
                             if n_ab >= min_support and b != a:
                                 if coded:
-                                    s = _packed_score(measure, &packed_acc[b * words])
+                                    s = _packed_score(measure, &packed_acc[b * words], codes.step)
                                 else:
                                     s = _score(measure, n_ab,
                                                s_ab[b] if need_products else 0.0,
@@ -590,12 +587,13 @@ cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
     return 8      # PEARSON: count, s_ab, s_aa, s_bb, s_a, s_b (padded to a cache line)
 
 
-# Integer-valued ratings (1-5 stars) spanning at most CODE_LEVELS values: the co-rated
-# sums of MSD, co-rated cosine and Pearson are small integers, kept two to an int64
-# word (low + high * 2**32, the low half signed) and added in one step per word from a
-# table of what each pair of values adds.  They are exact, as the double sums of such
-# values are, so the scores are the same bit for bit; each update is one add per word
-# and no float conversion.
+# Ratings on a grid of whole or half steps (1-5 stars, 0.5-5 in half stars) spanning at
+# most CODE_LEVELS values: counted in steps, the co-rated sums of MSD, co-rated cosine
+# and Pearson are small integers, kept two to an int64 word (low + high * 2**32, the
+# low half signed) and added in one step per word from a table of what each pair of
+# values adds.  They are exact, as the double sums of such values are, and so are the
+# sums scaled back by a power of two (the step, or its square), so the scores are the
+# same bit for bit; each update is one add per word and no float conversion.
 cdef enum:
     CODE_LEVELS = 16
 
@@ -604,6 +602,8 @@ cdef struct Coded:
     const uint8_t* t_codes  # each entry of T: the same
     const int64_t* table    # [code_a][code_b][word]: what the pair adds to each word
     Py_ssize_t levels       # codes run 0 .. levels - 1
+    double lowest           # the value of code 0
+    double step             # 1 or 0.5: the values are lowest + code * step
 
 
 cdef struct RowWork:  # what a thread's k=None rows share besides X and T
@@ -802,13 +802,22 @@ cdef inline Py_ssize_t _accumulate(measure_tag* measure_is, sums_tag* sums_are,
     return n_touched
 
 
-cdef inline void _unpacked(const int measure, const int64_t* words, double* st) noexcept nogil:
-    """The double statistics (``_stride``'s layout) of one row of packed words."""
+cdef inline void _unpacked(const int measure, const int64_t* words, double step,
+                           double* st) noexcept nogil:
+    """The double statistics (``_stride``'s layout) of one row of packed words, whose
+    sums count in values of ``step`` (``Coded``): products scale back by step^2, sums by
+    step, both exactly."""
+    cdef double area = step * step
     _unpack(words[0], &st[0], &st[1])  # count, then s_dd or s_ab
+    st[1] = st[1] * area
     if measure != MSD:
         _unpack(words[1], &st[2], &st[3])  # s_aa, s_bb
+        st[2] = st[2] * area
+        st[3] = st[3] * area
     if measure == PEARSON:
         _unpack(words[2], &st[4], &st[5])  # s_a, s_b
+        st[4] = st[4] * step
+        st[5] = st[5] * step
 
 
 cdef inline double _shrunk(double s, int32_t n_ab, double shrinkage, int shrink_mode) noexcept nogil:
@@ -836,11 +845,11 @@ cdef inline double _stats_score(const int measure, const double* st, Py_ssize_t 
     return _score(PEARSON, n_ab, st[1], st[2], st[3], st[4], st[5], 0.0, 0, 0)
 
 
-cdef inline double _packed_score(int measure, const int64_t* words) noexcept nogil:
+cdef inline double _packed_score(int measure, const int64_t* words, double step) noexcept nogil:
     """The unshrunk score of MSD, co-rated cosine or Pearson from one row of packed
     words (``similarity_topk``; the k=None rows go through ``_row_score``)."""
     cdef double st[8]
-    _unpacked(measure, words, st)
+    _unpacked(measure, words, step, st)
     return _stats_score(measure, st, 0, 0)
 
 
@@ -865,12 +874,12 @@ cdef inline double _row_count(const bint coded, const double* st) noexcept nogil
 
 
 cdef inline double _row_score(measure_tag* measure_is, sums_tag* sums_are, const double* st,
-                              double shrinkage, int shrink_mode, Py_ssize_t len_a,
+                              double step, double shrinkage, int shrink_mode, Py_ssize_t len_a,
                               Py_ssize_t len_b) noexcept nogil:
-    """``_pair_score`` of one row of the accumulator, packed or not."""
+    """``_pair_score`` of one row of the accumulator, packed (in values of ``step``) or not."""
     cdef double unpacked[8]
     if _packed(sums_are):
-        _unpacked(_measure_of(measure_is), <const int64_t*>st, unpacked)
+        _unpacked(_measure_of(measure_is), <const int64_t*>st, step, unpacked)
         return _pair_score(measure_is, unpacked, shrinkage, shrink_mode, len_a, len_b)
     return _pair_score(measure_is, st, shrinkage, shrink_mode, len_a, len_b)
 
@@ -895,6 +904,7 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     cdef Py_ssize_t* touched = work.touched
     cdef uint64_t* bits = work.bits
     cdef double shrinkage = work.shrinkage
+    cdef double step = work.codes.step if coded else 1.0
     cdef int shrink_mode = work.shrink_mode
     cdef int64_t min_support = work.min_support
     cdef Py_ssize_t size = 0, t, b, w = 0, n_listed = 0
@@ -907,7 +917,7 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     if dense and measure != CORATED_COSINE and measure != PEARSON:
         for b in range(a):  # a count of 0 scores garbage, dropped by its count
             st = &acc[b * stride]
-            v = <value_t>_row_score(measure_is, sums_are, st, shrinkage, shrink_mode, len_a,
+            v = <value_t>_row_score(measure_is, sums_are, st, step, shrinkage, shrink_mode, len_a,
                                     x_indptr[b + 1] - x_indptr[b])
             if measure == DOT_POSITIVE:
                 kept = v != 0
@@ -940,7 +950,7 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     for t in range(n_listed):  # in place: size <= t
         b = cand_ids[t]
         st = &acc[b * stride]
-        v = <value_t>_row_score(measure_is, sums_are, st, shrinkage, shrink_mode, len_a,
+        v = <value_t>_row_score(measure_is, sums_are, st, step, shrinkage, shrink_mode, len_a,
                                 x_indptr[b + 1] - x_indptr[b])
         cand_scores[size] = v
         cand_ids[size] = <index_t>b
@@ -1113,11 +1123,10 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
                          const index_t* x_indptr, Py_ssize_t n, const value_t* t_data,
                          const index_t* t_indices, const index_t* t_indptr,
                          Py_ssize_t n_columns, index_t* x_in_t, uint8_t* x_codes,
-                         uint8_t* t_codes, double lowest, Py_ssize_t levels,
-                         int num_threads) noexcept nogil:
+                         uint8_t* t_codes, const Coded* coding, int num_threads) noexcept nogil:
     """Each entry (a, c) of X: the place of (c, a) in T (``x_in_t``), and with
-    ``x_codes`` the value less ``lowest`` of every entry of X and of T; False if T is
-    not X's transpose (or, with codes, has values outside the ``levels``).
+    ``x_codes`` the code (``coding``) of every entry of X and of T; False if T is not
+    X's transpose (or, with codes, has values off the coding's levels).
 
     Rows go in one block a thread, of about equal entries; a block starts each column at
     its first row there, found in T's sorted column.  Every entry is checked to be where
@@ -1129,6 +1138,10 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
     cdef Py_ssize_t block, r0, r1, a, p, c, q, failures = 0, missing = 0
     cdef bint wrong
     cdef index_t* cursor
+    cdef double lowest = 0.0, per_step = 1.0
+    if x_codes != NULL:
+        lowest = coding.lowest
+        per_step = 1.0 / coding.step  # 1 or 2: exact
     for block in prange(blocks, schedule="static", chunksize=1, num_threads=blocks):
         r0 = _first_from(x_indptr, 0, n, block * nnz // blocks)
         r1 = _first_from(x_indptr, 0, n, (block + 1) * nnz // blocks) if block + 1 < blocks else n
@@ -1148,14 +1161,14 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
                     q = t_indptr[c]  # in bounds; the caller raises
                 x_in_t[p] = <index_t>q
                 if x_codes != NULL:
-                    x_codes[p] = <uint8_t>(x_data[p] - lowest)
+                    x_codes[p] = <uint8_t>((x_data[p] - lowest) * per_step)
                 cursor[c] = <index_t>(q + 1)
         for c in range(n_columns):  # no entry of T left over before the next block
             if cursor[c] != _first_from(t_indices, t_indptr[c], t_indptr[c + 1], r1):
                 wrong = True
         if t_codes != NULL:  # T's entries of this block's share, from T's values
             q = block * nnz // blocks
-            if not _code_values(&t_data[q], (block + 1) * nnz // blocks - q, lowest, levels,
+            if not _code_values(&t_data[q], (block + 1) * nnz // blocks - q, coding,
                                 &t_codes[q]):
                 wrong = True
         free(cursor)
@@ -1166,16 +1179,17 @@ cdef bint _place_entries(const value_t* x_data, const index_t* x_indices,
     return failures == 0
 
 
-cdef bint _code_values(const value_t* values, Py_ssize_t count, double lowest,
-                       Py_ssize_t levels, uint8_t* codes) noexcept nogil:
-    """``codes[i]``: ``values[i] - lowest``; False if a value is not one of the integers
-    lowest .. lowest + levels - 1 (its code is then garbage within the levels)."""
-    cdef Py_ssize_t i
+cdef bint _code_values(const value_t* values, Py_ssize_t count, const Coded* coding,
+                       uint8_t* codes) noexcept nogil:
+    """``codes[i]``: the steps from ``coding.lowest`` to ``values[i]``; False if a value
+    is not on the coding's grid of levels (its code is then garbage within them)."""
+    cdef Py_ssize_t i, levels = coding.levels
+    cdef double lowest = coding.lowest, per_step = 1.0 / coding.step  # 1 or 2: exact
     cdef double level
     cdef bint known, wrong = False
     cdef uint8_t code
     for i in range(count):
-        level = values[i] - lowest
+        level = (values[i] - lowest) * per_step
         known = (level >= 0) & (level < levels)
         code = <uint8_t>(level if known else 0)
         codes[i] = code
@@ -1191,36 +1205,43 @@ cdef Py_ssize_t _longest_row(const index_t* indptr, Py_ssize_t n) noexcept nogil
 
 
 cdef Py_ssize_t _packable_levels(const value_t* values, const index_t* indptr, Py_ssize_t n,
-                                 double* lowest) noexcept nogil:
-    """The number of integers from the smallest value of CSR X (``lowest``) to the
-    largest when every value is an integer, they span at most CODE_LEVELS, and no
-    co-rated sum over X's longest row can reach 2**31 in magnitude (the halves of a
-    packed word); else 0."""
+                                 double* lowest, double* step) noexcept nogil:
+    """The number of levels from the smallest value of CSR X (``lowest``) to the largest,
+    ``step`` apart, when every value is an integer (step 1) or else a multiple of 0.5
+    (step 0.5), they span at most CODE_LEVELS levels, and no co-rated sum counted in
+    steps over X's longest row can reach 2**31 in magnitude (the halves of a packed
+    word); else 0."""
     cdef Py_ssize_t p, nnz = indptr[n] if n > 0 else 0, longest = _longest_row(indptr, n)
-    cdef double lo = INFINITY, hi = -INFINITY, v, top
+    cdef double lo = INFINITY, hi = -INFINITY, v, top, unit
     cdef double rounding = 6755399441055744.0  # 1.5 * 2**52: x + it - it rounds x
-    cdef bint off_integer = False
+    cdef bint off_integer = False, off_half = False
     if nnz == 0:
         return 0
     for p in range(nnz):  # one pass, no conversions, no early exit
         v = values[p]
         lo = v if v < lo else lo
         hi = v if v > hi else hi
-        # v rounded to an integer, for |v| < 2**51 (larger doubles are integers anyway)
+        # v and 2v rounded to integers, exact for |v| < 2**50 (larger fail the bound below)
         off_integer = off_integer | (((v + rounding) - rounding) != v)
-    if off_integer or not (hi - lo <= CODE_LEVELS - 1):
+        off_half = off_half | (((2.0 * v + rounding) - rounding) != 2.0 * v)
+    if off_half:
         return 0
-    top = max(-lo, hi)  # the largest magnitude: sums are at most (2 top)^2 per entry
+    unit = 0.5 if off_integer else 1.0
+    if not ((hi - lo) / unit <= CODE_LEVELS - 1):
+        return 0
+    top = max(-lo, hi) / unit  # the largest magnitude in steps: sums add at most (2 top)^2
     if not (4.0 * top * top * <double>longest < 2147483648.0):
         return 0
     lowest[0] = lo
-    return <Py_ssize_t>(hi - lo) + 1
+    step[0] = unit
+    return <Py_ssize_t>((hi - lo) / unit) + 1
 
 
-cdef int64_t* _pair_adds(int measure, Py_ssize_t levels, double lowest) noexcept nogil:
-    """``Coded.table`` for values lowest .. lowest + levels - 1 (malloc'd; NULL if out
-    of memory)."""
-    cdef Py_ssize_t words = _words(measure), ca, cb
+cdef int64_t* _pair_adds(int measure, const Coded* coding) noexcept nogil:
+    """``Coded.table`` for ``coding``'s levels, values counted in steps (malloc'd; NULL
+    if out of memory)."""
+    cdef Py_ssize_t words = _words(measure), ca, cb, levels = coding.levels
+    cdef int64_t first = <int64_t>(coding.lowest / coding.step)  # an integer: exact
     cdef int64_t va, vb
     cdef int64_t* adds = <int64_t*>calloc(levels * levels * words, sizeof(int64_t))
     cdef int64_t* pair
@@ -1228,8 +1249,8 @@ cdef int64_t* _pair_adds(int measure, Py_ssize_t levels, double lowest) noexcept
         return NULL
     for ca in range(levels):
         for cb in range(levels):
-            va = <int64_t>lowest + ca
-            vb = <int64_t>lowest + cb
+            va = first + ca
+            vb = first + cb
             pair = &adds[(ca * levels + cb) * words]
             if measure == MSD:
                 pair[0] = _pack(1, (va - vb) * (va - vb))
@@ -1243,23 +1264,25 @@ cdef int64_t* _pair_adds(int measure, Py_ssize_t levels, double lowest) noexcept
 
 cdef Py_ssize_t _start_codes(int measure, bint packed, const value_t[::1] x_data,
                              const index_t[::1] x_indptr, Py_ssize_t t_entries,
-                             Coded* codes, double* lowest) except -1:
+                             Coded* codes) except -1:
     """Set ``codes`` up for packed sums when ``packed``, the measure and X's values allow
-    them: its levels (returned; ``lowest`` the smallest value), its table, and room for
-    the codes of X's and of T's ``t_entries`` entries, which the caller fills.  Else 0,
+    them: its levels (returned), lowest value and step, its table, and room for the
+    codes of X's and of T's ``t_entries`` entries, which the caller fills.  Else 0,
     with no arrays.  Free with ``_free_codes``."""
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
     codes.levels = 0
+    codes.lowest = 0.0
+    codes.step = 1.0
     codes.x_codes = codes.t_codes = codes.table = NULL
     if n < 1 or not packed or not (measure == MSD or measure == CORATED_COSINE or measure == PEARSON):
         return 0
     codes.levels = _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n,
-                                    lowest)
+                                    &codes.lowest, &codes.step)
     if codes.levels == 0:
         return 0
     codes.x_codes = <uint8_t*>malloc(max(x_indptr[n], 1))
     codes.t_codes = <uint8_t*>malloc(max(t_entries, 1))
-    codes.table = _pair_adds(measure, codes.levels, lowest[0])
+    codes.table = _pair_adds(measure, codes)
     if codes.x_codes == NULL or codes.t_codes == NULL or codes.table == NULL:
         _free_codes(codes)
         raise MemoryError("cannot allocate the value codes of the packed sums")
@@ -1275,14 +1298,16 @@ cdef void _free_codes(Coded* codes) noexcept nogil:
 
 
 def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
-    """How many integer levels ``similarity_lower`` packs X's values into, 0 when it
-    keeps doubles (non-integers, over CODE_LEVELS levels, or sums that could reach
-    2**31); MSD, co-rated cosine and Pearson pack when it is not 0."""
-    cdef double lowest = 0.0
-    cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    if n < 1:
-        return 0
-    return _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n, &lowest)
+    """``(levels, step)``: how many levels ``step`` apart (1 or 0.5) the kernels pack X's
+    values into; levels is 0 when they keep doubles (values off whole and half steps,
+    over CODE_LEVELS levels, or sums that could reach 2**31).  MSD, co-rated cosine and
+    Pearson pack when it is not 0."""
+    cdef double lowest = 0.0, step = 1.0
+    cdef Py_ssize_t n = x_indptr.shape[0] - 1, levels = 0
+    if n >= 1:
+        levels = _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n,
+                                  &lowest, &step)
+    return levels, (step if levels else 1.0)
 
 
 def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
@@ -1302,9 +1327,9 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     and their number to ``own_counts[a]``; ``handed_counts[b]`` gets the number of
     pairs whose b it is (what mirror_rows hands to row b); ``count_only`` only counts.
     Scores are those of ``similarity_topk`` bit for bit; the result does not depend on
-    ``num_threads``.  ``packed``: MSD, co-rated cosine and Pearson of integer-valued
-    data may add their sums as packed integers (``Coded``); False keeps doubles (the
-    same scores, for tests).
+    ``num_threads``.  ``packed``: MSD, co-rated cosine and Pearson of values in whole
+    or half steps may add their sums as packed integers (``Coded``); False keeps
+    doubles (the same scores, for tests).
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1, n_columns = t_indptr.shape[0] - 1
     cdef Py_ssize_t nnz = x_indptr[n] if n > 0 else 0
@@ -1313,7 +1338,6 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef const Coded* packed_codes = NULL  # &codes when the sums are packed
     cdef RowWork settings
     cdef bint coded = False
-    cdef double lowest = 0.0
     cdef Py_ssize_t teams = max(num_threads, 1)
     cdef int64_t total
     cdef index_t* x_in_t  # each entry (a, c) of X: the place of (c, a) in T
@@ -1326,8 +1350,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         raise ValueError(f"similarity_lower: unknown measure {measure}")
     if n == 0:
         return
-    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes,
-                         &lowest) > 0
+    coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
     partners = <int64_t*>calloc(teams * n, sizeof(int64_t))
     x_in_t = <index_t*>malloc(max(nnz, 1) * sizeof(index_t))
     try:
@@ -1336,8 +1359,8 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         with nogil:
             placed = _place_entries(&x_data[0], &x_indices[0], &x_indptr[0], n, &t_data[0],
                                     &t_indices[0], &t_indptr[0], n_columns, x_in_t,
-                                    <uint8_t*>codes.x_codes, <uint8_t*>codes.t_codes, lowest,
-                                    codes.levels, teams)
+                                    <uint8_t*>codes.x_codes, <uint8_t*>codes.t_codes, &codes,
+                                    teams)
         if not placed:
             raise ValueError("similarity_lower: T is not the transpose of X")
         if coded:
