@@ -222,9 +222,9 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     pair once; it needs slots of one width k >= 1 and threads*n*2k extra (value, index)
     pairs.
     Accumulates in double, or for MSD, co-rated cosine and Pearson of values in whole
-    or half steps with ``packed``, in packed integers (``Coded``; the same sums exactly, so the
-    same scores; False keeps doubles, for tests); the result does not depend on
-    ``num_threads``.
+    or half steps with ``packed``, in packed integers (``Coded``; the same sums
+    exactly, so the same scores; False keeps doubles, for tests); the result does not
+    depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
     cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
@@ -286,7 +286,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 raise MemoryError("similarity_topk: cannot allocate the mirrored candidate buffers")
             for t in range(num_threads * n):
                 given_floor[t] = -INFINITY
-        if coded:  # the packed words hold every sum; X's values are checked to be on the grid
+        if coded:  # the packed words hold every sum; X's values are on the coding's grid
             words = _words(measure)
             need_products = need_squares = need_sums = need_diffs = False
             _code_values(&x_data[0], x_indptr[n], &codes, <uint8_t*>codes.x_codes)
