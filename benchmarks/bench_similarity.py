@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 import fastrec
 from fastrec.similarity import item_similarity, topk_arrays, user_similarity
-from fastrec.testing import surprise_trainset
+from fastrec.testing import assert_surprise_similarities_equal, surprise_trainset
 
 K = 50
 PEAK_ALLOWANCE_BYTES = 200 * 2**20  # the "input + output + ~200 MB"
@@ -202,10 +202,4 @@ def test_surprise_speedup_interleaved(benchmark, ml100k, surprise_name, ours, us
                                 fastrec_ms=round(ours_seconds * 1e3, 2), speedup=round(speedup, 1))
     print(f"\n{surprise_name} {'user' if user_based else 'item'}-based: Surprise "
           f"{theirs_seconds * 1e3:.1f} ms, fastrec {ours_seconds * 1e3:.2f} ms, {speedup:.1f}x")
-    trainset = algo.trainset
-    raw = ([trainset.to_raw_uid(x) for x in range(trainset.n_users)] if user_based
-           else [trainset.to_raw_iid(x) for x in range(trainset.n_items)])
-    index = (ml100k.user_index if user_based else ml100k.item_index)(np.array(raw))
-    mine = mine.toarray()[np.ix_(index, index)]
-    np.fill_diagonal(mine, 1.0)  # Surprise puts 1 on the diagonal; we leave self out
-    np.testing.assert_allclose(mine, theirs, atol=1e-5)
+    assert_surprise_similarities_equal(mine, theirs, ml100k, algo.trainset, user_based, atol=1e-5)

@@ -91,3 +91,14 @@ def surprise_trainset(data):
     frame = pd.DataFrame({"user": users, "item": items, "rating": ratings})
     reader = surprise.Reader(rating_scale=data.rating_scale or (1, 5))
     return surprise.Dataset.load_from_df(frame, reader).build_full_trainset()
+
+
+def assert_surprise_similarities_equal(ours, theirs, data, trainset, user_based, atol=1e-5):
+    """Our neighbour matrix (sparse, self left out) equals Surprise's ``sim`` (dense, 1 on
+    the diagonal), whose rows follow ``trainset``'s inner ids, within ``atol``."""
+    raw = ([trainset.to_raw_uid(x) for x in range(trainset.n_users)] if user_based
+           else [trainset.to_raw_iid(x) for x in range(trainset.n_items)])
+    index = (data.user_index if user_based else data.item_index)(np.array(raw))
+    mine = sp.csr_array(ours).toarray()[np.ix_(index, index)]
+    np.fill_diagonal(mine, 1.0)
+    np.testing.assert_allclose(mine, theirs, atol=atol)

@@ -7,7 +7,8 @@ import fastrec
 from fastrec import Interactions
 from fastrec.similarity import (METRICS, content_similarity, item_similarity, topk_arrays,
                                 user_similarity)
-from fastrec.testing import assert_topk_equal, make_interactions, surprise_trainset
+from fastrec.testing import (assert_surprise_similarities_equal, assert_topk_equal,
+                             make_interactions, surprise_trainset)
 
 ALL = sorted(METRICS)
 
@@ -529,13 +530,8 @@ def test_matches_surprise_on_ml100k(ml100k_path, name, ours, user_based, dtype):
     algo.trainset, algo.bu, algo.bi = trainset, None, None
     theirs = algo.compute_similarities()
     fn = user_similarity if user_based else item_similarity
-    mine = fn(data, ours, None, dtype=dtype).toarray()
-    raw = ([trainset.to_raw_uid(x) for x in range(trainset.n_users)] if user_based
-           else [trainset.to_raw_iid(x) for x in range(trainset.n_items)])
-    index = (data.user_index if user_based else data.item_index)(np.array(raw))
-    mine = mine[np.ix_(index, index)]
-    np.fill_diagonal(mine, 1.0)  # Surprise puts 1 on the diagonal; we leave self out
-    np.testing.assert_allclose(mine, theirs, atol=1e-5)
+    mine = fn(data, ours, None, dtype=dtype)
+    assert_surprise_similarities_equal(mine, theirs, data, trainset, user_based, atol=1e-5)
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
