@@ -253,6 +253,36 @@ def test_mirror_rows_matches_a_lexsort(kind, dtype, index_dtype):
         np.testing.assert_array_equal(got_scores, expected_scores)
 
 
+@pytest.mark.parametrize("kind", ["ties", "spread", "crowded", "extreme", "equal", "skewed"])
+def test_sorted_best_matches_a_lexsort(kind, dtype, index_dtype):
+    """The top-k kernel's row selection alone (a score histogram, a gather, a quickselect
+    in the k-th best's bucket, then a bucket sort): the k best by score, then lower id,
+    for k below, at and above the row's length; the boundary bucket holding many ties,
+    one crowded bucket, a range too wide to scale, equal scores, most scores low."""
+    from fastrec._kernels.similarity import sorted_best
+
+    rng = np.random.default_rng(5)
+    big = np.finfo(dtype).max
+    values = {
+        "ties": lambda m: rng.integers(1, 5, m) / 4,
+        "spread": lambda m: rng.standard_normal(m),
+        "crowded": lambda m: np.concatenate(([1e6], 1 + np.arange(m - 1) * 1e-4))[:m],
+        "extreme": lambda m: rng.choice(np.array([-big, big, 0.5, 0.25]), m),
+        "equal": lambda m: np.full(m, 0.5),
+        "skewed": lambda m: np.where(rng.random(m) < 0.9, rng.random(m) * 1e-3, rng.random(m)),
+    }[kind]
+    for m in (0, 1, 2, 7, 40, 41, 300, 3000):
+        scores = values(m).astype(dtype)
+        ids = rng.permutation(m).astype(index_dtype) * 3  # any order, gaps
+        order = np.lexsort((ids, -scores.astype(np.float64)))
+        for k in (0, 1, 5, 40, m, m + 1):
+            got_scores, got_ids = scores.copy(), ids.copy()
+            kept = sorted_best(got_scores, got_ids, k)
+            assert kept == min(k, m)
+            np.testing.assert_array_equal(got_ids[:kept], ids[order[:kept]])
+            np.testing.assert_array_equal(got_scores[:kept], scores[order[:kept]])
+
+
 def _lower_arrays(x, value_dtype, index_dtype):
     """X (CSR) and its transpose as similarity_lower's six arrays."""
     t = sp.csr_array(x.T)

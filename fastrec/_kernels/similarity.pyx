@@ -227,11 +227,16 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, limit, th, other
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s
-    cdef value_t v, floor
+    cdef value_t v
+    cdef Py_ssize_t n_buckets = 2
+    cdef value_t* tmp_s
+    cdef index_t* tmp_ids
+    cdef uint32_t* keys
+    cdef uint32_t* counts
     cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_sums = measure == PEARSON
@@ -271,6 +276,11 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         return
     if mirror == MIRROR_TOP and out_indptr[1] - out_indptr[0] < 1:
         raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
+    cap = out_indptr[1] - out_indptr[0]
+    for a in range(n):
+        cap = max(cap, out_indptr[a + 1] - out_indptr[a])
+    while n_buckets < max(<Py_ssize_t>(4 * SELECT_BUCKETS), 4 * cap):
+        n_buckets = 2 * n_buckets
     coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
     whole_rows = _whole_rows(t_indices.shape[0], sizeof(index_t), 1 if coded else sizeof(value_t))
     try:
@@ -305,10 +315,16 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
+            # _sorted_best's scratch
+            tmp_s = <value_t*>malloc((n + 1) * sizeof(value_t))
+            tmp_ids = <index_t*>malloc((n + 1) * sizeof(index_t))
+            keys = <uint32_t*>malloc(n * sizeof(uint32_t))
+            counts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE and not coded)
-                        or (coded and packed_acc == NULL)
+                        or (coded and packed_acc == NULL) or tmp_s == NULL or tmp_ids == NULL
+                        or keys == NULL or counts == NULL
                         or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
@@ -323,10 +339,6 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     start = out_indptr[a]
                     cap = out_indptr[a + 1] - start
                     size = 0
-                    # candidates below floor cannot make the row's top cap; when room is
-                    # full, the best cap are kept and floor rises
-                    floor = -INFINITY
-                    room = 4 * cap if 0 < 4 * cap < n else n
                     if measure == DOT_POSITIVE:  # the default cosine: one scratch array
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -435,19 +447,17 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                     s_b[b] = 0
                                 if need_diffs:
                                     s_dd[b] = 0
-                        if v == 0:
-                            continue
-                        _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b)
-                        if mirror == MIRROR_TOP:
+                        # kept unless zero (or NaN: no rank), without a branch
+                        cand_scores[size] = v
+                        cand_ids[size] = <index_t>b
+                        size = size + (v != 0 and v == v)
+                        if mirror == MIRROR_TOP and v != 0 and v == v:
                             given_at = th * n + b
                             _offer(&given_scores[given_at * given_room],
                                    &given_ids[given_at * given_room], &given_size[given_at],
                                    &given_floor[given_at], given_room, cap, v, <index_t>a)
-                    if size > cap:
-                        select_top(cand_scores, cand_ids, size, cap)
-                        size = cap
-                    if mirror == MIRROR_NONE and size > 0:
-                        rank_sort(cand_scores, cand_ids, size)
+                    size = _sorted_best(cand_scores, cand_ids, size, cap, n_buckets, tmp_s,
+                                        tmp_ids, keys, counts)
                     out_counts[a] = size
                     for t in range(size):
                         out_scores[start + t] = cand_scores[t]
@@ -467,10 +477,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 cand_scores[size] = given_scores[given_at * given_room + t]
                                 cand_ids[size] = given_ids[given_at * given_room + t]
                                 size = size + 1
-                        if size > cap:
-                            select_top(cand_scores, cand_ids, size, cap)
-                            size = cap
-                        rank_sort(cand_scores, cand_ids, size)
+                        size = _sorted_best(cand_scores, cand_ids, size, cap, n_buckets,
+                                            tmp_s, tmp_ids, keys, counts)
                         for t in range(size):
                             out_scores[start + t] = cand_scores[t]
                             out_ids[start + t] = cand_ids[t]
@@ -487,6 +495,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(s_dd)
                 free(cand_scores)
                 free(cand_ids)
+                free(tmp_s)
+                free(tmp_ids)
+                free(keys)
+                free(counts)
     finally:
         free(given_scores)
         free(given_ids)
@@ -574,6 +586,7 @@ cdef enum:
     BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
     BAND_MIN_BYTES = 64 * 1024  # each band walks every later row once, so not much smaller
     BANDS_PER_THREAD = 8  # while bands stay within those: the last bands leave a thread idle
+    SELECT_BUCKETS = 256  # _sorted_best's histogram of a row's scores
 
 
 cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
@@ -1408,20 +1421,23 @@ cdef inline double _key_scale(double top, double hi, double lo) noexcept nogil:
     return scale if scale < INFINITY else 0.0
 
 
-cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m) noexcept nogil:
+cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m,
+                                     bint by_id) noexcept nogil:
     """Finish ordering m pairs already ordered but for different scores in a few short
-    runs: a stable insertion pass by score alone in place, which leaves equal scores in
-    id order and only stores when a score moves.  Too many moves (a crowded run) hand
-    the row to rank_sort, which compares ids too.  Returns the moves made."""
+    runs: a stable insertion pass in place, which only stores when a pair moves.  By
+    score alone, which leaves equal scores as they came (in id order, for mirror_rows),
+    or ``by_id``, by score then id.  Too many moves (a crowded run) hand the row to
+    rank_sort, which compares ids too.  Returns the moves made."""
     cdef Py_ssize_t i, j, moves = 0, budget = INSERTION_BUDGET * m
     cdef value_t v
     cdef index_t w
     for i in range(1, m):
         v = s[i]
-        if v > s[i - 1]:  # rare once keyed: move it up past the lower scores
-            w = ids[i]
+        w = ids[i]
+        # rare once keyed: move it up past the pairs ranking below it
+        if v > s[i - 1] or (by_id and v == s[i - 1] and w < ids[i - 1]):
             j = i - 1
-            while j >= 0 and v > s[j]:
+            while j >= 0 and (v > s[j] or (by_id and v == s[j] and w < ids[j])):
                 s[j + 1] = s[j]
                 ids[j + 1] = ids[j]
                 j -= 1
@@ -1437,9 +1453,9 @@ cdef inline Py_ssize_t _insertion_pass(value_t* s, index_t* ids, Py_ssize_t m) n
 cdef inline Py_ssize_t _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi,
                                          double lo, Py_ssize_t n_buckets, value_t* tmp_s,
                                          index_t* tmp_ids, uint32_t* bucket,
-                                         uint32_t* starts) noexcept nogil:
-    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order;
-    returns the insertion pass's moves.
+                                         uint32_t* starts, bint by_id=False) noexcept nogil:
+    """rank_sort of m pairs scoring in [lo, hi] whose equal scores are in id order (or in
+    any order, ``by_id``); returns the insertion pass's moves.
 
     Scratch: ``tmp_*`` and ``bucket`` of m entries, ``starts`` of ``n_buckets`` + 1
     (a power of two, at least 4m when m is the longest row).  A stable counting pass on
@@ -1471,7 +1487,7 @@ cdef inline Py_ssize_t _bucket_rank_sort(value_t* s, index_t* ids, Py_ssize_t m,
             s[starts[k]] = tmp_s[i]
             ids[starts[k]] = tmp_ids[i]
             starts[k] += 1
-    return _insertion_pass(s, ids, m)
+    return _insertion_pass(s, ids, m, by_id)
 
 
 cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double hi, double lo,
@@ -1521,7 +1537,105 @@ cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double
             high[k] += 1
             s[j] = tmp_s[i]
             ids[j] = tmp_ids[i]
-    _insertion_pass(s, ids, m)
+    _insertion_pass(s, ids, m, False)
+
+
+cdef inline Py_ssize_t _sorted_best(value_t* s, index_t* ids, Py_ssize_t m, Py_ssize_t k,
+                                    Py_ssize_t n_buckets, value_t* tmp_s, index_t* tmp_ids,
+                                    uint32_t* keys, uint32_t* counts) noexcept nogil:
+    """Move the k best of m (score, id) pairs in any order to the front, sorted (higher
+    score first, ties to the lower id); returns how many: min(m, k).
+
+    Scratch: ``tmp_*`` of m + 1 entries, ``keys`` of m, ``counts`` of ``n_buckets`` + 1
+    (a power of two, at least 4 * SELECT_BUCKETS and 4k).  Beyond k pairs, a histogram
+    of the scores in SELECT_BUCKETS steps between the highest and the lowest finds the
+    bucket holding the k-th best; one pass gathers the pairs above it and those in it,
+    a quickselect picks among the latter only, and the k are bucket sorted.  That is a
+    few passes over m, where a quickselect over m partitions several times.
+    """
+    cdef Py_ssize_t i, front, boundary, rest, trash = m
+    cdef uint32_t key, j, in_front, at_boundary
+    cdef uint32_t* quarter
+    cdef double hi, lo, scale
+    if m <= 0 or k <= 0:
+        return 0
+    _score_range(s, m, &hi, &lo)
+    scale = _key_scale(SELECT_BUCKETS - 1, hi, lo)
+    if m > k and scale > 0:
+        # four histograms, a pair in each by turn: most pairs share a few low buckets, and
+        # one count taking every add would make each add wait for the last
+        memset(counts, 0, 4 * SELECT_BUCKETS * sizeof(uint32_t))
+        for i in range(m):
+            key = <uint32_t>((hi - <double>s[i]) * scale)
+            key = key if key < SELECT_BUCKETS - 1 else SELECT_BUCKETS - 1
+            keys[i] = key
+            counts[(i & 3) * SELECT_BUCKETS + key] += 1
+        for j in range(SELECT_BUCKETS):
+            counts[j] += (counts[SELECT_BUCKETS + j] + counts[2 * SELECT_BUCKETS + j]
+                          + counts[3 * SELECT_BUCKETS + j])
+        # the k-th best's bucket j, from the low end where most pairs are
+        rest = m
+        j = SELECT_BUCKETS - 1
+        while rest - counts[j] >= k:
+            rest -= counts[j]
+            j -= 1
+        # gather: higher buckets to [0, front), bucket j after them, the rest to a slot
+        # past the end (no branch: it would be mispredicted about as often as not)
+        boundary = rest - counts[j]
+        front = 0
+        for i in range(m):
+            key = keys[i]
+            in_front = key < j
+            at_boundary = key == j
+            rest = trash + in_front * (front - trash) + at_boundary * (boundary - trash)
+            tmp_s[rest] = s[i]
+            tmp_ids[rest] = ids[i]
+            front += in_front
+            boundary += at_boundary
+        select_top(&tmp_s[front], &tmp_ids[front], boundary - front, k - front)
+        memcpy(s, tmp_s, k * sizeof(value_t))
+        memcpy(ids, tmp_ids, k * sizeof(index_t))
+        m = k
+        _score_range(s, m, &hi, &lo)
+    elif m > k:  # equal scores (or a range a double cannot scale): ids decide
+        select_top(s, ids, m, k)
+        m = k
+    if m < SMALL_ROW or not (hi > lo and hi - lo < INFINITY):
+        rank_sort(s, ids, m)
+    else:
+        _bucket_rank_sort(s, ids, m, hi, lo, n_buckets, tmp_s, tmp_ids, keys, counts, True)
+    return m
+
+
+def sorted_best(value_t[::1] scores, index_t[::1] ids, Py_ssize_t k):
+    """The row selection of similarity_topk alone, in place: the k best (score, id) pairs
+    to the front, best first (ties to the lower id); returns how many (min(size, k)).
+    Scores must not be NaN (similarity_topk keeps none).  For the tests."""
+    cdef Py_ssize_t m = scores.shape[0], n_buckets = 4 * SELECT_BUCKETS, kept
+    cdef value_t* tmp_s
+    cdef index_t* tmp_ids
+    cdef uint32_t* keys
+    cdef uint32_t* counts
+    if ids.shape[0] != m:
+        raise ValueError("sorted_best: scores and ids must have the same length")
+    k = max(k, 0)
+    while n_buckets < 4 * k:
+        n_buckets = 2 * n_buckets
+    tmp_s = <value_t*>malloc((m + 1) * sizeof(value_t))
+    tmp_ids = <index_t*>malloc((m + 1) * sizeof(index_t))
+    keys = <uint32_t*>malloc((m + 1) * sizeof(uint32_t))
+    counts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
+    try:
+        if tmp_s == NULL or tmp_ids == NULL or keys == NULL or counts == NULL:
+            raise MemoryError("sorted_best: cannot allocate scratch")
+        kept = _sorted_best(&scores[0] if m else NULL, &ids[0] if m else NULL, m, k,
+                            n_buckets, tmp_s, tmp_ids, keys, counts)
+    finally:
+        free(tmp_s)
+        free(tmp_ids)
+        free(keys)
+        free(counts)
+    return kept
 
 
 def mirror_rows(const int64_t[::1] own_slots, const int64_t[::1] own_counts,
