@@ -185,11 +185,12 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     _check_data_for(metric, spec, data, bm25_k1, bm25_b)
 
     # the stored values need no float64 copy of their own: astype(dtype) copies them
-    values = (data.values if metric in RAW_VALUE_METRICS
-              else _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b))
+    values = (data.values.astype(dtype) if metric in RAW_VALUE_METRICS
+              else _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b,
+                                    dtype=dtype, threads=threads, backend=backend))
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
-    by_user = sp.csr_array((values.astype(dtype), data.csr.indices, data.csr.indptr), shape=data.shape)
-    del values  # keep the peak memory at a few copies of the values
+    by_user = sp.csr_array((values, data.csr.indices, data.csr.indptr), shape=data.shape)
+    del values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
     # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else,
@@ -334,16 +335,26 @@ def _all_pairs(arrays, n, measure, shrinkage, shrink_mode, min_support, dtype, t
     return _csr_rows(scores, ids, indptr, n)
 
 
-def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
-    """The values the kernel compares, aligned with ``data.csr`` (float64, our copy);
-    rows of the cosine family are scaled to unit length, so a dot product is the cosine."""
+def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b, *,
+                     dtype=np.float64, threads=1, backend="auto"):
+    """The values the kernel compares, aligned with ``data.csr`` (a new ``dtype`` array);
+    rows of the cosine family are scaled to unit length, so a dot product is the cosine
+    (an item row is a column of ``data.csr``)."""
     values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
-    if metric in ("cosine", "adjusted_cosine", "tfidf"):
-        n = data.n_items if orientation == "items" else data.n_users
-        entity = data.csr.indices if orientation == "items" else data.entry_users
-        norms = np.sqrt(_grouped_sum_of_squares(entity, values, n))
-        values *= np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)[entity]
-    return values
+    if metric not in ("cosine", "adjusted_cosine", "tfidf"):
+        return values.astype(dtype, copy=False)
+    csr, by_column = data.csr, orientation == "items"
+    if backend == "numpy":
+        from fastrec.reference.similarity import scale_to_unit_length
+
+        return scale_to_unit_length(values, csr.indices, csr.indptr, data.n_items, by_column, dtype)
+    from fastrec._kernels import similarity as kernels
+
+    scaled = np.empty(values.size, dtype=dtype)
+    index_dtype = csr.indices.dtype
+    kernels.scale_to_unit_length(values, csr.indices, csr.indptr.astype(index_dtype, copy=False),
+                                 data.n_items, by_column, scaled, threads)
+    return scaled
 
 
 def prepared_user_matrix(data, metric, baseline=None, bm25_k1=BM25_K1, bm25_b=BM25_B):
@@ -421,15 +432,6 @@ def _transposed(matrix, threads):
     kernels.transpose(matrix.data, matrix.indices, matrix.indptr.astype(index_dtype, copy=False),
                       data, indices, indptr, threads)
     return sp.csr_array((data, indices, indptr), shape=(n_cols, n_rows))
-
-
-def _grouped_sum_of_squares(groups, values, n, chunk=1 << 20):
-    """``bincount(groups, values**2)`` without a full-size temporary."""
-    total = np.zeros(n)
-    for start in range(0, values.size, chunk):
-        part = values[start:start + chunk]
-        total += np.bincount(groups[start:start + chunk], weights=part * part, minlength=n)
-    return total
 
 
 def _row_ids(indptr):

@@ -439,6 +439,34 @@ def test_compact_rows_matches_reference(dtype, index_dtype):
 
 
 
+@pytest.mark.parametrize("by_column", [False, True], ids=["rows", "columns"])
+@pytest.mark.parametrize("shape", [(60, 40), (0, 5), (5, 0), (1, 1), (1, 30), (30, 1)])
+def test_scale_to_unit_length_matches_reference_bit_for_bit(shape, by_column, dtype, index_dtype):
+    """The cosine family's row scaling, by row (user rows) or by column (item rows): the
+    kernel gives the reference's values exactly, on rows and columns that are empty,
+    all zeros, or hold one value; 1, 2 or 3 threads."""
+    from fastrec._kernels.similarity import scale_to_unit_length
+    from fastrec.reference.similarity import scale_to_unit_length as reference
+
+    rng = np.random.default_rng(1)
+    matrix = sp.random_array(shape, density=0.3, format="csr", rng=rng,
+                             data_sampler=lambda size: rng.standard_normal(size) * 10.0 ** rng.integers(-3, 4, size))
+    if matrix.nnz:
+        matrix.data[:3] = 0.0  # stored zeros; the first row may be all zeros
+    indices, indptr = matrix.indices.astype(index_dtype), matrix.indptr.astype(index_dtype)
+    values = matrix.data.copy()
+    expected = reference(values, indices, indptr, shape[1], by_column, dtype)
+    norms = np.sqrt(np.asarray((matrix.multiply(matrix)).sum(axis=0 if by_column else 1)).ravel())
+    for threads in (1, 2, 3):
+        got = np.full(values.size, np.nan, dtype=dtype)
+        scale_to_unit_length(values, indices, indptr, shape[1], by_column, got, threads)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(values, matrix.data)  # the input is left alone
+    scaled = sp.csr_array((expected.astype(np.float64), indices, indptr), shape=shape)
+    lengths = np.sqrt(np.asarray(scaled.multiply(scaled).sum(axis=0 if by_column else 1)).ravel())
+    np.testing.assert_allclose(lengths, np.where(norms > 0, 1.0, 0.0), rtol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(50, 40), (0, 5), (5, 0), (1, 1)])
 def test_transpose_kernel_gives_tocsc_arrays(shape, dtype, index_dtype):
     from fastrec._kernels.similarity import transpose

@@ -570,6 +570,47 @@ def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t
         free(cursor)
 
 
+def scale_to_unit_length(const double[::1] values, const index_t[::1] indices,
+                         const index_t[::1] indptr, Py_ssize_t n_columns, bint by_column,
+                         value_t[::1] out, int num_threads):
+    """``out``: a CSR matrix's values scaled to unit length by row, or by column with
+    ``by_column`` (all-zero ones stay zero), cast to out's dtype.
+
+    Contract: indices in [0, n_columns).  Twin of
+    ``reference.similarity.scale_to_unit_length``, bit for bit: each sum of squares in
+    double in entry order (column sums in one pass, as ``bincount``), each value times
+    the reciprocal of its norm.
+    """
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, r, p, g
+    cdef Py_ssize_t n_groups = n_columns if by_column else n_rows
+    cdef double total, norm
+    cdef double* factor
+    if values.shape[0] != indptr[n_rows] or out.shape[0] != values.shape[0] or indices.shape[0] < values.shape[0]:
+        raise ValueError("scale_to_unit_length: values, indices and out must hold the matrix's entries")
+    factor = <double*>calloc(max(n_groups, 1), sizeof(double))
+    if factor == NULL:
+        raise MemoryError("scale_to_unit_length: cannot allocate the norms")
+    try:
+        with nogil:
+            if by_column:
+                for p in range(values.shape[0]):
+                    factor[indices[p]] += values[p] * values[p]
+            else:
+                for r in prange(n_rows, schedule="static", num_threads=num_threads):
+                    total = 0.0
+                    for p in range(indptr[r], indptr[r + 1]):
+                        total = total + values[p] * values[p]
+                    factor[r] = total
+            for g in range(n_groups):
+                norm = sqrt(factor[g])
+                factor[g] = 1.0 / norm if norm > 0 else 0.0
+            for r in prange(n_rows, schedule="static", num_threads=num_threads):
+                for p in range(indptr[r], indptr[r + 1]):
+                    out[p] = <value_t>(values[p] * factor[indices[p] if by_column else r])
+    finally:
+        free(factor)
+
+
 # ---------------------------------------------------------------- k=None: every pair
 # Row a scores the pairs (a, b < a) once ("own" entries, ascending b), then every own
 # entry is copied to row a and handed to row b; a row is then its own entries (ids < a,

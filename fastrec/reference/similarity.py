@@ -141,6 +141,18 @@ def _values_at(product, rows, cols):
     return np.where(found, values[pos] if keys.size else 0.0, 0.0)
 
 
+def scale_to_unit_length(values, indices, indptr, n_columns, by_column, dtype):
+    """The CSR matrix's values scaled to unit length by row, or by column (``by_column``);
+    all-zero ones stay zero.  Twin of the kernel, in float64, then cast to ``dtype``."""
+    values = np.asarray(values, dtype=np.float64)
+    n_rows = indptr.size - 1
+    groups = indices[:values.size] if by_column else np.repeat(np.arange(n_rows), np.diff(indptr))
+    n = n_columns if by_column else n_rows
+    norms = np.sqrt(np.bincount(groups, weights=values * values, minlength=n))
+    factors = np.divide(1.0, norms, out=np.zeros(n), where=norms > 0)
+    return (values * factors[groups]).astype(dtype)
+
+
 def compact_rows(slots, counts, ids, scores):
     """Keep the first ``counts[a]`` entries of each row's ``slots[a]:slots[a+1]`` range."""
     widths = np.diff(slots)
