@@ -3,8 +3,9 @@
 Row ``a`` of X (n x m, CSR) is compared with every row sharing a column with it by
 walking X[a] and, for each of its columns c, the column c (row c of X^T, CSR): the
 co-rated statistics of every touched pair (a, b) gather in per-thread scratch of
-length n, the scores of the touched rows go through a bounded buffer (a quickselect
-keeps the best k whenever it fills up), and the scratch is reset for the next row.
+length n, the scores of the touched rows go through a bounded buffer (whenever it fills
+up, a histogram of its scores finds the best k: ``_select_best``), and the scratch is
+reset for the next row.
 
 Every measure is symmetric, bit for bit: a pair's statistics are sums over the same
 columns in the same order from either side, and the score formulas only swap the
@@ -173,8 +174,93 @@ cdef inline double _score(int measure, int32_t n_ab, double s_ab, double s_aa, d
     return (n_ab * s_ab - s_a * s_b) / den if den != 0 else 0.0
 
 
+cdef struct Selection:  # a thread's scratch for _select_best and _sorted_best
+    void* tmp_s          # m + 1 scores of the kernel's dtype, for rows of up to m pairs
+    void* tmp_ids        # m + 1 ids
+    uint32_t* keys       # m
+    uint32_t* counts     # n_buckets + 1
+    Py_ssize_t n_buckets  # a power of two, at least 4 * SELECT_BUCKETS and 4k
+
+
+cdef inline void _select_best(value_t* s, index_t* ids, Py_ssize_t m, Py_ssize_t k,
+                              const Selection* scratch) noexcept nogil:
+    """Move the k best of m > k >= 1 (score, id) pairs to the front, in no order.
+
+    A histogram of the scores in SELECT_BUCKETS steps between the highest and the
+    lowest finds the bucket holding the k-th best; one pass gathers the pairs above it
+    and those in it, and a quickselect picks among the latter only: a few passes over
+    m, where a quickselect over m partitions several times.  Scores all equal (or too
+    far apart to scale) go to the quickselect whole.
+    """
+    cdef value_t* tmp_s = <value_t*>scratch.tmp_s
+    cdef index_t* tmp_ids = <index_t*>scratch.tmp_ids
+    cdef uint32_t* keys = scratch.keys
+    cdef uint32_t* counts = scratch.counts
+    cdef Py_ssize_t i, front, boundary, rest, trash = m
+    cdef uint32_t key, j, in_front, at_boundary
+    cdef double hi, lo, scale
+    _score_range(s, m, &hi, &lo)
+    scale = _key_scale(SELECT_BUCKETS - 1, hi, lo)
+    if not scale > 0:
+        select_top(s, ids, m, k)
+        return
+    # four histograms, a pair in each by turn: most pairs share a few low buckets, and
+    # one count taking every add would make each add wait for the last
+    memset(counts, 0, 4 * SELECT_BUCKETS * sizeof(uint32_t))
+    for i in range(m):
+        key = <uint32_t>((hi - <double>s[i]) * scale)
+        key = key if key < SELECT_BUCKETS - 1 else SELECT_BUCKETS - 1
+        keys[i] = key
+        counts[(i & 3) * SELECT_BUCKETS + key] += 1
+    for j in range(SELECT_BUCKETS):
+        counts[j] += (counts[SELECT_BUCKETS + j] + counts[2 * SELECT_BUCKETS + j]
+                      + counts[3 * SELECT_BUCKETS + j])
+    # the k-th best's bucket j, from the low end where most pairs are
+    rest = m
+    j = SELECT_BUCKETS - 1
+    while rest - counts[j] >= k:
+        rest -= counts[j]
+        j -= 1
+    # gather: higher buckets to [0, front), bucket j after them, the rest to a slot past
+    # the end (no branch: it would be mispredicted about as often as not)
+    boundary = rest - counts[j]
+    front = 0
+    for i in range(m):
+        key = keys[i]
+        in_front = key < j
+        at_boundary = key == j
+        rest = trash + in_front * (front - trash) + at_boundary * (boundary - trash)
+        tmp_s[rest] = s[i]
+        tmp_ids[rest] = ids[i]
+        front += in_front
+        boundary += at_boundary
+    select_top(&tmp_s[front], &tmp_ids[front], boundary - front, k - front)
+    memcpy(s, tmp_s, k * sizeof(value_t))
+    memcpy(ids, tmp_ids, k * sizeof(index_t))
+
+
+cdef inline Py_ssize_t _sorted_best(value_t* s, index_t* ids, Py_ssize_t m, Py_ssize_t k,
+                                    const Selection* scratch) noexcept nogil:
+    """Move the k best of m (score, id) pairs in any order to the front, sorted (higher
+    score first, ties to the lower id); returns how many: min(m, k).  The k are bucket
+    sorted, then an insertion pass by score and id."""
+    cdef double hi, lo
+    if m <= 0 or k <= 0:
+        return 0
+    if m > k:
+        _select_best(s, ids, m, k, scratch)
+        m = k
+    _score_range(s, m, &hi, &lo)
+    if m < SMALL_ROW or not (hi > lo and hi - lo < INFINITY):
+        rank_sort(s, ids, m)
+    else:
+        _bucket_rank_sort(s, ids, m, hi, lo, scratch.n_buckets, <value_t*>scratch.tmp_s,
+                          <index_t*>scratch.tmp_ids, scratch.keys, scratch.counts, True)
+    return m
+
+
 cdef inline value_t _keep_best(value_t* scores, index_t* ids, Py_ssize_t size,
-                               Py_ssize_t cap) noexcept nogil:
+                               Py_ssize_t cap, const Selection* scratch) noexcept nogil:
     """Keep the best cap of size candidates at the front; returns the worst kept score.
 
     Every dropped candidate ranks below cap others, and so will any later candidate
@@ -182,7 +268,7 @@ cdef inline value_t _keep_best(value_t* scores, index_t* ids, Py_ssize_t size,
     """
     cdef Py_ssize_t t
     cdef value_t worst
-    select_top(scores, ids, size, cap)
+    _select_best(scores, ids, size, cap, scratch)
     worst = scores[0]
     for t in range(1, cap):
         if scores[t] < worst:
@@ -191,14 +277,15 @@ cdef inline value_t _keep_best(value_t* scores, index_t* ids, Py_ssize_t size,
 
 
 cdef inline void _offer(value_t* scores, index_t* ids, Py_ssize_t* size, value_t* floor,
-                        Py_ssize_t room, Py_ssize_t cap, value_t v, index_t b) noexcept nogil:
+                        Py_ssize_t room, Py_ssize_t cap, value_t v, index_t b,
+                        const Selection* scratch) noexcept nogil:
     """Append (v, b) to a bounded buffer unless it scores below floor (see _keep_best)."""
     if v >= floor[0]:
         scores[size[0]] = v
         ids[size[0]] = b
         size[0] += 1
         if size[0] == room:
-            floor[0] = _keep_best(scores, ids, size[0], cap)
+            floor[0] = _keep_best(scores, ids, size[0], cap, scratch)
             size[0] = cap
 
 
@@ -227,14 +314,15 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     depend on ``num_threads``.
     """
     cdef Py_ssize_t n = x_indptr.shape[0] - 1
-    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, limit, th, other
+    cdef Py_ssize_t a, b, c, p, q, t, n_touched, size, cap, room, limit, th, other
     cdef Py_ssize_t given_room = 0
     cdef int64_t start
     cdef double xa, xb, s
-    cdef value_t v
+    cdef value_t v, floor
     cdef Py_ssize_t n_buckets = 2
-    cdef value_t* tmp_s
-    cdef index_t* tmp_ids
+    cdef Selection scratch
+    cdef void* tmp_s
+    cdef void* tmp_ids
     cdef uint32_t* keys
     cdef uint32_t* counts
     cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
@@ -315,11 +403,13 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
-            # _sorted_best's scratch
-            tmp_s = <value_t*>malloc((n + 1) * sizeof(value_t))
-            tmp_ids = <index_t*>malloc((n + 1) * sizeof(index_t))
+            tmp_s = malloc((n + 1) * sizeof(value_t))
+            tmp_ids = malloc((n + 1) * sizeof(index_t))
             keys = <uint32_t*>malloc(n * sizeof(uint32_t))
             counts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
+            # assigned whole, so that each thread has its own
+            scratch = Selection(tmp_s=tmp_s, tmp_ids=tmp_ids, keys=keys, counts=counts,
+                                n_buckets=n_buckets)
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE and not coded)
@@ -339,6 +429,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                     start = out_indptr[a]
                     cap = out_indptr[a + 1] - start
                     size = 0
+                    # candidates below floor cannot make the row's top cap; when room is
+                    # full, the best cap are kept and floor rises
+                    floor = -INFINITY
+                    room = 4 * cap if 0 < 4 * cap < n else n
                     if measure == DOT_POSITIVE:  # the default cosine: one scratch array
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -447,17 +541,17 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                     s_b[b] = 0
                                 if need_diffs:
                                     s_dd[b] = 0
-                        # kept unless zero (or NaN: no rank), without a branch
-                        cand_scores[size] = v
-                        cand_ids[size] = <index_t>b
-                        size = size + (v != 0 and v == v)
-                        if mirror == MIRROR_TOP and v != 0 and v == v:
+                        if v == 0:
+                            continue
+                        _offer(cand_scores, cand_ids, &size, &floor, room, cap, v, <index_t>b,
+                               &scratch)
+                        if mirror == MIRROR_TOP:
                             given_at = th * n + b
                             _offer(&given_scores[given_at * given_room],
                                    &given_ids[given_at * given_room], &given_size[given_at],
-                                   &given_floor[given_at], given_room, cap, v, <index_t>a)
-                    size = _sorted_best(cand_scores, cand_ids, size, cap, n_buckets, tmp_s,
-                                        tmp_ids, keys, counts)
+                                   &given_floor[given_at], given_room, cap, v, <index_t>a,
+                                   &scratch)
+                    size = _sorted_best(cand_scores, cand_ids, size, cap, &scratch)
                     out_counts[a] = size
                     for t in range(size):
                         out_scores[start + t] = cand_scores[t]
@@ -477,8 +571,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 cand_scores[size] = given_scores[given_at * given_room + t]
                                 cand_ids[size] = given_ids[given_at * given_room + t]
                                 size = size + 1
-                        size = _sorted_best(cand_scores, cand_ids, size, cap, n_buckets,
-                                            tmp_s, tmp_ids, keys, counts)
+                        size = _sorted_best(cand_scores, cand_ids, size, cap, &scratch)
                         for t in range(size):
                             out_scores[start + t] = cand_scores[t]
                             out_ids[start + t] = cand_ids[t]
@@ -1581,101 +1674,32 @@ cdef inline void _radix_rank_sort(value_t* s, index_t* ids, Py_ssize_t m, double
     _insertion_pass(s, ids, m, False)
 
 
-cdef inline Py_ssize_t _sorted_best(value_t* s, index_t* ids, Py_ssize_t m, Py_ssize_t k,
-                                    Py_ssize_t n_buckets, value_t* tmp_s, index_t* tmp_ids,
-                                    uint32_t* keys, uint32_t* counts) noexcept nogil:
-    """Move the k best of m (score, id) pairs in any order to the front, sorted (higher
-    score first, ties to the lower id); returns how many: min(m, k).
-
-    Scratch: ``tmp_*`` of m + 1 entries, ``keys`` of m, ``counts`` of ``n_buckets`` + 1
-    (a power of two, at least 4 * SELECT_BUCKETS and 4k).  Beyond k pairs, a histogram
-    of the scores in SELECT_BUCKETS steps between the highest and the lowest finds the
-    bucket holding the k-th best; one pass gathers the pairs above it and those in it,
-    a quickselect picks among the latter only, and the k are bucket sorted.  That is a
-    few passes over m, where a quickselect over m partitions several times.
-    """
-    cdef Py_ssize_t i, front, boundary, rest, trash = m
-    cdef uint32_t key, j, in_front, at_boundary
-    cdef uint32_t* quarter
-    cdef double hi, lo, scale
-    if m <= 0 or k <= 0:
-        return 0
-    _score_range(s, m, &hi, &lo)
-    scale = _key_scale(SELECT_BUCKETS - 1, hi, lo)
-    if m > k and scale > 0:
-        # four histograms, a pair in each by turn: most pairs share a few low buckets, and
-        # one count taking every add would make each add wait for the last
-        memset(counts, 0, 4 * SELECT_BUCKETS * sizeof(uint32_t))
-        for i in range(m):
-            key = <uint32_t>((hi - <double>s[i]) * scale)
-            key = key if key < SELECT_BUCKETS - 1 else SELECT_BUCKETS - 1
-            keys[i] = key
-            counts[(i & 3) * SELECT_BUCKETS + key] += 1
-        for j in range(SELECT_BUCKETS):
-            counts[j] += (counts[SELECT_BUCKETS + j] + counts[2 * SELECT_BUCKETS + j]
-                          + counts[3 * SELECT_BUCKETS + j])
-        # the k-th best's bucket j, from the low end where most pairs are
-        rest = m
-        j = SELECT_BUCKETS - 1
-        while rest - counts[j] >= k:
-            rest -= counts[j]
-            j -= 1
-        # gather: higher buckets to [0, front), bucket j after them, the rest to a slot
-        # past the end (no branch: it would be mispredicted about as often as not)
-        boundary = rest - counts[j]
-        front = 0
-        for i in range(m):
-            key = keys[i]
-            in_front = key < j
-            at_boundary = key == j
-            rest = trash + in_front * (front - trash) + at_boundary * (boundary - trash)
-            tmp_s[rest] = s[i]
-            tmp_ids[rest] = ids[i]
-            front += in_front
-            boundary += at_boundary
-        select_top(&tmp_s[front], &tmp_ids[front], boundary - front, k - front)
-        memcpy(s, tmp_s, k * sizeof(value_t))
-        memcpy(ids, tmp_ids, k * sizeof(index_t))
-        m = k
-        _score_range(s, m, &hi, &lo)
-    elif m > k:  # equal scores (or a range a double cannot scale): ids decide
-        select_top(s, ids, m, k)
-        m = k
-    if m < SMALL_ROW or not (hi > lo and hi - lo < INFINITY):
-        rank_sort(s, ids, m)
-    else:
-        _bucket_rank_sort(s, ids, m, hi, lo, n_buckets, tmp_s, tmp_ids, keys, counts, True)
-    return m
-
-
 def sorted_best(value_t[::1] scores, index_t[::1] ids, Py_ssize_t k):
     """The row selection of similarity_topk alone, in place: the k best (score, id) pairs
     to the front, best first (ties to the lower id); returns how many (min(size, k)).
-    Scores must not be NaN (similarity_topk keeps none).  For the tests."""
-    cdef Py_ssize_t m = scores.shape[0], n_buckets = 4 * SELECT_BUCKETS, kept
-    cdef value_t* tmp_s
-    cdef index_t* tmp_ids
-    cdef uint32_t* keys
-    cdef uint32_t* counts
+    Scores must not be NaN (similarity_topk offers none).  For the tests."""
+    cdef Py_ssize_t m = scores.shape[0], kept
+    cdef Selection scratch
     if ids.shape[0] != m:
         raise ValueError("sorted_best: scores and ids must have the same length")
     k = max(k, 0)
-    while n_buckets < 4 * k:
-        n_buckets = 2 * n_buckets
-    tmp_s = <value_t*>malloc((m + 1) * sizeof(value_t))
-    tmp_ids = <index_t*>malloc((m + 1) * sizeof(index_t))
-    keys = <uint32_t*>malloc((m + 1) * sizeof(uint32_t))
-    counts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
+    scratch.n_buckets = 4 * SELECT_BUCKETS
+    while scratch.n_buckets < 4 * k:
+        scratch.n_buckets = 2 * scratch.n_buckets
+    scratch.tmp_s = malloc((m + 1) * sizeof(value_t))
+    scratch.tmp_ids = malloc((m + 1) * sizeof(index_t))
+    scratch.keys = <uint32_t*>malloc((m + 1) * sizeof(uint32_t))
+    scratch.counts = <uint32_t*>malloc((scratch.n_buckets + 1) * sizeof(uint32_t))
     try:
-        if tmp_s == NULL or tmp_ids == NULL or keys == NULL or counts == NULL:
+        if (scratch.tmp_s == NULL or scratch.tmp_ids == NULL or scratch.keys == NULL
+                or scratch.counts == NULL):
             raise MemoryError("sorted_best: cannot allocate scratch")
-        kept = _sorted_best(&scores[0] if m else NULL, &ids[0] if m else NULL, m, k,
-                            n_buckets, tmp_s, tmp_ids, keys, counts)
+        kept = _sorted_best(&scores[0] if m else NULL, &ids[0] if m else NULL, m, k, &scratch)
     finally:
-        free(tmp_s)
-        free(tmp_ids)
-        free(keys)
-        free(counts)
+        free(scratch.tmp_s)
+        free(scratch.tmp_ids)
+        free(scratch.keys)
+        free(scratch.counts)
     return kept
 
 
