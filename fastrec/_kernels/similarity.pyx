@@ -460,6 +460,18 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 n_touched = n_touched + (count[b] == 0)
                                 count[b] += 1
                                 s_ab[b] += xa * t_data[q]
+                    elif measure == JACCARD:  # co-rated counts alone: T's values are not read
+                        for p in range(x_indptr[a], x_indptr[a + 1]):
+                            c = x_indices[p]
+                            _prefetch_ahead(&x_indices[0], p, x_indptr[n], &t_indptr[0], NULL,
+                                            &t_indices[0], &t_data[0], 0, whole_rows)
+                            for q in range(t_indptr[c], t_indptr[c + 1]):
+                                b = t_indices[q]
+                                if b >= limit:  # the column's rows are sorted
+                                    break
+                                touched[n_touched] = b  # kept only when b is new: no branch
+                                n_touched = n_touched + (count[b] == 0)
+                                count[b] += 1
                     elif coded:  # packed words, one add each from the pair's table entry
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
