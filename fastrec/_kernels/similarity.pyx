@@ -446,12 +446,14 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 touched[n_touched] = b
                                 n_touched = n_touched + (s_ab[b] == 0)
                                 s_ab[b] += xa * t_data[q]
-                    elif measure == DOT:  # the hot case, without the per-entry branches
+                    elif measure == DOT or measure == JACCARD:  # the count, and DOT's one sum
+                        # (Jaccard neither reads nor fetches T's values)
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
                             xa = x_data[p]
                             _prefetch_ahead(&x_indices[0], p, x_indptr[n], &t_indptr[0], NULL,
-                                            &t_indices[0], &t_data[0], sizeof(value_t), whole_rows)
+                                            &t_indices[0], &t_data[0],
+                                            sizeof(value_t) if measure == DOT else 0, whole_rows)
                             for q in range(t_indptr[c], t_indptr[c + 1]):
                                 b = t_indices[q]
                                 if b >= limit:  # the column's rows are sorted
@@ -459,19 +461,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                 touched[n_touched] = b  # kept only when b is new: no branch
                                 n_touched = n_touched + (count[b] == 0)
                                 count[b] += 1
-                                s_ab[b] += xa * t_data[q]
-                    elif measure == JACCARD:  # co-rated counts alone: T's values are not read
-                        for p in range(x_indptr[a], x_indptr[a + 1]):
-                            c = x_indices[p]
-                            _prefetch_ahead(&x_indices[0], p, x_indptr[n], &t_indptr[0], NULL,
-                                            &t_indices[0], &t_data[0], 0, whole_rows)
-                            for q in range(t_indptr[c], t_indptr[c + 1]):
-                                b = t_indices[q]
-                                if b >= limit:  # the column's rows are sorted
-                                    break
-                                touched[n_touched] = b  # kept only when b is new: no branch
-                                n_touched = n_touched + (count[b] == 0)
-                                count[b] += 1
+                                if measure == DOT:
+                                    s_ab[b] += xa * t_data[q]
                     elif coded:  # packed words, one add each from the pair's table entry
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
