@@ -184,13 +184,13 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
     data = as_interactions(data)
     _check_data_for(metric, spec, data, bm25_k1, bm25_b)
 
-    # the stored values need no float64 copy of their own: astype(dtype) copies them
+    # the stored values need no float64 copy of their own: astype(dtype) copies them, as
+    # _prepared_values gives the others in dtype
     values = (data.values.astype(dtype) if metric in RAW_VALUE_METRICS
               else _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b,
                                     dtype=dtype, threads=threads, backend=backend))
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
     by_user = sp.csr_array((values, data.csr.indices, data.csr.indptr), shape=data.shape)
-    del values
     if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
     # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else,
