@@ -141,6 +141,13 @@ def _values_at(product, rows, cols):
     return np.where(found, values[pos] if keys.size else 0.0, 0.0)
 
 
+def sorted_best(scores, ids, k):
+    """The k best (score, id) pairs, best first: higher score, ties to the lower id (twin
+    of the kernel's row selection, which works in place and returns how many it kept)."""
+    order = np.lexsort((ids, -np.asarray(scores, dtype=np.float64)))[:max(k, 0)]
+    return scores[order], ids[order]
+
+
 def scale_to_unit_length(values, indices, indptr, n_columns, by_column, dtype):
     """The CSR matrix's values scaled to unit length by row, or by column (``by_column``);
     all-zero ones stay zero.  Twin of the kernel, in float64, then cast to ``dtype``."""
