@@ -182,6 +182,34 @@ cdef struct Selection:  # a thread's scratch for _select_best and _sorted_best
     Py_ssize_t n_buckets  # a power of two, at least 4 * SELECT_BUCKETS and 4k
 
 
+cdef Selection _new_selection(Py_ssize_t m, Py_ssize_t k, Py_ssize_t value_size,
+                              Py_ssize_t index_size) noexcept nogil:
+    """Scratch for rows of up to m pairs and k kept (``_selection_ok`` tells whether it
+    was allocated; free it with ``_free_selection``).  Assign it whole: in a parallel
+    block that gives each thread its own."""
+    cdef Selection scratch
+    scratch.n_buckets = 4 * SELECT_BUCKETS
+    while scratch.n_buckets < 4 * k:
+        scratch.n_buckets = 2 * scratch.n_buckets
+    scratch.tmp_s = malloc((m + 1) * value_size)
+    scratch.tmp_ids = malloc((m + 1) * index_size)
+    scratch.keys = <uint32_t*>malloc((m + 1) * sizeof(uint32_t))
+    scratch.counts = <uint32_t*>malloc((scratch.n_buckets + 1) * sizeof(uint32_t))
+    return scratch
+
+
+cdef inline bint _selection_ok(const Selection* scratch) noexcept nogil:
+    return (scratch.tmp_s != NULL and scratch.tmp_ids != NULL and scratch.keys != NULL
+            and scratch.counts != NULL)
+
+
+cdef void _free_selection(Selection* scratch) noexcept nogil:
+    free(scratch.tmp_s)
+    free(scratch.tmp_ids)
+    free(scratch.keys)
+    free(scratch.counts)
+
+
 cdef inline void _select_best(value_t* s, index_t* ids, Py_ssize_t m, Py_ssize_t k,
                               const Selection* scratch) noexcept nogil:
     """Move the k best of m > k >= 1 (score, id) pairs to the front, in no order.
@@ -319,12 +347,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef int64_t start
     cdef double xa, xb, s
     cdef value_t v, floor
-    cdef Py_ssize_t n_buckets = 2
+    cdef Py_ssize_t widest = 0
     cdef Selection scratch
-    cdef void* tmp_s
-    cdef void* tmp_ids
-    cdef uint32_t* keys
-    cdef uint32_t* counts
     cdef bint need_products = measure == DOT or measure == DOT_POSITIVE or measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_squares = measure == CORATED_COSINE or measure == PEARSON
     cdef bint need_sums = measure == PEARSON
@@ -364,11 +388,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
         return
     if mirror == MIRROR_TOP and out_indptr[1] - out_indptr[0] < 1:
         raise ValueError("similarity_topk: MIRROR_TOP needs k >= 1")
-    cap = out_indptr[1] - out_indptr[0]
     for a in range(n):
-        cap = max(cap, out_indptr[a + 1] - out_indptr[a])
-    while n_buckets < max(<Py_ssize_t>(4 * SELECT_BUCKETS), 4 * cap):
-        n_buckets = 2 * n_buckets
+        widest = max(widest, out_indptr[a + 1] - out_indptr[a])
     coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
     whole_rows = _whole_rows(t_indices.shape[0], sizeof(index_t), 1 if coded else sizeof(value_t))
     try:
@@ -403,18 +424,11 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
             s_dd = <double*>calloc(n, sizeof(double)) if need_diffs else NULL
             cand_scores = <value_t*>malloc(n * sizeof(value_t))
             cand_ids = <index_t*>malloc(n * sizeof(index_t))
-            tmp_s = malloc((n + 1) * sizeof(value_t))
-            tmp_ids = malloc((n + 1) * sizeof(index_t))
-            keys = <uint32_t*>malloc(n * sizeof(uint32_t))
-            counts = <uint32_t*>malloc((n_buckets + 1) * sizeof(uint32_t))
-            # assigned whole, so that each thread has its own
-            scratch = Selection(tmp_s=tmp_s, tmp_ids=tmp_ids, keys=keys, counts=counts,
-                                n_buckets=n_buckets)
+            scratch = _new_selection(n, widest, sizeof(value_t), sizeof(index_t))
             th = fastrec_omp_thread_num()
             try:
                 if ((count == NULL and measure != DOT_POSITIVE and not coded)
-                        or (coded and packed_acc == NULL) or tmp_s == NULL or tmp_ids == NULL
-                        or keys == NULL or counts == NULL
+                        or (coded and packed_acc == NULL) or not _selection_ok(&scratch)
                         or touched == NULL or cand_scores == NULL or cand_ids == NULL or (need_products and s_ab == NULL)
                         or (need_squares and (s_aa == NULL or s_bb == NULL))
                         or (need_sums and (s_a == NULL or s_b == NULL))
@@ -591,10 +605,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                 free(s_dd)
                 free(cand_scores)
                 free(cand_ids)
-                free(tmp_s)
-                free(tmp_ids)
-                free(keys)
-                free(counts)
+                _free_selection(&scratch)
     finally:
         free(given_scores)
         free(given_ids)
@@ -723,7 +734,7 @@ cdef enum:
     BAND_BYTES = 1024 * 1024  # output of the rows mirror_rows fills and sorts together, at most:
     BAND_MIN_BYTES = 64 * 1024  # each band walks every later row once, so not much smaller
     BANDS_PER_THREAD = 8  # while bands stay within those: the last bands leave a thread idle
-    SELECT_BUCKETS = 256  # _sorted_best's histogram of a row's scores
+    SELECT_BUCKETS = 256  # _select_best's histogram of a row's scores
 
 
 cdef inline Py_ssize_t _stride(int measure) noexcept nogil:
@@ -1457,7 +1468,7 @@ def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
     if n >= 1:
         levels = _packable_levels(&x_data[0] if x_data.shape[0] else NULL, &x_indptr[0], n,
                                   &lowest, &step)
-    return levels, (step if levels else 1.0)
+    return levels, step  # step stays 1.0 unless the values pack
 
 
 def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
@@ -1686,23 +1697,13 @@ def sorted_best(value_t[::1] scores, index_t[::1] ids, Py_ssize_t k):
     if ids.shape[0] != m:
         raise ValueError("sorted_best: scores and ids must have the same length")
     k = max(k, 0)
-    scratch.n_buckets = 4 * SELECT_BUCKETS
-    while scratch.n_buckets < 4 * k:
-        scratch.n_buckets = 2 * scratch.n_buckets
-    scratch.tmp_s = malloc((m + 1) * sizeof(value_t))
-    scratch.tmp_ids = malloc((m + 1) * sizeof(index_t))
-    scratch.keys = <uint32_t*>malloc((m + 1) * sizeof(uint32_t))
-    scratch.counts = <uint32_t*>malloc((scratch.n_buckets + 1) * sizeof(uint32_t))
+    scratch = _new_selection(m, k, sizeof(value_t), sizeof(index_t))
     try:
-        if (scratch.tmp_s == NULL or scratch.tmp_ids == NULL or scratch.keys == NULL
-                or scratch.counts == NULL):
+        if not _selection_ok(&scratch):
             raise MemoryError("sorted_best: cannot allocate scratch")
         kept = _sorted_best(&scores[0] if m else NULL, &ids[0] if m else NULL, m, k, &scratch)
     finally:
-        free(scratch.tmp_s)
-        free(scratch.tmp_ids)
-        free(scratch.keys)
-        free(scratch.counts)
+        _free_selection(&scratch)
     return kept
 
 
