@@ -101,26 +101,26 @@ cdef extern from *:
     #endif
         return i;
     }
-    /* The first j in [i, n) with s[j] > s[j - 1] (n if none; i >= 1), four (two) pairs a
-       step with SSE2: the insertion pass after the row sort's buckets finds a rise at
-       about one entry in thirty, and a scalar compare a step costs it most of its time. */
-    static Py_ssize_t fastrec_next_rise_f32(const float* s, Py_ssize_t i, Py_ssize_t n) {
+    /* The first j in [i, n) with s[j] > s[j - 1] (n if none; i >= 1), four float32 or
+       two float64 pairs a compare with SSE2: the insertion pass after the row sort's
+       buckets finds a rise at about one entry in thirty, and a scalar compare a step
+       cost it most of its time.  One definition for both types: */
     #if defined(__SSE2__)
-        for (; i + 4 <= n; i += 4) {
-            int rises = _mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + i), _mm_loadu_ps(s + i - 1)));
-            if (rises) return i + fastrec_ctz64((unsigned)rises);
+    #define FASTREC_RISES_BY_SSE2(lanes, load, cmpgt, movemask) \
+        for (; i + lanes <= n; i += lanes) { \
+            int rises = movemask(cmpgt(load(s + i), load(s + i - 1))); \
+            if (rises) return i + fastrec_ctz64((unsigned)rises); \
         }
+    #else
+    #define FASTREC_RISES_BY_SSE2(lanes, load, cmpgt, movemask)
     #endif
+    static Py_ssize_t fastrec_next_rise_f32(const float* s, Py_ssize_t i, Py_ssize_t n) {
+        FASTREC_RISES_BY_SSE2(4, _mm_loadu_ps, _mm_cmpgt_ps, _mm_movemask_ps)
         for (; i < n; i++) if (s[i] > s[i - 1]) return i;
         return n;
     }
     static Py_ssize_t fastrec_next_rise_f64(const double* s, Py_ssize_t i, Py_ssize_t n) {
-    #if defined(__SSE2__)
-        for (; i + 2 <= n; i += 2) {
-            int rises = _mm_movemask_pd(_mm_cmpgt_pd(_mm_loadu_pd(s + i), _mm_loadu_pd(s + i - 1)));
-            if (rises) return i + fastrec_ctz64((unsigned)rises);
-        }
-    #endif
+        FASTREC_RISES_BY_SSE2(2, _mm_loadu_pd, _mm_cmpgt_pd, _mm_movemask_pd)
         for (; i < n; i++) if (s[i] > s[i - 1]) return i;
         return n;
     }
