@@ -190,31 +190,34 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
               else _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b,
                                     dtype=dtype, threads=threads, backend=backend))
     n, m = (data.n_items, data.n_users) if orientation == "items" else (data.n_users, data.n_items)
-    by_user = sp.csr_array((values, data.csr.indices, data.csr.indptr), shape=data.shape)
-    if spec.measure == "dot" and min_support <= 1 and not shrinkage and by_user.data.min(initial=1) > 0:
-        spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
-    # the CSR of R^T: scipy's tocsc for the reference, the same arrays in parallel else,
-    # or those of the data's own (cached) CSC when the values are the stored ones
-    if backend == "numpy":
-        by_item = by_user.tocsc()
-    elif metric in RAW_VALUE_METRICS:
-        csc = data.csc
-        by_item = sp.csr_array((csc.data.astype(np.float64, copy=False).astype(dtype), csc.indices,
-                                csc.indptr), shape=(data.n_items, data.n_users))
-    else:
-        by_item = _transposed(by_user, threads)
-    x, t = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     index_dtype = data.csr.indices.dtype
+    if spec.measure == "dot" and min_support <= 1 and not shrinkage and values.min(initial=1) > 0:
+        spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
+    # (data, indices, indptr) of R and of R^T as CSR, not scipy matrices: on ml-100k each
+    # matrix built costs more than its arrays (~0.1-0.2 ms, right after the kernels)
+    by_user = (values, data.csr.indices.astype(index_dtype, copy=False),
+               data.csr.indptr.astype(index_dtype, copy=False))
     if backend == "numpy":
         from fastrec.reference.similarity import similarity_topk as reference
 
-        result = reference(sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m)), spec.measure,
-                           shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
+        x = sp.csr_array(by_user, shape=data.shape)
+        if orientation == "items":  # the CSC's arrays are the CSR of R^T
+            x = x.tocsc()
+            x = sp.csr_array((x.data, x.indices, x.indptr), shape=(n, m))
+        result = reference(x, spec.measure, shrinkage=shrinkage, shrink_mode=spec.shrink_mode,
                            min_support=min_support, k=k, dtype=dtype)
         result.indices = result.indices.astype(index_dtype)
         return result
-    parts = [(part.data, part.indices.astype(index_dtype, copy=False),
-              part.indptr.astype(index_dtype, copy=False)) for part in (x, t)]
+    # R^T: the arrays of the data's own (cached) CSC when the values are the stored ones,
+    # else those tocsc would give, made in parallel
+    if metric in RAW_VALUE_METRICS:
+        csc = data.csc
+        by_item = (csc.data.astype(np.float64, copy=False).astype(dtype),
+                   csc.indices.astype(index_dtype, copy=False),
+                   csc.indptr.astype(index_dtype, copy=False))
+    else:
+        by_item = _transposed(by_user, data.n_items, threads)
+    parts = (by_item, by_user) if orientation == "items" else (by_user, by_item)
     return _run_kernel(parts, n, spec, shrinkage, min_support, k, dtype, threads, index_dtype)
 
 
@@ -420,18 +423,15 @@ def _history_values(data, metric, codes, values, baseline, bm25_k1, bm25_b):
     return values
 
 
-def _transposed(matrix, threads):
-    """CSR of ``matrix.T``, with the arrays ``matrix.tocsc()`` would give."""
+def _transposed(csr, n_columns, threads):
+    """``(data, indices, indptr)`` of the CSR of the transpose of the CSR ``csr`` (a
+    ``(data, indices, indptr)`` triple with ``n_columns``): the arrays tocsc would give."""
     from fastrec._kernels import similarity as kernels
 
-    index_dtype = matrix.indices.dtype
-    n_rows, n_cols = matrix.shape
-    data = np.empty_like(matrix.data)
-    indices = np.empty(matrix.nnz, dtype=index_dtype)
-    indptr = np.empty(n_cols + 1, dtype=index_dtype)
-    kernels.transpose(matrix.data, matrix.indices, matrix.indptr.astype(index_dtype, copy=False),
-                      data, indices, indptr, threads)
-    return sp.csr_array((data, indices, indptr), shape=(n_cols, n_rows))
+    data, indices, indptr = csr
+    out = (np.empty_like(data), np.empty_like(indices), np.empty(n_columns + 1, dtype=indices.dtype))
+    kernels.transpose(data, indices, indptr, *out, threads)
+    return out
 
 
 def _row_ids(indptr):
