@@ -302,7 +302,10 @@ def _run_lower(arrays, measure, shrinkage, min_support, packed, threads):
            np.zeros(n, np.int64), np.zeros(n, np.int64))
     kernels.similarity_lower(*arrays, kernels.MEASURES[measure], shrinkage, 0, min_support,
                              slots, *out, False, threads, packed)
-    return out
+    # each row's pairs, its first own_counts entries (the rest of its room is scratch)
+    written = np.concatenate([np.arange(slots[a], slots[a] + out[2][a]) for a in range(n)]
+                             + [np.empty(0, np.int64)]).astype(np.int64)
+    return out[0][written], out[1][written], out[2], out[3]
 
 
 def _run_topk(arrays, measure, shrinkage, min_support, k, mirror, packed, threads):

@@ -124,7 +124,30 @@ cdef extern from *:
         for (; i < n; i++) if (s[i] > s[i - 1]) return i;
         return n;
     }
+    /* out[i] = c / (d * area + c) in float32 for the packed MSD words c | d << 32 (c, d
+       >= 0), four a step with SSE2: the k=None dense rows' one division a pair, where the
+       caller knows each c and d * area + c exact in float32 (then the float32 quotient is
+       the double one rounded, as float64 has over 2 * 24 + 2 bits).  0 / 0 is NaN. */
+    static void fastrec_msd_scores_f32(const int64_t* words, Py_ssize_t n, float area,
+                                       float* out) {
+        Py_ssize_t i = 0;
+    #if defined(__SSE2__)
+        __m128 scale = _mm_set1_ps(area), low, high, counts, sums;
+        for (; i + 4 <= n; i += 4) {
+            low = _mm_castsi128_ps(_mm_loadu_si128((const __m128i*)(words + i)));
+            high = _mm_castsi128_ps(_mm_loadu_si128((const __m128i*)(words + i + 2)));
+            counts = _mm_cvtepi32_ps(_mm_castps_si128(_mm_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0))));
+            sums = _mm_cvtepi32_ps(_mm_castps_si128(_mm_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1))));
+            _mm_storeu_ps(out + i, _mm_div_ps(counts, _mm_add_ps(_mm_mul_ps(sums, scale), counts)));
+        }
+    #endif
+        for (; i < n; i++) {
+            float count = (float)(int32_t)words[i], sum = (float)(int32_t)(words[i] >> 32);
+            out[i] = count / (sum * area + count);
+        }
+    }
     """
+    void fastrec_msd_scores_f32(const int64_t* words, Py_ssize_t n, float area, float* out) noexcept nogil
     int fastrec_ctz64(uint64_t x) noexcept nogil
     Py_ssize_t fastrec_next_rise_f32(const float* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     Py_ssize_t fastrec_next_rise_f64(const double* s, Py_ssize_t i, Py_ssize_t n) noexcept nogil
@@ -421,7 +444,8 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     for a in range(n):
         widest = max(widest, out_indptr[a + 1] - out_indptr[a])
     coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
-    whole_rows = _whole_rows(t_indices.shape[0], sizeof(index_t), 1 if coded else sizeof(value_t))
+    whole_rows = (_whole_rows(t_indices.shape[0], sizeof(uint32_t), 0) if coded
+                  else _whole_rows(t_indices.shape[0], sizeof(index_t), sizeof(value_t)))
     try:
         if mirror == MIRROR_TOP:
             cap = out_indptr[1] - out_indptr[0]
@@ -812,6 +836,7 @@ cdef struct RowWork:  # what a thread's k=None rows share besides X and T
     uint64_t* bits        # a bit set of b, left cleared
     int64_t* handed       # the pairs handed to each b so far (this thread's)
     bint whole_rows       # prefetch whole rows of X^T (_prefetch_ahead)
+    bint msd_in_floats    # float32 scores of packed MSD divide in float32 (_msd_in_floats)
     double shrinkage
     int shrink_mode
     int64_t min_support
@@ -1128,6 +1153,18 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     cdef double* st
     cdef value_t v
     cdef bint kept
+    if value_t is float:
+        if dense and coded and measure == MSD and work.msd_in_floats:
+            fastrec_msd_scores_f32(<const int64_t*>acc, a, <float>(step * step), cand_scores)
+            for b in range(a):  # in place: size <= b; a count of 0 scores NaN, dropped by it
+                v = cand_scores[b]
+                kept = (_row_count(coded, &acc[b]) >= min_support) & (v != 0)
+                cand_scores[size] = v
+                cand_ids[size] = <index_t>b
+                handed[b] += kept
+                size = size + kept
+            memset(acc, 0, a * stride * sizeof(double))
+            return size
     if dense and measure != CORATED_COSINE and measure != PEARSON:
         for b in range(a):  # a count of 0 scores garbage, dropped by its count
             st = &acc[b * stride]
@@ -1518,6 +1555,16 @@ cdef void _free_codes(Coded* codes) noexcept nogil:
     codes.levels = 0
 
 
+cdef bint _msd_in_floats(const Coded* codes, const index_t* x_indptr, Py_ssize_t n,
+                         double shrinkage) noexcept nogil:
+    """Whether packed MSD scores may divide in float32 for float32 results: unshrunk,
+    and every count c and d * step^2 + c exact there (below 2**22, which also holds
+    quarter steps), bounding d by the largest squared difference over X's longest row."""
+    cdef double longest = <double>_longest_row(x_indptr, n)
+    cdef double widest = <double>(codes.levels - 1)
+    return shrinkage == 0 and longest * (1.0 + widest * widest * codes.step * codes.step) < 4194304.0
+
+
 def packed_levels(const value_t[::1] x_data, const index_t[::1] x_indptr):
     """``(levels, step)``: how many levels ``step`` apart (1 or 0.5) the kernels pack X's
     values into; levels is 0 when they keep doubles (values off whole and half steps,
@@ -1587,8 +1634,10 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         if coded:
             packed_codes = &codes
         settings = RowWork(codes=packed_codes, acc=NULL, touched=NULL, bits=NULL, handed=NULL,
-                           whole_rows=_whole_rows(nnz, sizeof(index_t),
-                                                  1 if coded else sizeof(value_t)),
+                           whole_rows=(_whole_rows(nnz, sizeof(uint32_t), 0) if coded
+                                       else _whole_rows(nnz, sizeof(index_t), sizeof(value_t))),
+                           msd_in_floats=coded and measure == MSD and _msd_in_floats(
+                               &codes, &x_indptr[0], n, shrinkage),
                            shrinkage=shrinkage, shrink_mode=shrink_mode, min_support=min_support)
         with nogil:
             _lower_rows_of(measure, &x_data[0], &x_indices[0], &x_indptr[0], &t_data[0],
