@@ -1152,24 +1152,19 @@ cdef inline Py_ssize_t _score_lower(measure_tag* measure_is, sums_tag* sums_are,
     cdef uint64_t word
     cdef double* st
     cdef value_t v
-    cdef bint kept
-    if value_t is float:
-        if dense and coded and measure == MSD and work.msd_in_floats:
-            fastrec_msd_scores_f32(<const int64_t*>acc, a, <float>(step * step), cand_scores)
-            for b in range(a):  # in place: size <= b; a count of 0 scores NaN, dropped by it
-                v = cand_scores[b]
-                kept = (_row_count(coded, &acc[b]) >= min_support) & (v != 0)
-                cand_scores[size] = v
-                cand_ids[size] = <index_t>b
-                handed[b] += kept
-                size = size + kept
-            memset(acc, 0, a * stride * sizeof(double))
-            return size
+    cdef bint kept, in_floats = False
     if dense and measure != CORATED_COSINE and measure != PEARSON:
-        for b in range(a):  # a count of 0 scores garbage, dropped by its count
+        if value_t is float:  # all the row's MSD scores first, in place (size <= b below)
+            in_floats = coded and measure == MSD and work.msd_in_floats
+            if in_floats:
+                fastrec_msd_scores_f32(<const int64_t*>acc, a, <float>(step * step), cand_scores)
+        for b in range(a):  # a count of 0 scores garbage (NaN in floats), dropped by it
             st = &acc[b * stride]
-            v = <value_t>_row_score(measure_is, sums_are, st, step, shrinkage, shrink_mode, len_a,
-                                    x_indptr[b + 1] - x_indptr[b])
+            if in_floats:
+                v = cand_scores[b]
+            else:
+                v = <value_t>_row_score(measure_is, sums_are, st, step, shrinkage, shrink_mode,
+                                        len_a, x_indptr[b + 1] - x_indptr[b])
             if measure == DOT_POSITIVE:
                 kept = v != 0
             else:
