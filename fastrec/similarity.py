@@ -343,6 +343,8 @@ def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b, *,
     """The values the kernel compares, aligned with ``data.csr`` (a new ``dtype`` array);
     rows of the cosine family are scaled to unit length, so a dot product is the cosine
     (an item row is a column of ``data.csr``)."""
+    if metric == "pearson_baseline" and backend != "numpy":
+        return _baseline_residuals(data, baseline, dtype, threads)
     values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
     if metric not in ("cosine", "adjusted_cosine", "tfidf"):
         return values.astype(dtype, copy=False)
@@ -358,6 +360,20 @@ def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b, *,
     kernels.scale_to_unit_length(values, csr.indices, csr.indptr.astype(index_dtype, copy=False),
                                  data.n_items, by_column, scaled, threads)
     return scaled
+
+
+def _baseline_residuals(data, baseline, dtype, threads):
+    """pearson_baseline's values in ``dtype``: those of ``_transformed_values``, in one pass."""
+    from fastrec._kernels import similarity as kernels
+
+    model = _fitted_baseline(data, baseline)
+    csr = data.csr
+    out = np.empty(csr.nnz, dtype=dtype)
+    kernels.baseline_residuals(csr.data.astype(np.float64, copy=False), csr.indices,
+                               csr.indptr.astype(csr.indices.dtype, copy=False),
+                               float(model.global_mean_), model.user_bias_.astype(np.float64, copy=False),
+                               model.item_bias_.astype(np.float64, copy=False), out, threads)
+    return out
 
 
 def prepared_user_matrix(data, metric, baseline=None, bm25_k1=BM25_K1, bm25_b=BM25_B):

@@ -471,6 +471,35 @@ def test_scale_to_unit_length_matches_reference_bit_for_bit(shape, by_column, dt
     np.testing.assert_allclose(lengths, np.where(norms > 0, 1.0, 0.0), rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(60, 40), (0, 5), (5, 0), (1, 1), (1, 30), (30, 1)])
+def test_baseline_residuals_match_reference_bit_for_bit(shape, dtype, index_dtype):
+    """pearson_baseline's values: the kernel gives the reference's exactly, on empty
+    rows and columns, one user, one item; 1, 2 or 3 threads; the inputs left alone."""
+    from fastrec._kernels.similarity import baseline_residuals
+    from fastrec.reference.similarity import baseline_residuals as reference
+
+    rng = np.random.default_rng(2)
+    matrix = sp.random_array(shape, density=0.3, format="csr", rng=rng,
+                             data_sampler=lambda size: rng.integers(1, 6, size).astype(np.float64))
+    indices, indptr = matrix.indices.astype(index_dtype), matrix.indptr.astype(index_dtype)
+    values = matrix.data.copy()
+    mean, user_bias, item_bias = 3.53, rng.standard_normal(shape[0]), rng.standard_normal(shape[1])
+    inputs = [values.copy(), user_bias.copy(), item_bias.copy()]
+    expected = reference(values, indices, indptr, mean, user_bias, item_bias, dtype)
+    users = np.repeat(np.arange(shape[0]), np.diff(matrix.indptr))
+    np.testing.assert_allclose(expected, values - mean - user_bias[users] - item_bias[matrix.indices],
+                               rtol=1e-6, atol=1e-6)
+    for threads in (1, 2, 3):
+        got = np.full(values.size, np.nan, dtype=dtype)
+        baseline_residuals(values, indices, indptr, mean, user_bias, item_bias, got, threads)
+        np.testing.assert_array_equal(got, expected)
+        for array, before in zip((values, user_bias, item_bias), inputs):
+            np.testing.assert_array_equal(array, before)
+    with pytest.raises(ValueError, match="must match the matrix"):
+        baseline_residuals(values, indices, indptr, mean, user_bias[:-1] if shape[0] else np.ones(1),
+                           item_bias, np.empty(values.size, dtype), 1)
+
+
 @pytest.mark.parametrize("shape", [(50, 40), (0, 5), (5, 0), (1, 1)])
 def test_transpose_kernel_gives_tocsc_arrays(shape, dtype, index_dtype):
     from fastrec._kernels.similarity import transpose

@@ -689,6 +689,10 @@ def compact_rows(const int64_t[::1] slots, const int64_t[::1] counts,
             out_scores[out_indptr[a] + t] = scores[slots[a] + t]
 
 
+cdef enum:
+    TRANSPOSE_THREADED_ENTRIES = 1 << 17
+
+
 def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t[::1] indptr,
               value_t[::1] t_data, index_t[::1] t_indices, index_t[::1] t_indptr,
               int num_threads):
@@ -704,7 +708,9 @@ def transpose(const value_t[::1] data, const index_t[::1] indices, const index_t
     cdef Py_ssize_t* cursor
     if t_data.shape[0] != indices.shape[0] or t_indices.shape[0] != indices.shape[0]:
         raise ValueError("transpose: t_data and t_indices must have nnz entries")
-    num_threads = max(num_threads, 1)
+    # small ones on one thread (ml-100k's 80,000 entries: 0.25 against 0.43 ms on two;
+    # 200,000 entries over 20,000 columns: 2.9 against 1.3)
+    num_threads = max(num_threads, 1) if indices.shape[0] >= TRANSPOSE_THREADED_ENTRIES else 1
     cursor = <Py_ssize_t*>calloc(num_threads * n_cols + 1, sizeof(Py_ssize_t))
     if cursor == NULL:
         raise MemoryError("transpose: cannot allocate the per-thread column counts")
@@ -773,6 +779,27 @@ def scale_to_unit_length(const double[::1] values, const index_t[::1] indices,
                     out[p] = <value_t>(values[p] * factor[indices[p] if by_column else r])
     finally:
         free(factor)
+
+
+def baseline_residuals(const double[::1] values, const index_t[::1] indices,
+                       const index_t[::1] indptr, double mean, const double[::1] user_bias,
+                       const double[::1] item_bias, value_t[::1] out, int num_threads):
+    """``out``: each rating of a users x items CSR matrix less its baseline, value - (mean
+    + user_bias[user] + item_bias[item]) in double, cast to out's dtype (pearson_baseline's
+    values).  One pass with no nnz-long temporaries (numpy's expression makes five, ~0.4 ms
+    on ml-100k).  Contract: indices in [0, item_bias's length).  Twin of
+    ``reference.similarity.baseline_residuals``, bit for bit (the same additions in the
+    same order)."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, r, p
+    cdef double user_mean
+    if (values.shape[0] != indptr[n_rows] or out.shape[0] != values.shape[0]
+            or indices.shape[0] < values.shape[0] or user_bias.shape[0] != n_rows):
+        raise ValueError("baseline_residuals: values, indices, out and user_bias must match the matrix")
+    with nogil:
+        for r in prange(n_rows, schedule="static", num_threads=num_threads):
+            user_mean = mean + user_bias[r]
+            for p in range(indptr[r], indptr[r + 1]):
+                out[p] = <value_t>(values[p] - (user_mean + item_bias[indices[p]]))
 
 
 # ---------------------------------------------------------------- k=None: every pair

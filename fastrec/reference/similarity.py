@@ -160,6 +160,14 @@ def scale_to_unit_length(values, indices, indptr, n_columns, by_column, dtype):
     return (values * factors[groups]).astype(dtype)
 
 
+def baseline_residuals(values, indices, indptr, mean, user_bias, item_bias, dtype):
+    """Each rating of the users x items CSR matrix less its baseline (``mean`` plus its
+    user's and item's biases), in float64, then cast to ``dtype``.  Twin of the kernel."""
+    users = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    values = np.asarray(values, dtype=np.float64)
+    return (values - (mean + user_bias[users] + item_bias[indices[:values.size]])).astype(dtype)
+
+
 def compact_rows(slots, counts, ids, scores):
     """Keep the first ``counts[a]`` entries of each row's ``slots[a]:slots[a+1]`` range."""
     widths = np.diff(slots)
