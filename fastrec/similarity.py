@@ -195,8 +195,7 @@ def _similarity(data, orientation, metric, k, shrinkage, min_support, num_thread
         spec = dataclasses.replace(spec, measure="dot_positive")  # no support count needed
     # (data, indices, indptr) of R and of R^T as CSR, not scipy matrices: on ml-100k each
     # matrix built costs more than its arrays (~0.1-0.2 ms, right after the kernels)
-    by_user = (values, data.csr.indices.astype(index_dtype, copy=False),
-               data.csr.indptr.astype(index_dtype, copy=False))
+    by_user = (values, data.csr.indices, data.csr.indptr.astype(index_dtype, copy=False))
     if backend == "numpy":
         from fastrec.reference.similarity import similarity_topk as reference
 
