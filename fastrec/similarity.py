@@ -342,8 +342,8 @@ def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b, *,
     """The values the kernel compares, aligned with ``data.csr`` (a new ``dtype`` array);
     rows of the cosine family are scaled to unit length, so a dot product is the cosine
     (an item row is a column of ``data.csr``)."""
-    if metric == "pearson_baseline" and backend != "numpy":
-        return _baseline_residuals(data, baseline, dtype, threads)
+    if metric == "pearson_baseline":
+        return _baseline_residuals(data, baseline, dtype, threads, backend)
     values = _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b)
     if metric not in ("cosine", "adjusted_cosine", "tfidf"):
         return values.astype(dtype, copy=False)
@@ -361,17 +361,22 @@ def _prepared_values(data, metric, orientation, baseline, bm25_k1, bm25_b, *,
     return scaled
 
 
-def _baseline_residuals(data, baseline, dtype, threads):
-    """pearson_baseline's values in ``dtype``: those of ``_transformed_values``, in one pass."""
-    from fastrec._kernels import similarity as kernels
-
+def _baseline_residuals(data, baseline, dtype, threads, backend):
+    """pearson_baseline's values in ``dtype``: each rating less its baseline."""
     model = _fitted_baseline(data, baseline)
     csr = data.csr
+    arrays = (csr.data.astype(np.float64, copy=False), csr.indices,
+              csr.indptr.astype(csr.indices.dtype, copy=False), float(model.global_mean_),
+              model.user_bias_.astype(np.float64, copy=False),
+              model.item_bias_.astype(np.float64, copy=False))
+    if backend == "numpy":
+        from fastrec.reference.similarity import baseline_residuals
+
+        return baseline_residuals(*arrays, dtype)
+    from fastrec._kernels import similarity as kernels
+
     out = np.empty(csr.nnz, dtype=dtype)
-    kernels.baseline_residuals(csr.data.astype(np.float64, copy=False), csr.indices,
-                               csr.indptr.astype(csr.indices.dtype, copy=False),
-                               float(model.global_mean_), model.user_bias_.astype(np.float64, copy=False),
-                               model.item_bias_.astype(np.float64, copy=False), out, threads)
+    kernels.baseline_residuals(*arrays, out, threads)
     return out
 
 
@@ -461,10 +466,6 @@ def _transformed_values(data, metric, orientation, baseline, bm25_k1, bm25_b):
         users = data.entry_users
         means = np.bincount(users, weights=values, minlength=data.n_users) / np.maximum(data.user_counts, 1)
         return values - means[users]
-    if metric == "pearson_baseline":
-        model = _fitted_baseline(data, baseline)
-        users, items = data.entry_users, data.csr.indices
-        return values - (model.global_mean_ + model.user_bias_[users] + model.item_bias_[items])
     if metric in ("tfidf", "bm25"):
         users, items = data.entry_users, data.csr.indices
         # rows compared ("documents") and the columns they are made of ("terms")

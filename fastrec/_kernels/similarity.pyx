@@ -167,13 +167,13 @@ cdef enum:
 PREFETCH_WHOLE_ROWS_BYTES = WHOLE_ROWS_BYTES  # seen by the tests, which cover both sides
 
 
-cdef inline bint _whole_rows(Py_ssize_t t_entries, Py_ssize_t index_size,
+cdef inline bint _whole_rows(Py_ssize_t t_entries, bint coded, Py_ssize_t index_size,
                              Py_ssize_t value_size) noexcept nogil:
     """Whether rows of X^T are prefetched whole (_prefetch_ahead): when X^T's indices and
-    values (or codes) outgrow a core's cache.  In-process A/B against the first line 4
+    values (or, ``coded``, its ``Coded.t_entries``) outgrow a core's cache.  In-process A/B against the first line 4
     ahead, 2 threads: item cosine top-50 on 1M ratings 30-35% faster, on 10M 13-19%;
     ml-100k k=None, whose X^T stays in cache, 1-10% slower, so it keeps the first line."""
-    return t_entries * (index_size + value_size) > WHOLE_ROWS_BYTES
+    return t_entries * (sizeof(uint32_t) if coded else index_size + value_size) > WHOLE_ROWS_BYTES
 
 
 cdef inline void _prefetch_ahead(const index_t* x_indices, Py_ssize_t p, Py_ssize_t end,
@@ -421,9 +421,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     cdef bint coded = False
     cdef Py_ssize_t words = 0
     cdef int64_t* packed_acc
-    cdef int64_t* wb
     cdef const int64_t* adds
-    cdef const int64_t* adds_b
     cdef uint32_t entry
     cdef int32_t n_ab
     # MIRROR_TOP: thread th's bounded buffer of the scores rows a > b hand to row b
@@ -444,8 +442,7 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
     for a in range(n):
         widest = max(widest, out_indptr[a + 1] - out_indptr[a])
     coded = _start_codes(measure, packed, x_data, x_indptr, t_indices.shape[0], &codes) > 0
-    whole_rows = (_whole_rows(t_indices.shape[0], sizeof(uint32_t), 0) if coded
-                  else _whole_rows(t_indices.shape[0], sizeof(index_t), sizeof(value_t)))
+    whole_rows = _whole_rows(t_indices.shape[0], coded, sizeof(index_t), sizeof(value_t))
     try:
         if mirror == MIRROR_TOP:
             cap = out_indptr[1] - out_indptr[0]
@@ -541,18 +538,10 @@ def similarity_topk(const value_t[::1] x_data, const index_t[::1] x_indices,
                                             NULL, codes.t_entries, sizeof(uint32_t), whole_rows)
                             for q in range(t_indptr[c], t_indptr[c + 1]):
                                 entry = codes.t_entries[q]
-                                b = entry >> CODE_BITS
-                                if b >= limit:  # the column's rows are sorted
+                                if entry >> CODE_BITS >= limit:  # the column's rows are sorted
                                     break
-                                wb = &packed_acc[b * words]
-                                touched[n_touched] = b  # the count in word 0: 0 if new
-                                n_touched = n_touched + (wb[0] == 0)
-                                adds_b = adds + (entry & CODE_MASK) * words
-                                wb[0] += adds_b[0]
-                                if words > 1:
-                                    wb[1] += adds_b[1]
-                                if words > 2:
-                                    wb[2] += adds_b[2]
+                                n_touched = _add_coded(measure, True, packed_acc, words, adds,
+                                                       entry, touched, n_touched)
                     else:  # the general loop: every statistic the measure needs
                         for p in range(x_indptr[a], x_indptr[a + 1]):
                             c = x_indices[p]
@@ -1656,8 +1645,7 @@ def similarity_lower(const value_t[::1] x_data, const index_t[::1] x_indices,
         if coded:
             packed_codes = &codes
         settings = RowWork(codes=packed_codes, acc=NULL, touched=NULL, bits=NULL, handed=NULL,
-                           whole_rows=(_whole_rows(nnz, sizeof(uint32_t), 0) if coded
-                                       else _whole_rows(nnz, sizeof(index_t), sizeof(value_t))),
+                           whole_rows=_whole_rows(nnz, coded, sizeof(index_t), sizeof(value_t)),
                            msd_in_floats=coded and measure == MSD and _msd_in_floats(
                                &codes, &x_indptr[0], n, shrinkage),
                            shrinkage=shrinkage, shrink_mode=shrink_mode, min_support=min_support)
